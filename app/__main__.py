@@ -1,0 +1,88 @@
+"""Emojify photos from the shell: ``python -m app IMAGE [IMAGE ...] [--out DIR] [--json]``.
+
+Writes an annotated copy of each image and, with ``--json``, prints one JSON object per image
+per line. A file that can't be read gets an error object and the batch goes on; the exit code
+is 1 if any image failed, so scripts can tell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from app.detection import DetectorSettings, FaceDetector
+from app.emotions import DEFAULT_MODEL_PATH
+from app.images import ImageError, encode_image, read_image
+from app.pipeline import OverlayOptions, Pipeline
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__.splitlines()[0])
+    parser.add_argument("images", nargs="+", type=Path, help="photos to emojify")
+    parser.add_argument("--out", type=Path, default=Path("emojified"), help="folder for annotated copies")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per image")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="a .keras emotion model")
+    parser.add_argument("--boxes", action="store_true", help="also outline each face")
+    defaults = DetectorSettings()
+    parser.add_argument("--scale-factor", type=float, default=defaults.scale_factor)
+    parser.add_argument("--min-neighbors", type=int, default=defaults.min_neighbors)
+    parser.add_argument("--min-size", type=int, default=defaults.min_size, help="smallest face, in pixels")
+    return parser.parse_args(argv)
+
+
+def unused_path(folder: Path, name: str) -> Path:
+    """``folder/name``, or ``name-1``, ``name-2``… so an earlier result is never overwritten."""
+    candidate = folder / name
+    stem, suffix = candidate.stem, candidate.suffix
+    counter = 1
+    while candidate.exists():
+        candidate = folder / f"{stem}-{counter}{suffix}"
+        counter += 1
+    return candidate
+
+
+def emojify_file(pipeline: Pipeline, path: Path, args: argparse.Namespace) -> dict:
+    """Annotate one image; the returned dict is what ``--json`` prints for it."""
+    settings = DetectorSettings(args.scale_factor, args.min_neighbors, args.min_size)
+    rgb = read_image(path)
+    faces = pipeline.analyze(rgb, settings)
+    annotated = pipeline.annotate(rgb, faces, OverlayOptions(boxes=args.boxes))
+    fmt = "jpg" if path.suffix.lower() in (".jpg", ".jpeg") else "png"
+    args.out.mkdir(parents=True, exist_ok=True)
+    target = unused_path(args.out, f"{path.stem}_emojify.{fmt}")
+    with open(target, "xb") as handle:  # "x": fail rather than overwrite a file made meanwhile
+        handle.write(encode_image(annotated, fmt))
+    return {"image": str(path), "faces": [face.to_dict() for face in faces], "output": str(target)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from app.classifier import EmotionClassifier, ModelError
+
+    try:
+        settings = DetectorSettings(args.scale_factor, args.min_neighbors, args.min_size)
+        pipeline = Pipeline(FaceDetector(settings), EmotionClassifier.load(args.model))
+    except (ModelError, ValueError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    failed = 0
+    for path in args.images:
+        try:
+            result = emojify_file(pipeline, path, args)
+        except (ImageError, OSError) as err:
+            failed += 1
+            result = {"image": str(path), "error": str(err)}
+        if args.json:
+            print(json.dumps(result), flush=True)
+        elif "error" in result:
+            print(f"{path}: error: {result['error']}", file=sys.stderr)
+        else:
+            faces = ", ".join(f"{f['emotion']} {f['confidence']:.0%}" for f in result["faces"])
+            print(f"{path}: {faces or 'no face found'} → {result['output']}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""Emojify's Streamlit entry point: ``streamlit run app/main.py``.
+
+``streamlit run`` puts ``app/`` rather than the repository root on ``sys.path``; the root goes
+first so that ``app``, ``pages``, ``model`` and ``training`` import as packages everywhere.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402  (after the path fix above, on purpose)
+
+st.set_page_config(page_title="Emojify", page_icon="😄", layout="wide")
+
+PAGES = ROOT / "pages"
+navigation = st.navigation(
+    [
+        st.Page(PAGES / "home.py", title="Home", icon="🏠", default=True),
+        st.Page(PAGES / "photo.py", title="Photo", icon="📷", url_path="photo"),
+    ]
+)
+navigation.run()

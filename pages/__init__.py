@@ -1,0 +1,1 @@
+"""Emojify's Streamlit pages: thin layers of widgets over the ``app`` core."""

@@ -1,0 +1,106 @@
+"""Photo page: upload a photo or take one with the camera, get an emoji over every face.
+
+The photo is processed in memory only and never stored on the server.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from app.detection import DetectorSettings
+from app.emotions import EMOJI
+from app.framing import crop_faces
+from app.images import ImageError, encode_image, read_image, to_gray
+from app.pipeline import Face, OverlayOptions, Pipeline
+from pages.charts import probability_chart
+from pages.shared import detector_settings_ui, load_pipeline, model_version, overlay_options_ui
+
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
+NO_FACE_TIPS = """
+**No face found.** The detector looks for upright faces seen from the front. Try:
+- a photo where the face is well lit and not turned more than ~30° away;
+- a smaller **Smallest face** or a lower **Strictness** in the sidebar under *Face detection*;
+- cropping the photo closer to the face.
+"""
+
+
+def photo_input_ui() -> tuple[str, bytes] | None:
+    """An uploaded file or a camera snapshot, as (name, bytes)."""
+    upload_tab, camera_tab = st.tabs(["📁 Upload a photo", "📸 Take a photo"])
+    with upload_tab:
+        upload = st.file_uploader(
+            "Photo with one or more faces",
+            type=UPLOAD_TYPES,
+            key="photo_upload",
+            help="JPEG, PNG, WebP, BMP, GIF or TIFF. Phone photos are turned upright from their EXIF tag.",
+        )
+    with camera_tab:
+        snapshot = st.camera_input("Smile (or frown) at your camera", key="photo_camera")
+    chosen = upload or snapshot
+    return (chosen.name, chosen.getvalue()) if chosen else None
+
+
+@st.cache_data(max_entries=8, show_spinner="Finding faces…")
+def analyze(data: bytes, settings: DetectorSettings, model_key: str, _pipeline: Pipeline) -> tuple:
+    """Decode and analyse once per photo, settings and model; redraws with other toggles are free."""
+    rgb = read_image(data)
+    return rgb, _pipeline.analyze(rgb, settings)
+
+
+def face_card(index: int, face: Face, crop: np.ndarray) -> None:
+    """One face's verdict: emoji, emotion, confidence, what the model saw, all probabilities."""
+    with st.container(border=True):
+        left, right = st.columns([1, 2])
+        left.markdown(
+            f"<div style='font-size:3.5rem;line-height:1'>{EMOJI[face.emotion]}</div>", unsafe_allow_html=True
+        )
+        left.markdown(f"**Face {index}: {face.emotion}**  \n{face.confidence:.0%} confident")
+        left.image(crop.astype(np.uint8), caption="what the model sees (48×48)", width=96, clamp=True)
+        right.altair_chart(probability_chart(face.probabilities), use_container_width=True)
+
+
+def show_result(
+    name: str, rgb: np.ndarray, faces: list[Face], pipeline: Pipeline, options: OverlayOptions
+) -> None:
+    annotated = pipeline.annotate(rgb, faces, options)
+    image_col, faces_col = st.columns([3, 2])
+    with image_col:
+        st.image(annotated, use_container_width=True)
+        stem = Path(name).stem or "photo"
+        st.download_button(
+            "⬇️ Download the emojified photo",
+            encode_image(annotated, "png"),
+            file_name=f"{stem}_emojify.png",
+            mime="image/png",
+            key="download",
+        )
+    with faces_col:
+        if not faces:
+            st.info(NO_FACE_TIPS)
+            return
+        st.subheader(f"{len(faces)} face{'s' if len(faces) > 1 else ''}")
+        crops = crop_faces(to_gray(rgb), [face.box for face in faces])
+        for index, (face, crop) in enumerate(zip(faces, crops, strict=True), start=1):
+            face_card(index, face, crop[:, :, 0])
+
+
+st.title("📷 Photo")
+st.caption(
+    "Upload a photo or take one: Emojify puts an emoji over every face it finds. "
+    "Your photo is processed in memory and never stored."
+)
+settings = detector_settings_ui()
+options = overlay_options_ui()
+pipeline = load_pipeline()
+photo = photo_input_ui()
+if pipeline is not None and photo is not None:
+    name, data = photo
+    try:
+        rgb, faces = analyze(data, settings, model_version(), pipeline)
+    except ImageError as err:
+        st.error(f"**{name}**: {err}.")
+    else:
+        show_result(name, rgb, faces, pipeline, options)

@@ -1,0 +1,90 @@
+"""What every page shares: the cached detector and model, and the detector/overlay sidebar.
+
+``st.cache_resource`` objects are shared by all sessions and threads, which is why the
+detector keeps one cascade per thread and the classifier is read-only after loading.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from app.classifier import EmotionClassifier, ModelError
+from app.detection import DetectorSettings, FaceDetector
+from app.emotions import DEFAULT_MODEL_PATH
+from app.pipeline import OverlayOptions, Pipeline
+
+
+@st.cache_resource(show_spinner="Loading the face detector…")
+def face_detector() -> FaceDetector:
+    return FaceDetector()
+
+
+@st.cache_resource(show_spinner="Loading the emotion model…", max_entries=4)
+def _classifier(path: str, modified: float) -> EmotionClassifier:
+    """One classifier per model file version (``modified`` makes a retrained file reload)."""
+    return EmotionClassifier.load(path)
+
+
+def model_version(model_path: Path = DEFAULT_MODEL_PATH) -> str:
+    """Identifies a model file's current contents, for caching results per model."""
+    try:
+        return f"{model_path.resolve()}@{model_path.stat().st_mtime_ns}"
+    except OSError:
+        return f"{model_path}@missing"
+
+
+def load_pipeline(model_path: Path = DEFAULT_MODEL_PATH) -> Pipeline | None:
+    """The shared pipeline, or ``None`` after telling the user why the model can't be used."""
+    try:
+        classifier = _classifier(str(model_path), model_path.stat().st_mtime)
+    except FileNotFoundError:
+        st.error(f"The emotion model `{model_path.name}` is missing. Restore it from git or train one.")
+        return None
+    except ModelError as err:
+        st.error(f"The emotion model can't be used: {err}")
+        return None
+    return Pipeline(face_detector(), classifier)
+
+
+def detector_settings_ui() -> DetectorSettings:
+    """Sidebar sliders for the cascade; defaults are the ones measured best on real photos."""
+    defaults = DetectorSettings()
+    with st.sidebar.expander("Face detection", expanded=False):
+        scale_factor = st.slider(
+            "Scale step",
+            1.05,
+            1.5,
+            defaults.scale_factor,
+            0.05,
+            key="scale_factor",
+            help="Smaller steps find more faces (and more false ones) and take longer.",
+        )
+        min_neighbors = st.slider(
+            "Strictness (min. neighbours)",
+            1,
+            12,
+            defaults.min_neighbors,
+            key="min_neighbors",
+            help="How many overlapping detections a face needs; raise it if you see faces in walls.",
+        )
+        min_size = st.slider(
+            "Smallest face (pixels)",
+            16,
+            400,
+            defaults.min_size,
+            4,
+            key="min_size",
+            help="Lower it for group photos with small faces.",
+        )
+    return DetectorSettings(scale_factor, min_neighbors, min_size, defaults.detection_side)
+
+
+def overlay_options_ui() -> OverlayOptions:
+    """Sidebar toggles for what is drawn over each face."""
+    with st.sidebar.expander("Overlay", expanded=True):
+        emoji = st.toggle("Emoji over faces", value=True, key="show_emoji")
+        labels = st.toggle("Emotion labels", value=True, key="show_labels")
+        boxes = st.toggle("Face boxes", value=False, key="show_boxes")
+    return OverlayOptions(emoji=emoji, boxes=boxes, labels=labels)
