@@ -46,7 +46,11 @@ def read_image(source: bytes | str | Path) -> np.ndarray:
                 return _to_rgb_array(image)
     except ImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError) as err:
+    except Image.DecompressionBombError as err:
+        raise ImageError(
+            f"the image is far too large; the limit is {MAX_PIXELS / 1e6:.0f} megapixels"
+        ) from err
+    except UnidentifiedImageError as err:
         raise ImageError("this is not an image format we can read (use JPEG, PNG, WebP or BMP)") from err
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise ImageError(f"the image is damaged or truncated ({err})") from err

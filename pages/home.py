@@ -1,0 +1,47 @@
+"""Home page: what Emojify does, the emotions it knows, and how good the current model is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from app.emotions import CLASS_NAMES, DEFAULT_MODEL_PATH, EMOJI
+from app.model_card import read_card
+
+st.title("😄 Emojify")
+st.markdown(
+    "Emojify reads the facial expression of every face in a photo or a webcam stream and shows "
+    "the matching emoji. Behind it: OpenCV's Haar face detector and a Keras convolutional network "
+    "trained on **FER2013**, 35,887 labelled 48×48 face pictures."
+)
+st.page_link(Path(__file__).with_name("photo.py"), label="Try it on a photo", icon="📷")
+
+st.subheader("Seven emotions")
+for column, name in zip(st.columns(len(CLASS_NAMES)), CLASS_NAMES, strict=True):
+    column.markdown(
+        f"<div style='text-align:center'><span style='font-size:2.6rem'>{EMOJI[name]}</span><br>{name}</div>",
+        unsafe_allow_html=True,
+    )
+
+st.subheader("How it works")
+st.markdown(
+    "1. **Detect** faces with a Haar cascade on a grayscale copy of the picture.\n"
+    "2. **Frame** each face like FER2013 does (a square a little wider than the face) and shrink "
+    "it to 48×48 gray pixels.\n"
+    "3. **Classify** all faces in one batch with the CNN: seven probabilities per face.\n"
+    "4. **Draw** the most likely emotion's emoji over each face."
+)
+
+card = read_card(DEFAULT_MODEL_PATH)
+evaluation = (card or {}).get("evaluation", {})
+if evaluation:
+    st.subheader("The model")
+    st.caption(f"Architecture `{card.get('architecture', '?')}` — accuracy on FER2013's held-out tests:")
+    columns = st.columns(len(evaluation))
+    for column, (split, result) in zip(columns, evaluation.items(), strict=True):
+        column.metric(
+            split.replace("_", " ").title(),
+            f"{result['accuracy']:.1%}",
+            help=f"macro-F1 {result['macro_f1']:.3f} on {result['n']:,} images",
+        )

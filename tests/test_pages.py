@@ -1,0 +1,32 @@
+"""Every page renders from the entry point without an exception (Streamlit's AppTest)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+MAIN = str(ROOT / "app" / "main.py")
+PAGES = ROOT / "pages"
+
+
+@pytest.fixture
+def app() -> AppTest:
+    at = AppTest.from_file(MAIN, default_timeout=120)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def test_home_page_introduces_the_app(app):
+    assert "Emojify" in app.title[0].value
+
+
+def test_photo_page_offers_upload_and_settings(app):
+    app.switch_page(str(PAGES / "photo.py")).run()
+    assert not app.exception
+    assert app.title[0].value.endswith("Photo")
+    assert {"scale_factor", "min_neighbors", "min_size"} <= {slider.key for slider in app.slider}
+    assert not app.error  # the shipped model loaded
