@@ -1,0 +1,103 @@
+"""Shared pytest fixtures.
+
+FER2013 fixtures: tests that need the real dataset read its folder (Kaggle layout: train/<class>/,
+test/<class>/) from the environment variable FER2013_DIR and are skipped, with that reason, when
+it is unset. Nothing from the dataset is ever written into the repository: copies go to pytest's
+temporary folders.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from app.emotions import CLASS_NAMES, REPO_ROOT
+
+FER2013_ENV = "FER2013_DIR"
+#: Images per class in the tiny real training run shared by the train and evaluate CLI tests.
+TINY_RUN_IMAGES_PER_CLASS = 40
+
+
+@pytest.fixture(scope="session")
+def fer2013_dir() -> Path:
+    """The real FER2013 folder; skips the test when FER2013_DIR is unset."""
+    value = os.environ.get(FER2013_ENV)
+    if not value:
+        pytest.skip(f"needs the FER2013 dataset: set {FER2013_ENV} to its folder (train/, test/)")
+    path = Path(value)
+    if not (path / "train").is_dir() or not (path / "test").is_dir():
+        pytest.fail(f"{FER2013_ENV}={value} is not a FER2013 folder with train/ and test/")
+    return path
+
+
+@pytest.fixture(scope="session")
+def fer2013_mini(fer2013_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A few real FER2013 images per class in the Kaggle layout, in a temporary folder.
+
+    Per class: the first 3 training images and the first 2 PublicTest_ and 2 PrivateTest_ images.
+    Session-scoped and shared, so tests that break a layout must copy it first (``copytree``).
+    """
+    root = tmp_path_factory.mktemp("fer2013_mini")
+    for name in CLASS_NAMES:
+        train_files = sorted((fer2013_dir / "train" / name).glob("Training_*.jpg"))[:3]
+        test_files = [
+            f
+            for prefix in ("PublicTest_", "PrivateTest_")
+            for f in sorted((fer2013_dir / "test" / name).glob(f"{prefix}*.jpg"))[:2]
+        ]
+        for folder, files in (("train", train_files), ("test", test_files)):
+            target = root / folder / name
+            target.mkdir(parents=True)
+            for file in files:
+                shutil.copy2(file, target / file.name)
+    return root
+
+
+@dataclass(frozen=True)
+class TinyRun:
+    """A finished ``python -m training.train`` run: its folder and what the CLI printed."""
+
+    run_dir: Path
+    stdout: str
+    images_per_class: int
+
+
+@pytest.fixture(scope="session")
+def tiny_run(fer2013_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
+    """One real training run through the CLI: classic, 1 epoch, 40 FER2013 images per class."""
+    runs_dir = tmp_path_factory.mktemp("runs")
+    command = [
+        sys.executable,
+        "-m",
+        "training.train",
+        "--data",
+        str(fer2013_dir),
+        "--arch",
+        "classic",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--limit-per-class",
+        str(TINY_RUN_IMAGES_PER_CLASS),
+        "--run-name",
+        "tiny",
+        "--runs-dir",
+        str(runs_dir),
+    ]
+    result = subprocess.run(
+        command,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert result.returncode == 0, f"training CLI failed:\n{result.stdout}\n{result.stderr}"
+    return TinyRun(runs_dir / "tiny", result.stdout, TINY_RUN_IMAGES_PER_CLASS)

@@ -1,0 +1,335 @@
+"""Train a model on FER2013 and record the run in its own folder.
+
+    python -m training.train --data /root/data/fer2013 --arch classic --epochs 30 --run-name classic
+
+``runs_dir/run_name/`` receives, each file replaced atomically after every epoch:
+
+    config.json   the TrainConfig (``TrainConfig.from_dict`` rebuilds it)
+    history.csv   epoch, loss, accuracy, val_loss, val_accuracy, lr (at the epoch's start), seconds
+    last.keras    the full training state after the latest epoch (optimizer included), for resuming
+    best.keras    the epoch with the best validation accuracy so far, for inference (no optimizer
+                  state, so it is a third of the size); take it at any time, even mid-run
+    best.json     best.keras's model card (app.model_card)
+
+Validation is PublicTest only; PrivateTest stays unseen for the final report (training.evaluate).
+``train()`` is the whole job, so the CLI and a Streamlit worker thread run the same code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+from sklearn.utils.class_weight import compute_class_weight
+
+from app.emotions import NUM_CLASSES
+from app.model_card import atomic_output, base_card, write_card
+from model.architectures import ARCHITECTURES, build_model
+from training.config import SCHEDULES, TrainConfig
+from training.data import Dataset, DatasetError, load_split
+
+HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+# ReduceLROnPlateau settings for the "plateau" schedule: halve the rate after 3 epochs without a
+# lower validation loss, down to 1/100 of the starting rate.
+PLATEAU_FACTOR = 0.5
+PLATEAU_PATIENCE = 3
+PLATEAU_MIN_FRACTION = 0.01
+
+
+class HistoryWriter(keras.callbacks.Callback):
+    """Keeps one row per epoch and rewrites ``history.csv`` with all of them after each epoch."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+        self.rows: list[dict[str, float]] = []
+        self._started = 0.0
+        self._lr = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._started = time.perf_counter()
+        self._lr = current_learning_rate(self.model)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = logs or {}
+        row = {name: float(logs.get(name, math.nan)) for name in HISTORY_COLUMNS[1:5]}
+        self.rows.append(
+            {"epoch": epoch + 1, **row, "lr": self._lr, "seconds": time.perf_counter() - self._started}
+        )
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS)
+        writer.writeheader()
+        writer.writerows(self.rows)
+        with atomic_output(self.path) as tmp:
+            tmp.write_text(buffer.getvalue(), encoding="utf-8")
+
+
+class Checkpointer(keras.callbacks.Callback):
+    """Saves ``last.keras`` every epoch and ``best.keras`` + its card whenever val_accuracy improves.
+
+    Reads the epoch rows of ``history`` (which must come before it in the callback list) so the
+    card's timing matches history.csv.
+    """
+
+    def __init__(self, run_dir: Path, card: dict[str, Any], history: HistoryWriter, n_train: int) -> None:
+        super().__init__()
+        self.run_dir = run_dir
+        self.card = card
+        self.history = history
+        self.n_train = n_train
+        self.best_accuracy = -math.inf
+        self.best_epoch = 0
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        with atomic_output(self.run_dir / "last.keras") as tmp:
+            self.model.save(tmp)
+        accuracy = float((logs or {}).get("val_accuracy", -math.inf))
+        if accuracy > self.best_accuracy:
+            self.best_accuracy, self.best_epoch = accuracy, epoch + 1
+            with atomic_output(self.run_dir / "best.keras") as tmp:
+                inference_copy(self.model).save(tmp)
+            self.write_card()
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        # Epochs after the best one still change epochs_run and the timings.
+        if self.best_epoch:
+            self.write_card()
+
+    def write_card(self) -> None:
+        """Write best.json from the static card and the epochs run so far."""
+        seconds = sum(row["seconds"] for row in self.history.rows)
+        epochs = len(self.history.rows)
+        self.card["training"].update(
+            epochs_run=epochs,
+            best_epoch=self.best_epoch,
+            best_val_accuracy=self.best_accuracy,
+            duration_s=round(seconds, 1),
+            images_per_s=round(self.n_train * epochs / seconds, 1),
+        )
+        write_card(self.run_dir / "best.keras", self.card)
+
+
+def inference_copy(model: keras.Model) -> keras.Model:
+    """The same layers and weights without optimizer or compile state: what the app needs to load."""
+    copy = type(model).from_config(model.get_config())  # unlike clone_model, does not re-compile
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def current_learning_rate(model: keras.Model) -> float:
+    """The optimizer's learning rate now (a schedule is evaluated at the current step)."""
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+def train(
+    config: TrainConfig,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    *,
+    verbose: int | str = "auto",
+) -> Path:
+    """Run the training ``config`` describes and return its run folder.
+
+    ``callbacks`` run after the ones writing the run folder, so in their ``on_epoch_end`` the
+    epoch's files are already on disk. Raises FileExistsError when the run folder exists (a run is
+    never overwritten) and DatasetError for unusable data, both before anything is written.
+    """
+    run_dir = config.run_dir
+    if run_dir.exists():
+        raise FileExistsError(f"run folder {run_dir} already exists; choose another run name or delete it")
+    keras.utils.set_random_seed(config.seed)
+    model = build_model(config.arch, augment=config.augment)
+    train_set = load_split(config.data_dir, "train", limit_per_class=config.limit_per_class)
+    val_set = load_split(config.data_dir, config.validation_split, limit_per_class=config.limit_per_class)
+    for dataset in (train_set, val_set):
+        report_data_issues(dataset)
+
+    run_dir.mkdir(parents=True)
+    with atomic_output(run_dir / "config.json") as tmp:
+        tmp.write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+    steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate_for(config, steps_per_epoch)),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy"],
+    )
+    history = HistoryWriter(run_dir / "history.csv")
+    checkpointer = Checkpointer(run_dir, training_card(config, train_set, val_set), history, len(train_set))
+    print(
+        f"{config.arch}: {model.count_params():,} weights; train {len(train_set):,} images, "
+        f"validation ({val_set.split}) {len(val_set):,}; run folder {run_dir}"
+    )
+    model.fit(
+        train_set.x,
+        keras.utils.to_categorical(train_set.y, NUM_CLASSES),
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        validation_data=(val_set.x, keras.utils.to_categorical(val_set.y, NUM_CLASSES)),
+        class_weight=balanced_class_weights(train_set.y) if config.class_weights else None,
+        callbacks=[
+            history,
+            checkpointer,
+            *schedule_callbacks(config),
+            epoch_printer(config, history, checkpointer),
+            *callbacks,
+        ],
+        verbose=verbose,
+    )
+    summary = checkpointer.card["training"]
+    print(
+        f"done: best val_accuracy {summary['best_val_accuracy']:.4f} at epoch {summary['best_epoch']} "
+        f"of {summary['epochs_run']}; {summary['duration_s'] / 60:.1f} min, "
+        f"{summary['images_per_s']:.0f} images/s; {run_dir}"
+    )
+    return run_dir
+
+
+def report_data_issues(dataset: Dataset) -> None:
+    """Print what the loader had to work around, so it is visible before the run starts."""
+    if dataset.note:
+        print(f"{dataset.split}: {dataset.note}")
+    if dataset.skipped:
+        print(
+            f"{dataset.split}: skipped {len(dataset.skipped)} unreadable image(s), e.g. {dataset.skipped[0]}"
+        )
+
+
+def learning_rate_for(
+    config: TrainConfig, steps_per_epoch: int
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """The optimizer's learning rate: a number, or a cosine decay over the whole run."""
+    if config.schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(
+            config.learning_rate, decay_steps=config.epochs * steps_per_epoch
+        )
+    return config.learning_rate
+
+
+def schedule_callbacks(config: TrainConfig) -> list[keras.callbacks.Callback]:
+    """Callbacks that change the learning rate or stop early, as the config asks."""
+    callbacks: list[keras.callbacks.Callback] = []
+    if config.schedule == "plateau":
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss",
+                factor=PLATEAU_FACTOR,
+                patience=PLATEAU_PATIENCE,
+                min_lr=config.learning_rate * PLATEAU_MIN_FRACTION,
+                verbose=1,
+            )
+        )
+    if config.early_stopping_patience:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_accuracy", mode="max", patience=config.early_stopping_patience, verbose=1
+            )
+        )
+    return callbacks
+
+
+def epoch_printer(
+    config: TrainConfig, history: HistoryWriter, checkpointer: Checkpointer
+) -> keras.callbacks.Callback:
+    """Prints one line per epoch, readable in a log file where the progress bar is noise."""
+
+    def report(epoch: int, logs: dict[str, Any]) -> None:
+        row = history.rows[-1]
+        print(
+            f"epoch {row['epoch']}/{config.epochs}: loss {row['loss']:.4f} acc {row['accuracy']:.4f} "
+            f"val_loss {row['val_loss']:.4f} val_acc {row['val_accuracy']:.4f} "
+            f"(best {checkpointer.best_accuracy:.4f} @ {checkpointer.best_epoch}) "
+            f"lr {row['lr']:.2g} {row['seconds']:.0f}s",
+            flush=True,
+        )
+
+    return keras.callbacks.LambdaCallback(on_epoch_end=report)
+
+
+def balanced_class_weights(labels: np.ndarray) -> dict[int, float]:
+    """Weights inversely proportional to class frequency (FER2013 has 16x more happy than disgust)."""
+    classes = np.arange(NUM_CLASSES)
+    weights = compute_class_weight("balanced", classes=classes, y=labels)
+    return dict(zip(classes.tolist(), weights.tolist(), strict=True))
+
+
+def training_card(config: TrainConfig, train_set: Dataset, val_set: Dataset) -> dict[str, Any]:
+    """The model card fields known before the first epoch; Checkpointer adds the results."""
+    return {
+        **base_card(config.arch),
+        "training": {
+            "config": config.to_dict(),
+            "dataset": {"train": train_set.describe(), "validation": val_set.describe()},
+            "keras_version": keras.version(),
+            "backend": keras.backend.backend(),
+        },
+    }
+
+
+def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
+    """Command-line options -> TrainConfig; options left out keep TrainConfig's defaults."""
+    defaults = TrainConfig(data_dir=Path(), run_name="defaults")
+    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--data",
+        dest="data_dir",
+        type=Path,
+        required=True,
+        help="FER2013 folder in the Kaggle layout, or fer2013.csv",
+    )
+    parser.add_argument("--run-name", required=True, help="folder name of this run under --runs-dir")
+    parser.add_argument("--arch", choices=sorted(ARCHITECTURES), help=f"default {defaults.arch}")
+    parser.add_argument("--epochs", type=int, help=f"default {defaults.epochs}")
+    parser.add_argument("--batch-size", type=int, help=f"default {defaults.batch_size}")
+    parser.add_argument("--lr", dest="learning_rate", type=float, help=f"default {defaults.learning_rate}")
+    parser.add_argument(
+        "--augment", action=argparse.BooleanOptionalAction, help=f"default {defaults.augment}"
+    )
+    parser.add_argument(
+        "--class-weights",
+        action=argparse.BooleanOptionalAction,
+        help=f"weight classes by inverse frequency; default {defaults.class_weights}",
+    )
+    parser.add_argument("--label-smoothing", type=float, help=f"default {defaults.label_smoothing}")
+    parser.add_argument("--schedule", choices=SCHEDULES, help=f"default {defaults.schedule}")
+    parser.add_argument(
+        "--patience",
+        dest="early_stopping_patience",
+        type=int,
+        help=f"early stopping patience in epochs, 0 = off; default {defaults.early_stopping_patience}",
+    )
+    parser.add_argument("--limit-per-class", type=int, help="use only the first K images of each class")
+    parser.add_argument("--runs-dir", type=Path, help=f"default {defaults.runs_dir}")
+    parser.add_argument("--seed", type=int, help=f"default {defaults.seed}")
+    given = {name: value for name, value in vars(parser.parse_args(argv)).items() if value is not None}
+    try:
+        return TrainConfig(**given)
+    except ValueError as err:
+        parser.error(str(err))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point: exit status 0 on success, 2 for a bad dataset or an existing run folder."""
+    config = parse_args(argv)
+    # Line-buffer so a log file (nohup ... > run.log) shows each epoch as it ends, and use the
+    # progress bar only on a terminal: redirected, it is megabytes of redraws.
+    sys.stdout.reconfigure(line_buffering=True)
+    try:
+        train(config, verbose=1 if sys.stdout.isatty() else 2)
+    except (DatasetError, FileExistsError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
