@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bad_inputs import FIXTURES
-
 from app.emotions import CLASS_NAMES
 from app.images import read_image
+
+from bad_inputs import FIXTURES
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from bad_inputs import FIXTURES, cases
 
 from app.detection import FaceDetector
 from app.images import MAX_SIDE, ImageError, encode_image, read_image, to_gray
+
+from bad_inputs import FIXTURES, cases
 
 CASES = cases()
 

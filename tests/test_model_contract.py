@@ -8,12 +8,13 @@ import sys
 
 import numpy as np
 import pytest
-from bad_inputs import FIXTURES
 
 from app.classifier import EmotionClassifier, ModelError
 from app.emotions import CLASS_NAMES, DEFAULT_MODEL_PATH, INPUT_SHAPE
 from app.framing import crop_faces
 from app.images import read_image, to_gray
+
+from bad_inputs import FIXTURES
 
 CONTRACT_CHECK = """
 import json, sys

@@ -6,13 +6,14 @@ import csv
 
 import numpy as np
 import pytest
-from bad_inputs import FIXTURES
 
 from app.classifier import EmotionClassifier
 from app.detection import Box, FaceDetector
 from app.emotions import CLASS_NAMES, DEFAULT_MODEL_PATH, NUM_CLASSES
 from app.images import read_image
 from app.pipeline import Face, OverlayOptions, Pipeline
+
+from bad_inputs import FIXTURES
 
 FACES = FIXTURES / "faces"
 
