@@ -6,8 +6,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from app.emotions import CLASS_NAMES, DEFAULT_MODEL_PATH, EMOJI
-from app.model_card import read_card
+from app.emotions import CLASS_NAMES, EMOJI
+from app.model_card import ModelCardError, read_card
+from app.runs import active_model_path
 
 st.title("😄 Emojify")
 st.markdown(
@@ -33,7 +34,10 @@ st.markdown(
     "4. **Draw** the most likely emotion's emoji over each face."
 )
 
-card = read_card(DEFAULT_MODEL_PATH)
+try:
+    card = read_card(active_model_path())
+except ModelCardError:
+    card = None  # the pages that use the model say what is wrong with it
 evaluation = (card or {}).get("evaluation", {})
 if evaluation:
     st.subheader("The model")

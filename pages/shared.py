@@ -12,8 +12,8 @@ import streamlit as st
 
 from app.classifier import EmotionClassifier, ModelError
 from app.detection import DetectorSettings, FaceDetector
-from app.emotions import DEFAULT_MODEL_PATH
 from app.pipeline import OverlayOptions, Pipeline
+from app.runs import active_model_path
 
 
 @st.cache_resource(show_spinner="Loading the face detector…")
@@ -27,16 +27,19 @@ def _classifier(path: str, modified: float) -> EmotionClassifier:
     return EmotionClassifier.load(path)
 
 
-def model_version(model_path: Path = DEFAULT_MODEL_PATH) -> str:
-    """Identifies a model file's current contents, for caching results per model."""
+def model_version(model_path: Path | None = None) -> str:
+    """Identifies a model file's current contents (default: the active model), for caching results."""
+    model_path = model_path or active_model_path()
     try:
         return f"{model_path.resolve()}@{model_path.stat().st_mtime_ns}"
     except OSError:
         return f"{model_path}@missing"
 
 
-def load_pipeline(model_path: Path = DEFAULT_MODEL_PATH) -> Pipeline | None:
-    """The shared pipeline, or ``None`` after telling the user why the model can't be used."""
+def load_pipeline(model_path: Path | None = None) -> Pipeline | None:
+    """The pipeline with ``model_path`` (default: the active model, see app.runs), or ``None``
+    after telling the user why the model can't be used."""
+    model_path = model_path or active_model_path()
     try:
         classifier = _classifier(str(model_path), model_path.stat().st_mtime)
     except FileNotFoundError:

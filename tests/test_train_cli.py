@@ -16,11 +16,12 @@ from training.config import TrainConfig
 from training.data import load_split
 from training.train import HISTORY_COLUMNS, main
 
-RUN_FILES = {"config.json", "history.csv", "last.keras", "best.keras", "best.json"}
+RUN_FILES = {"config.json", "history.csv", "last.keras", "best.keras", "best.json", "status.json"}
 
 
 def test_run_folder_holds_config_history_models_and_card(tiny_run) -> None:
     assert {path.name for path in tiny_run.run_dir.iterdir()} == RUN_FILES  # no temporary files left
+    assert json.loads((tiny_run.run_dir / "status.json").read_text())["state"] == "finished"
 
     with (tiny_run.run_dir / "history.csv").open(newline="") as file:
         rows = list(csv.DictReader(file))

@@ -8,17 +8,16 @@ can be repeated or resumed from what it wrote.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.emotions import REPO_ROOT
+from app.runs import default_runs_dir
 
 SCHEDULES = ("constant", "plateau", "cosine")
 #: Splits the trainer may validate on. PrivateTest (alone or inside ``test``) is excluded so the
 #: reported score never comes from images that picked the best epoch.
 VALIDATION_SPLITS = ("public_test",)
-DEFAULT_RUNS_DIR = REPO_ROOT / "runs"
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ class TrainConfig:
     schedule: str = "plateau"
     early_stopping_patience: int = 10
     seed: int = 1337
-    runs_dir: Path = DEFAULT_RUNS_DIR
+    runs_dir: Path = field(default_factory=default_runs_dir)
     limit_per_class: int | None = None
     validation_split: str = "public_test"
 

@@ -11,6 +11,11 @@
                   state, so it is a third of the size); take it at any time, even mid-run
     best.json     best.keras's model card (app.model_card)
 
+A stopped or finished run goes on from ``last.keras`` with its optimizer state, learning rate and
+history, optionally for more epochs than it first asked for:
+
+    python -m training.train --resume runs/classic --epochs 40
+
 Validation is PublicTest only; PrivateTest stays unseen for the final report (training.evaluate).
 ``train()`` is the whole job, so the CLI and a Streamlit worker thread run the same code.
 """
@@ -19,12 +24,15 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io
 import json
 import math
 import sys
+import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +42,7 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from app.emotions import NUM_CLASSES
 from app.model_card import atomic_output, base_card, write_card
+from app.runs import read_history, write_status
 from model.architectures import ARCHITECTURES, build_model
 from training.config import SCHEDULES, TrainConfig
 from training.data import Dataset, DatasetError, load_split
@@ -49,10 +58,10 @@ PLATEAU_MIN_FRACTION = 0.01
 class HistoryWriter(keras.callbacks.Callback):
     """Keeps one row per epoch and rewrites ``history.csv`` with all of them after each epoch."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, rows: Sequence[dict[str, float]] = ()) -> None:
         super().__init__()
         self.path = path
-        self.rows: list[dict[str, float]] = []
+        self.rows: list[dict[str, float]] = list(rows)
         self._started = 0.0
         self._lr = 0.0
 
@@ -74,6 +83,28 @@ class HistoryWriter(keras.callbacks.Callback):
             tmp.write_text(buffer.getvalue(), encoding="utf-8")
 
 
+class TrainingStopped(Exception):
+    """Raised inside fit when a stop was asked for, so the unfinished epoch writes nothing."""
+
+
+class StopWhenAsked(keras.callbacks.Callback):
+    """Ends fit within one batch of ``event`` being set (the Training page's Stop button).
+
+    Raising instead of setting ``model.stop_training`` matters: Keras would finish the epoch's
+    bookkeeping, and history.csv and last.keras would record a partial epoch as a whole one.
+    """
+
+    def __init__(self, event: threading.Event) -> None:
+        super().__init__()
+        self.event = event
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.event.is_set():
+            raise TrainingStopped
+
+    on_epoch_begin = on_train_batch_end
+
+
 class Checkpointer(keras.callbacks.Callback):
     """Saves ``last.keras`` every epoch and ``best.keras`` + its card whenever val_accuracy improves.
 
@@ -87,8 +118,9 @@ class Checkpointer(keras.callbacks.Callback):
         self.card = card
         self.history = history
         self.n_train = n_train
-        self.best_accuracy = -math.inf
-        self.best_epoch = 0
+        # A resumed run starts from the best epoch its history already holds.
+        done = [(row["val_accuracy"], int(row["epoch"])) for row in history.rows]
+        self.best_accuracy, self.best_epoch = max(done, default=(-math.inf, 0))
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         with atomic_output(self.run_dir / "last.keras") as tmp:
@@ -135,63 +167,164 @@ def train(
     config: TrainConfig,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     *,
+    stop: threading.Event | None = None,
     verbose: int | str = "auto",
 ) -> Path:
     """Run the training ``config`` describes and return its run folder.
 
     ``callbacks`` run after the ones writing the run folder, so in their ``on_epoch_end`` the
-    epoch's files are already on disk. Raises FileExistsError when the run folder exists (a run is
-    never overwritten) and DatasetError for unusable data, both before anything is written.
+    epoch's files are already on disk. Setting ``stop`` ends the run within one batch, keeping
+    what the last finished epoch wrote (so a resume starts there). Raises FileExistsError when
+    the run folder exists (a run is never overwritten) and DatasetError for unusable data, both
+    before anything is written.
     """
     run_dir = config.run_dir
     if run_dir.exists():
         raise FileExistsError(f"run folder {run_dir} already exists; choose another run name or delete it")
     keras.utils.set_random_seed(config.seed)
     model = build_model(config.arch, augment=config.augment)
-    train_set = load_split(config.data_dir, "train", limit_per_class=config.limit_per_class)
-    val_set = load_split(config.data_dir, config.validation_split, limit_per_class=config.limit_per_class)
-    for dataset in (train_set, val_set):
-        report_data_issues(dataset)
-
+    train_set, val_set = load_data(config)
     run_dir.mkdir(parents=True)
-    with atomic_output(run_dir / "config.json") as tmp:
-        tmp.write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
-
-    steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
+    write_config(config)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate_for(config, steps_per_epoch)),
+        optimizer=keras.optimizers.Adam(learning_rate_for(config, steps_per_epoch(config, train_set))),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],
     )
-    history = HistoryWriter(run_dir / "history.csv")
+    return fit(model, config, train_set, val_set, [], callbacks, stop, verbose)
+
+
+def resume(
+    run_dir: Path,
+    epochs: int | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    *,
+    stop: threading.Event | None = None,
+    verbose: int | str = "auto",
+) -> Path:
+    """Continue the run in ``run_dir`` from ``last.keras`` up to ``epochs`` (default: its own).
+
+    The optimizer state, learning rate and history carry over, so the result matches an
+    uninterrupted run except for the random augmentation. Raises ResumeError when the folder
+    holds no resumable run or has already run ``epochs`` epochs.
+    """
+    config = read_config(run_dir)
+    if epochs is not None:
+        config = dataclasses.replace(config, epochs=epochs)
+    last = run_dir / "last.keras"
+    if not last.is_file():
+        raise ResumeError(f"{run_dir} has no last.keras: no epoch finished, start a new run instead")
+    train_set, val_set = load_data(config)
+    model = keras.saving.load_model(last)
+    # last.keras is written after history.csv, so after a crash between the two the history may
+    # hold one epoch more than the model; the optimizer's step count says which epochs it has.
+    done = round(int(model.optimizer.iterations) / steps_per_epoch(config, train_set))
+    rows = read_history(run_dir / "history.csv")[:done]
+    if done >= config.epochs:
+        raise ResumeError(
+            f"{run_dir} has already run {done} of {config.epochs} epochs; pass a larger --epochs"
+        )
+    keras.utils.set_random_seed(config.seed + done)
+    write_config(config)
+    print(f"resuming {run_dir} after epoch {done} of {config.epochs}")
+    return fit(model, config, train_set, val_set, rows, callbacks, stop, verbose)
+
+
+class ResumeError(ValueError):
+    """The run folder cannot be resumed (nothing saved yet, or no epochs left to run)."""
+
+
+def fit(
+    model: keras.Model,
+    config: TrainConfig,
+    train_set: Dataset,
+    val_set: Dataset,
+    done_rows: list[dict[str, float]],
+    callbacks: Sequence[keras.callbacks.Callback],
+    stop: threading.Event | None,
+    verbose: int | str,
+) -> Path:
+    """Fit a compiled ``model`` from epoch ``len(done_rows)`` to ``config.epochs``, writing the run folder.
+
+    ``status.json`` says ``running`` meanwhile, then ``finished``, ``stopped`` (``stop`` was set or
+    Ctrl+C) or ``failed`` with the error; errors are re-raised.
+    """
+    run_dir = config.run_dir
+    history = HistoryWriter(run_dir / "history.csv", done_rows)
     checkpointer = Checkpointer(run_dir, training_card(config, train_set, val_set), history, len(train_set))
     print(
         f"{config.arch}: {model.count_params():,} weights; train {len(train_set):,} images, "
         f"validation ({val_set.split}) {len(val_set):,}; run folder {run_dir}"
     )
-    model.fit(
-        train_set.x,
-        keras.utils.to_categorical(train_set.y, NUM_CLASSES),
-        batch_size=config.batch_size,
-        epochs=config.epochs,
-        validation_data=(val_set.x, keras.utils.to_categorical(val_set.y, NUM_CLASSES)),
-        class_weight=balanced_class_weights(train_set.y) if config.class_weights else None,
-        callbacks=[
-            history,
-            checkpointer,
-            *schedule_callbacks(config),
-            epoch_printer(config, history, checkpointer),
-            *callbacks,
-        ],
-        verbose=verbose,
-    )
+    write_status(run_dir, "running", epochs=config.epochs)
+    try:
+        model.fit(
+            train_set.x,
+            keras.utils.to_categorical(train_set.y, NUM_CLASSES),
+            batch_size=config.batch_size,
+            epochs=config.epochs,
+            initial_epoch=len(done_rows),
+            validation_data=(val_set.x, keras.utils.to_categorical(val_set.y, NUM_CLASSES)),
+            class_weight=balanced_class_weights(train_set.y) if config.class_weights else None,
+            callbacks=[
+                StopWhenAsked(stop or threading.Event()),
+                history,
+                checkpointer,
+                *schedule_callbacks(config),
+                epoch_printer(config, history, checkpointer),
+                *callbacks,
+            ],
+            verbose=verbose,
+        )
+    except (TrainingStopped, KeyboardInterrupt):
+        write_status(run_dir, "stopped", f"stopped after epoch {len(history.rows)} of {config.epochs}")
+        print(f"stopped after epoch {len(history.rows)}; continue with --resume {run_dir}")
+        return run_dir
+    except BaseException as err:
+        write_status(run_dir, "failed", f"{type(err).__name__}: {err}")
+        raise
+    write_status(run_dir, "finished", f"{len(history.rows)} epochs")
     summary = checkpointer.card["training"]
-    print(
-        f"done: best val_accuracy {summary['best_val_accuracy']:.4f} at epoch {summary['best_epoch']} "
-        f"of {summary['epochs_run']}; {summary['duration_s'] / 60:.1f} min, "
-        f"{summary['images_per_s']:.0f} images/s; {run_dir}"
-    )
+    if checkpointer.best_epoch:
+        print(
+            f"done: best val_accuracy {summary['best_val_accuracy']:.4f} at epoch {summary['best_epoch']} "
+            f"of {summary['epochs_run']}; {summary['duration_s'] / 60:.1f} min, "
+            f"{summary['images_per_s']:.0f} images/s; {run_dir}"
+        )
     return run_dir
+
+
+def load_data(config: TrainConfig) -> tuple[Dataset, Dataset]:
+    """The training and validation splits, with any loader workarounds printed."""
+    train_set = load_split(config.data_dir, "train", limit_per_class=config.limit_per_class)
+    val_set = load_split(config.data_dir, config.validation_split, limit_per_class=config.limit_per_class)
+    for dataset in (train_set, val_set):
+        report_data_issues(dataset)
+    return train_set, val_set
+
+
+def steps_per_epoch(config: TrainConfig, train_set: Dataset) -> int:
+    """Optimizer steps in one epoch."""
+    return math.ceil(len(train_set) / config.batch_size)
+
+
+def write_config(config: TrainConfig) -> None:
+    """Write (or, on resume, rewrite) the run's config.json."""
+    with atomic_output(config.run_dir / "config.json") as tmp:
+        tmp.write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+
+def read_config(run_dir: Path) -> TrainConfig:
+    """The TrainConfig a run folder was started with; ResumeError if it is missing or broken."""
+    try:
+        data = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        config = TrainConfig.from_dict(data)
+    except (OSError, ValueError, TypeError) as err:
+        raise ResumeError(f"{run_dir} is not a readable run folder: {err}") from err
+    if config.run_dir.resolve() != run_dir.resolve():
+        # The folder was moved or renamed since it was made: keep writing where it is now.
+        config = dataclasses.replace(config, runs_dir=run_dir.parent, run_name=run_dir.name)
+    return config
 
 
 def report_data_issues(dataset: Dataset) -> None:
@@ -275,18 +408,27 @@ def training_card(config: TrainConfig, train_set: Dataset, val_set: Dataset) -> 
     }
 
 
-def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
-    """Command-line options -> TrainConfig; options left out keep TrainConfig's defaults."""
+@dataclass(frozen=True)
+class ResumeRequest:
+    """``--resume RUN_DIR [--epochs N]`` from the command line."""
+
+    run_dir: Path
+    epochs: int | None
+
+
+def parse_args(argv: Sequence[str] | None = None) -> TrainConfig | ResumeRequest:
+    """Command-line options -> a new run's TrainConfig (options left out keep its defaults) or a resume."""
     defaults = TrainConfig(data_dir=Path(), run_name="defaults")
-    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--data",
-        dest="data_dir",
-        type=Path,
-        required=True,
-        help="FER2013 folder in the Kaggle layout, or fer2013.csv",
+    parser = argparse.ArgumentParser(
+        prog="python -m training.train",
+        description=__doc__.split("\n\n")[0],
+        epilog="To continue a stopped run: python -m training.train --resume RUN_DIR [--epochs N]",
     )
-    parser.add_argument("--run-name", required=True, help="folder name of this run under --runs-dir")
+    parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run folder")
+    parser.add_argument(
+        "--data", dest="data_dir", type=Path, help="FER2013 folder in the Kaggle layout, or fer2013.csv"
+    )
+    parser.add_argument("--run-name", help="folder name of this run under --runs-dir")
     parser.add_argument("--arch", choices=sorted(ARCHITECTURES), help=f"default {defaults.arch}")
     parser.add_argument("--epochs", type=int, help=f"default {defaults.epochs}")
     parser.add_argument("--batch-size", type=int, help=f"default {defaults.batch_size}")
@@ -311,6 +453,16 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     parser.add_argument("--runs-dir", type=Path, help=f"default {defaults.runs_dir}")
     parser.add_argument("--seed", type=int, help=f"default {defaults.seed}")
     given = {name: value for name, value in vars(parser.parse_args(argv)).items() if value is not None}
+    run_dir = given.pop("resume", None)
+    if run_dir is not None:
+        others = sorted(set(given) - {"epochs"})
+        if others:
+            parser.error(f"--resume takes only --epochs; the run's config.json fixes {', '.join(others)}")
+        return ResumeRequest(run_dir, given.get("epochs"))
+    required = (("--data", "data_dir"), ("--run-name", "run_name"))
+    missing = [flag for flag, name in required if name not in given]
+    if missing:
+        parser.error(f"a new run needs {' and '.join(missing)}")
     try:
         return TrainConfig(**given)
     except ValueError as err:
@@ -318,14 +470,18 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point: exit status 0 on success, 2 for a bad dataset or an existing run folder."""
-    config = parse_args(argv)
+    """CLI entry point: exit status 0 on success, 2 for a bad dataset, an existing or unresumable run."""
+    request = parse_args(argv)
     # Line-buffer so a log file (nohup ... > run.log) shows each epoch as it ends, and use the
     # progress bar only on a terminal: redirected, it is megabytes of redraws.
     sys.stdout.reconfigure(line_buffering=True)
+    verbose = 1 if sys.stdout.isatty() else 2
     try:
-        train(config, verbose=1 if sys.stdout.isatty() else 2)
-    except (DatasetError, FileExistsError) as err:
+        if isinstance(request, ResumeRequest):
+            resume(request.run_dir, request.epochs, verbose=verbose)
+        else:
+            train(request, verbose=verbose)
+    except (DatasetError, FileExistsError, ResumeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -1,0 +1,176 @@
+"""Training runs on disk, and which model the pages use: read by every page, written by the trainer.
+
+A run is a folder ``runs_dir/<name>/`` (see ``training.train`` for its files). This module reads
+them without importing Keras, so the app can list runs, show their curves and cards, and pick the
+active model cheaply. The trainer marks a run's state in ``status.json``; a run whose process died
+without saying so (a kill, a crash, a server restart) reads as ``interrupted``, because the pid
+that claimed it is gone.
+
+The active model is a setting, ``runs_dir/active_model.json``, never a copy over the shipped
+``model/emotion_cnn.keras``: choosing a run can always be undone, and a deleted run falls back to
+the shipped default.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.emotions import DEFAULT_MODEL_PATH, REPO_ROOT
+from app.model_card import atomic_output
+
+#: Where runs live unless EMOJIFY_RUNS_DIR or an explicit argument says otherwise (git-ignored).
+RUNS_DIR_ENV = "EMOJIFY_RUNS_DIR"
+STATES = ("running", "finished", "stopped", "failed", "interrupted")
+ACTIVE_MODEL_FILE = "active_model.json"
+
+
+def default_runs_dir() -> Path:
+    """The runs folder: ``$EMOJIFY_RUNS_DIR`` when set, else ``runs/`` in the repository."""
+    value = os.environ.get(RUNS_DIR_ENV)
+    return Path(value) if value else REPO_ROOT / "runs"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run folder as last written; ``history`` rows hold HISTORY_COLUMNS as floats."""
+
+    path: Path
+    config: dict[str, Any]
+    history: list[dict[str, float]]
+    card: dict[str, Any] | None
+    state: str
+    message: str = ""
+    status: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def best_model(self) -> Path | None:
+        """best.keras when at least one epoch has finished."""
+        path = self.path / "best.keras"
+        return path if path.is_file() else None
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history)
+
+    @property
+    def epochs_planned(self) -> int:
+        return int(self.config.get("epochs", 0))
+
+    @property
+    def best_val_accuracy(self) -> float | None:
+        values = [row["val_accuracy"] for row in self.history]
+        return max(values) if values else None
+
+    @property
+    def duration_s(self) -> float:
+        return sum(row["seconds"] for row in self.history)
+
+    @property
+    def resumable(self) -> bool:
+        """Stopped early with a checkpoint to continue from."""
+        return (
+            self.state in {"stopped", "failed", "interrupted"}
+            and (self.path / "last.keras").is_file()
+            and self.epochs_run < self.epochs_planned
+        )
+
+
+def read_history(path: Path) -> list[dict[str, float]]:
+    """history.csv rows as numbers; empty when the file is missing."""
+    try:
+        with path.open(newline="", encoding="utf-8") as file:
+            return [{name: float(value) for name, value in row.items()} for row in csv.DictReader(file)]
+    except FileNotFoundError:
+        return []
+
+
+def write_status(run_dir: Path, state: str, message: str = "", **extra: Any) -> None:
+    """Record the run's state atomically, with the pid of the process that owns it."""
+    if state not in STATES:
+        raise ValueError(f"state must be one of {STATES}, got {state!r}")
+    status = {"state": state, "message": message, "pid": os.getpid(), **extra}
+    with atomic_output(run_dir / "status.json") as tmp:
+        tmp.write_text(json.dumps(status, indent=2) + "\n", encoding="utf-8")
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object from ``path``, or None when it is missing or unreadable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but someone else's
+        return True
+    return True
+
+
+def read_run(path: Path) -> Run | None:
+    """The run in ``path``, or None when the folder is not a run (no readable config.json)."""
+    config = _read_json(path / "config.json")
+    if config is None:
+        return None
+    history = read_history(path / "history.csv")
+    status = _read_json(path / "status.json") or {}
+    state = status.get("state")
+    if state == "running" and not _pid_alive(int(status.get("pid", -1))):
+        state = "interrupted"
+    if state not in STATES:
+        # Runs from before status.json, or one whose status file was lost.
+        finished = history and len(history) >= int(config.get("epochs", 0))
+        state = "finished" if finished else "interrupted"
+    card = _read_json(path / "best.json")
+    return Run(path, config, history, card, state, str(status.get("message", "")), status)
+
+
+def list_runs(runs_dir: Path | None = None) -> list[Run]:
+    """Every run under ``runs_dir``, most recently changed first."""
+    runs_dir = runs_dir or default_runs_dir()
+    if not runs_dir.is_dir():
+        return []
+    runs = [run for child in runs_dir.iterdir() if child.is_dir() and (run := read_run(child))]
+
+    def changed(run: Run) -> float:
+        return max((p.stat().st_mtime for p in run.path.iterdir() if p.is_file()), default=0.0)
+
+    return sorted(runs, key=changed, reverse=True)
+
+
+def active_model_path(runs_dir: Path | None = None) -> Path:
+    """The model the pages use: the chosen run's model if it still exists, else the shipped default."""
+    setting = _read_json((runs_dir or default_runs_dir()) / ACTIVE_MODEL_FILE)
+    if setting and isinstance(setting.get("path"), str):
+        chosen = Path(setting["path"])
+        if chosen.is_file():
+            return chosen
+    return DEFAULT_MODEL_PATH
+
+
+def set_active_model(model_path: Path | None, runs_dir: Path | None = None) -> None:
+    """Make ``model_path`` the pages' model; None goes back to the shipped default."""
+    runs_dir = runs_dir or default_runs_dir()
+    setting = runs_dir / ACTIVE_MODEL_FILE
+    if model_path is None or model_path.resolve() == DEFAULT_MODEL_PATH.resolve():
+        setting.unlink(missing_ok=True)
+        return
+    if not model_path.is_file():
+        raise FileNotFoundError(f"no model file at {model_path}")
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_output(setting) as tmp:
+        tmp.write_text(json.dumps({"path": str(model_path.resolve())}) + "\n", encoding="utf-8")
