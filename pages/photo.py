@@ -11,12 +11,18 @@ import numpy as np
 import streamlit as st
 
 from app.detection import DetectorSettings
-from app.emotions import EMOJI
 from app.framing import crop_faces
 from app.images import ImageError, encode_image, read_image, to_gray
 from app.pipeline import Face, OverlayOptions, Pipeline
 from pages.charts import probability_chart
-from pages.shared import detector_settings_ui, load_pipeline, model_version, overlay_options_ui
+from pages.shared import (
+    detector_settings_ui,
+    emoji_image,
+    load_pipeline,
+    model_picker_ui,
+    model_version,
+    overlay_options_ui,
+)
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 NO_FACE_TIPS = """
@@ -54,9 +60,8 @@ def face_card(index: int, face: Face, crop: np.ndarray) -> None:
     """One face's verdict: emoji, emotion, confidence, what the model saw, all probabilities."""
     with st.container(border=True):
         left, right = st.columns([1, 2])
-        left.markdown(
-            f"<div style='font-size:3.5rem;line-height:1'>{EMOJI[face.emotion]}</div>", unsafe_allow_html=True
-        )
+        with left:
+            emoji_image(face.emotion, width=64)
         left.markdown(f"**Face {index}: {face.emotion}**  \n{face.confidence:.0%} confident")
         left.image(crop.astype(np.uint8), caption="what the model sees (48×48)", width=96, clamp=True)
         right.altair_chart(probability_chart(face.probabilities), use_container_width=True)
@@ -94,12 +99,13 @@ st.caption(
 )
 settings = detector_settings_ui()
 options = overlay_options_ui()
-pipeline = load_pipeline()
+model_path = model_picker_ui(key="photo_model")
+pipeline = load_pipeline(model_path)
 photo = photo_input_ui()
 if pipeline is not None and photo is not None:
     name, data = photo
     try:
-        rgb, faces = analyze(data, settings, model_version(), pipeline)
+        rgb, faces = analyze(data, settings, model_version(model_path), pipeline)
     except ImageError as err:
         st.error(f"**{name}**: {err}.")
     else:

@@ -6,14 +6,17 @@ detector keeps one cascade per thread and the classifier is read-only after load
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
 from app.classifier import EmotionClassifier, ModelError
 from app.detection import DetectorSettings, FaceDetector
+from app.emotions import DEFAULT_MODEL_PATH, emoji_png
 from app.pipeline import OverlayOptions, Pipeline
-from app.runs import active_model_path
+from app.runs import active_model_path, list_runs
 
 
 @st.cache_resource(show_spinner="Loading the face detector…")
@@ -91,3 +94,37 @@ def overlay_options_ui() -> OverlayOptions:
         labels = st.toggle("Emotion labels", value=True, key="show_labels")
         boxes = st.toggle("Face boxes", value=False, key="show_boxes")
     return OverlayOptions(emoji=emoji, boxes=boxes, labels=labels)
+
+
+def emoji_image(emotion: str, width: int) -> None:
+    """The emotion's emoji as the same PNG the overlay draws (fonts differ between browsers)."""
+    st.image(str(emoji_png(emotion)), width=width)
+
+
+def model_picker_ui(key: str) -> Path:
+    """Sidebar choice of model: the active one (default), the shipped one, or any run's best."""
+    active = active_model_path()
+    choices: dict[str, Path] = {f"Active model ({_model_label(active)})": active}
+    if active != DEFAULT_MODEL_PATH:
+        choices["Shipped default"] = DEFAULT_MODEL_PATH
+    for run in list_runs():
+        if run.best_model is not None and run.best_model != active:
+            accuracy = run.best_val_accuracy
+            label = f"Run {run.name} ({accuracy:.1%} val.)" if accuracy else f"Run {run.name}"
+            choices[label] = run.best_model
+    label = st.sidebar.selectbox("Model", list(choices), key=key, help="Train more on the Training page.")
+    return choices[label]
+
+
+def _model_label(path: Path) -> str:
+    return "shipped default" if path == DEFAULT_MODEL_PATH else f"run {path.parent.name}"
+
+
+def secrets_and_environment() -> dict[str, Any]:
+    """Environment variables overlaid with root-level secrets (secrets.toml wins), for settings
+    that may come from either, locally or on Streamlit Community Cloud."""
+    try:
+        secrets = {key: value for key, value in st.secrets.items() if isinstance(value, str)}
+    except FileNotFoundError:  # no secrets.toml: StreamlitSecretNotFoundError subclasses it
+        secrets = {}
+    return {**os.environ, **secrets}

@@ -22,7 +22,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -142,12 +142,17 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def chromium() -> Iterator[Browser]:
-    """Headless Debian Chromium under Playwright's sync API; closed on exit."""
+def chromium(extra_args: Sequence[str] = ()) -> Iterator[Browser]:
+    """Headless Debian Chromium under Playwright's sync API; closed on exit.
+
+    ``extra_args`` add command-line switches, e.g. the fake camera of the Live page's test.
+    """
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=[*CHROMIUM_ARGS, *extra_args]
+        )
         try:
             yield browser
         finally:

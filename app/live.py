@@ -1,0 +1,430 @@
+"""The live path: webcam frames → tracked, smoothed faces → annotated frames, at camera speed.
+
+A photo can afford a fresh look at every face; a video stream cannot, and should not: a raw
+per-frame verdict flickers between two close emotions and the emoji jitters with the detector's
+boxes. So the live path keeps a small IoU tracker whose tracks carry an exponential moving average
+(EMA) of the model's probabilities and of the box, both with a *half-life in seconds* — frames
+arrive irregularly when slow ones are dropped, and a time constant keeps "a real change shows
+within ~0.3 s" true at any frame rate. The Haar cascade runs on a downscaled grayscale frame and
+only every few frames while the tracker holds the faces; the tracked boxes are classified in one
+batched call in between (:meth:`app.pipeline.Pipeline.classify`).
+
+Nothing here imports Streamlit: the Live page wraps :class:`LiveProcessor` in a WebRTC frame
+callback and hands results to its own thread through :class:`LiveResults`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from app.detection import Box, DetectorSettings
+from app.emotions import CLASS_NAMES
+from app.images import to_gray
+from app.pipeline import Face, OverlayOptions, Pipeline
+
+LOGGER = logging.getLogger(__name__)
+
+#: Side of the Haar cascade's search window (haarcascade_frontalface_default.xml is 24×24):
+#: the smallest face it can find in the image it is given.
+HAAR_WINDOW = 24
+#: Probability half-life at full smoothing strength: a clear change of expression then shows
+#: ~0.3 s later (~0.2 s at the default strength).
+MAX_PROBABILITY_HALF_LIFE_S = 0.2
+#: How far another emotion must lead the shown one (in smoothed probability, at full strength)
+#: before the label switches. Averaging alone still flips a near tie back and forth; this
+#: hysteresis stops that (simulated: 76 label changes in 20 s of a noisy tie → 0 to 1).
+MAX_SWITCH_MARGIN = 0.08
+#: Box half-life at full smoothing strength; shorter, so the emoji follows a moving head.
+MAX_BOX_HALF_LIFE_S = 0.08
+#: How many times an error is logged with its traceback before the log is spared the rest.
+LOGGED_ERRORS = 5
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """Everything the user can change while streaming; immutable, so it crosses threads safely.
+
+    ``min_face`` is the smallest face to look for, as a fraction of the frame's shorter side, so
+    it means the same at any camera resolution. ``smoothing`` runs from 0 (raw per-frame
+    verdicts) to 1 (steadiest). ``detect_every`` is how often the cascade runs while every
+    tracked face is confirmed; ``max_missed`` is how many detection passes a face may be missed
+    (turned away, a hand in front) before its track ends; ``min_hits`` is how many detections a
+    new track needs before it is shown, which hides the cascade's one-frame false positives.
+    """
+
+    min_face: float = 0.12
+    min_neighbors: int = DetectorSettings.min_neighbors
+    scale_factor: float = DetectorSettings.scale_factor
+    overlay: OverlayOptions = field(default_factory=OverlayOptions)
+    mirror: bool = True
+    smoothing: float = 0.6
+    detect_every: int = 3
+    max_missed: int = 2
+    min_hits: int = 2
+    iou_threshold: float = 0.3
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.smoothing <= 1.0:
+            raise ValueError("smoothing must be between 0 and 1")
+        if not 0.0 < self.min_face <= 1.0:
+            raise ValueError("min_face is a fraction of the frame: more than 0, at most 1")
+        if self.detect_every < 1 or self.max_missed < 0 or self.min_hits < 1:
+            raise ValueError("detect_every ≥ 1, max_missed ≥ 0 and min_hits ≥ 1 are required")
+        if not 0.0 < self.iou_threshold <= 1.0:
+            raise ValueError("iou_threshold must be in (0, 1]")
+
+    @property
+    def probability_half_life(self) -> float:
+        return self.smoothing * MAX_PROBABILITY_HALF_LIFE_S
+
+    @property
+    def switch_margin(self) -> float:
+        return self.smoothing * MAX_SWITCH_MARGIN
+
+    @property
+    def box_half_life(self) -> float:
+        return self.smoothing * MAX_BOX_HALF_LIFE_S
+
+    def detector_settings(self, height: int, width: int) -> DetectorSettings:
+        """The cascade's settings for a frame of this size.
+
+        The frame is shrunk until the smallest wanted face just fills the cascade's window:
+        no wanted face is lost to shrinking, and none of the cost goes on smaller ones. A 640×480
+        webcam frame with the default ``min_face`` is searched at 265×199, ~6× cheaper than at
+        full size; a smaller ``min_face`` costs more.
+        """
+        long_side = max(height, width)
+        min_size = max(1, round(self.min_face * min(height, width)))
+        side = max(64, min(long_side, round(long_side * HAAR_WINDOW / min_size)))
+        return DetectorSettings(self.scale_factor, self.min_neighbors, min_size, side)
+
+
+def ema(old: np.ndarray, new: np.ndarray, elapsed: float, half_life: float) -> np.ndarray:
+    """Blend ``new`` into ``old`` so that ``old`` counts half after ``half_life`` seconds."""
+    if half_life <= 0.0 or elapsed < 0.0:
+        return new.copy()
+    keep = 0.5 ** (elapsed / half_life)
+    return keep * old + (1.0 - keep) * new
+
+
+@dataclass(frozen=True)
+class SmoothedFace(Face):
+    """A tracked face: smoothed box and probabilities, and a label that is held steady.
+
+    ``label`` is usually the most likely emotion, but in a near tie it stays what it was until
+    another emotion leads clearly, so drawing code that reads ``emotion`` shows it steadily.
+    """
+
+    track_id: int = 0
+    label: str = ""
+
+    @property
+    def emotion(self) -> str:
+        return self.label or super().emotion
+
+    @property
+    def confidence(self) -> float:
+        return self.probabilities[CLASS_NAMES.index(self.emotion)]
+
+
+@dataclass
+class Track:
+    """One face followed across frames (mutable, owned by one :class:`FaceTracker`)."""
+
+    track_id: int
+    box: Box  # the last detected box: where the face is cropped for the classifier
+    smooth_box: np.ndarray  # x, y, w, h as floats: where the emoji is drawn
+    seen_at: float
+    hits: int = 1
+    missed: int = 0
+    probabilities: np.ndarray | None = None
+    label: int = -1  # index of the shown emotion; -1 before the first classification
+    classified_at: float = 0.0
+
+    def shown_box(self) -> Box:
+        x, y, w, h = self.smooth_box
+        return Box(round(x), round(y), max(1, round(w)), max(1, round(h)))
+
+
+def match_boxes(old: Sequence[Box], new: Sequence[Box], threshold: float) -> list[tuple[int, int]]:
+    """Greedy IoU matching: pairs ``(old index, new index)``, best overlaps first.
+
+    Greedy is optimal enough for the handful of faces in a webcam frame, and needs no solver.
+    """
+    pairs = sorted(
+        ((a.iou(b), i, j) for i, a in enumerate(old) for j, b in enumerate(new)),
+        reverse=True,
+    )
+    used_old: set[int] = set()
+    used_new: set[int] = set()
+    matches = []
+    for overlap, i, j in pairs:
+        if overlap < threshold:
+            break
+        if i not in used_old and j not in used_new:
+            used_old.add(i)
+            used_new.add(j)
+            matches.append((i, j))
+    return matches
+
+
+class FaceTracker:
+    """IoU tracks with EMA-smoothed boxes and probabilities; not thread-safe (one per stream)."""
+
+    def __init__(self) -> None:
+        self.tracks: list[Track] = []
+        self._next_id = 1
+
+    def reset(self) -> None:
+        self.tracks = []
+
+    def all_confirmed(self, min_hits: int) -> bool:
+        """Whether there are tracks and all are established, so detection may skip frames."""
+        return bool(self.tracks) and all(track.hits >= min_hits for track in self.tracks)
+
+    def update(self, boxes: Sequence[Box], now: float, settings: LiveSettings) -> None:
+        """Feed one detection pass: match boxes to tracks, start new ones, end lost ones."""
+        matches = match_boxes([t.box for t in self.tracks], boxes, settings.iou_threshold)
+        matched_tracks = {i for i, _ in matches}
+        for i, j in matches:
+            track, box = self.tracks[i], boxes[j]
+            elapsed = now - track.seen_at
+            track.smooth_box = ema(track.smooth_box, _as_vector(box), elapsed, settings.box_half_life)
+            track.box, track.seen_at = box, now
+            track.hits += 1
+            track.missed = 0
+        survivors = []
+        for index, track in enumerate(self.tracks):
+            if index not in matched_tracks:
+                track.missed += 1
+                # A tentative track missed once was most likely a false detection.
+                if track.missed > settings.max_missed or track.hits < settings.min_hits:
+                    continue
+            survivors.append(track)
+        matched_boxes = {j for _, j in matches}
+        for j, box in enumerate(boxes):
+            if j not in matched_boxes:
+                survivors.append(Track(self._next_id, box, _as_vector(box), now))
+                self._next_id += 1
+        self.tracks = survivors
+
+    def in_view(self) -> list[Track]:
+        """Tracks found by the latest detection pass: the ones worth classifying now."""
+        return [track for track in self.tracks if track.missed == 0]
+
+    def observe(
+        self, track: Track, probabilities: Sequence[float], now: float, settings: LiveSettings
+    ) -> None:
+        """Blend a fresh classification into a track; switch its label only on a clear lead."""
+        fresh = np.asarray(probabilities, dtype=np.float64)
+        if track.probabilities is None:
+            track.probabilities = fresh
+        else:
+            elapsed = now - track.classified_at
+            track.probabilities = ema(track.probabilities, fresh, elapsed, settings.probability_half_life)
+        track.classified_at = now
+        top = int(np.argmax(track.probabilities))
+        lead = track.probabilities[top] - track.probabilities[track.label]
+        if track.label < 0 or lead > settings.switch_margin:
+            track.label = top
+
+    def shown(self, settings: LiveSettings) -> list[SmoothedFace]:
+        """Confirmed, classified tracks as faces to draw and report, largest first."""
+        faces = [
+            SmoothedFace(
+                track.shown_box(), _normalised(probabilities), track.track_id, CLASS_NAMES[track.label]
+            )
+            for track in self.tracks
+            if (probabilities := track.probabilities) is not None and track.hits >= settings.min_hits
+        ]
+        return sorted(faces, key=lambda face: face.box.area, reverse=True)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one processed frame tells the page: faces (largest first), timing, any error."""
+
+    faces: tuple[SmoothedFace, ...]
+    latency_s: float
+    timestamp: float
+    detected: bool = False
+    error: str | None = None
+
+    @property
+    def main_face(self) -> SmoothedFace | None:
+        """The largest face: the one the side panel describes."""
+        return self.faces[0] if self.faces else None
+
+
+class LiveProcessor:
+    """One stream's frame processor: ``process(rgb) -> (annotated, snapshot)``, never raises.
+
+    The pipeline (model, cascade) is shared by every stream; the tracker state is this stream's
+    own. A lock makes ``reset`` from another thread (the page, on stop) safe against ``process``.
+    """
+
+    def __init__(
+        self, pipeline: Pipeline, settings: LiveSettings | None = None, clock: Clock = time.monotonic
+    ) -> None:
+        self.pipeline = pipeline
+        self.settings = settings or LiveSettings()
+        self.clock = clock
+        self.tracker = FaceTracker()
+        self.errors = 0
+        self._lock = threading.Lock()
+        self._frames_since_detection = 0
+        self._layout: tuple | None = None
+
+    def reset(self) -> None:
+        """Forget every face, as for a new stream."""
+        with self._lock:
+            self.tracker.reset()
+            self._frames_since_detection = 0
+            self._layout = None
+
+    def process(
+        self, frame: np.ndarray, settings: LiveSettings | None = None, timestamp: float | None = None
+    ) -> tuple[np.ndarray, Snapshot]:
+        """Annotate one frame; on any error return the frame as it came and say why.
+
+        ``timestamp`` (seconds) is when the frame was taken: replays pass their video time, the
+        live stream leaves it to the clock. The smoothing is measured in this time.
+        """
+        settings = settings or self.settings
+        started = self.clock()
+        now = started if timestamp is None else timestamp
+        with self._lock:
+            try:
+                annotated, faces, detected = self._process(frame, settings, now)
+            except Exception as err:  # one bad frame must never end the stream
+                self.errors += 1
+                if self.errors <= LOGGED_ERRORS:
+                    LOGGER.exception("live frame failed (%d so far); showing it unprocessed", self.errors)
+                message = f"{type(err).__name__}: {err}"
+                return frame, Snapshot((), self.clock() - started, now, error=message)
+        return annotated, Snapshot(tuple(faces), self.clock() - started, now, detected)
+
+    def _process(
+        self, frame: np.ndarray, settings: LiveSettings, now: float
+    ) -> tuple[np.ndarray, list[SmoothedFace], bool]:
+        rgb = as_rgb(frame)
+        if settings.mirror:
+            rgb = np.ascontiguousarray(rgb[:, ::-1])
+        layout = (rgb.shape, settings.mirror)
+        if layout != self._layout:  # new resolution or flipped view: old boxes mean nothing
+            self.tracker.reset()
+            self._layout = layout
+        gray = to_gray(rgb)
+        due = self._frames_since_detection + 1 >= settings.detect_every
+        detect = due or not self.tracker.all_confirmed(settings.min_hits)
+        if detect:
+            detector_settings = settings.detector_settings(*gray.shape[:2])
+            self.tracker.update(self.pipeline.detector.detect(gray, detector_settings), now, settings)
+            self._frames_since_detection = 0
+        else:
+            self._frames_since_detection += 1
+        in_view = self.tracker.in_view()
+        fresh = self.pipeline.classify(gray, [track.box for track in in_view])
+        for track, face in zip(in_view, fresh, strict=True):
+            self.tracker.observe(track, face.probabilities, now, settings)
+        faces = self.tracker.shown(settings)
+        annotated = self.pipeline.annotate(rgb, faces, settings.overlay)
+        return annotated, faces, detect
+
+
+def as_rgb(frame: np.ndarray) -> np.ndarray:
+    """A uint8 ``(H, W, 3)`` view of a gray, gray+1, RGB or RGBA frame; others are refused."""
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8:
+        raise ValueError(f"expected uint8 pixels, got {frame.dtype}")
+    if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
+        return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_GRAY2RGB)
+    if frame.ndim == 3 and frame.shape[2] == 4:
+        return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGBA2RGB)
+    if frame.ndim == 3 and frame.shape[2] == 3:
+        return frame
+    raise ValueError(f"expected a gray, RGB or RGBA frame, got shape {frame.shape}")
+
+
+@dataclass(frozen=True)
+class LiveStats:
+    """What the side panel shows: the latest frame's result and the recent rate and latency."""
+
+    snapshot: Snapshot | None
+    fps: float
+    latency_ms: float
+    frames: int
+    errors: int
+    last_error: str | None
+
+
+class LiveResults:
+    """Latest result of a stream, written by its callback thread and read by the page's thread.
+
+    A lock guards a few fields; the page polls, so nothing queues up if it reads slowly.
+    Frame rate and latency are over the last ``window_s`` seconds, so they fall to zero when
+    frames stop arriving.
+    """
+
+    def __init__(self, window_s: float = 2.0, clock: Clock = time.monotonic) -> None:
+        self.window_s = window_s
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._recent: deque[tuple[float, float]] = deque()  # (arrival time, latency seconds)
+        self._latest: Snapshot | None = None
+        self._frames = 0
+        self._errors = 0
+        self._last_error: str | None = None
+
+    def publish(self, snapshot: Snapshot) -> None:
+        now = self.clock()
+        with self._lock:
+            self._latest = snapshot
+            self._frames += 1
+            if snapshot.error:
+                self._errors += 1
+                self._last_error = snapshot.error
+            self._recent.append((now, snapshot.latency_s))
+            self._forget_before(now - self.window_s)
+
+    def read(self) -> LiveStats:
+        now = self.clock()
+        with self._lock:
+            self._forget_before(now - self.window_s)
+            recent = list(self._recent)
+            latest, frames, errors, last_error = self._latest, self._frames, self._errors, self._last_error
+        span = recent[-1][0] - recent[0][0] if recent else 0.0
+        fps = (len(recent) - 1) / span if span > 0 else 0.0  # a burst within one clock tick: unknown
+        latency = float(np.median([lat for _, lat in recent])) * 1000 if recent else 0.0
+        return LiveStats(latest if recent else None, fps, latency, frames, errors, last_error)
+
+    def reset(self) -> None:
+        """Start counting afresh, for a new stream."""
+        with self._lock:
+            self._recent.clear()
+            self._latest = None
+            self._frames = self._errors = 0
+            self._last_error = None
+
+    def _forget_before(self, cutoff: float) -> None:
+        while self._recent and self._recent[0][0] < cutoff:
+            self._recent.popleft()
+
+
+def _as_vector(box: Box) -> np.ndarray:
+    return np.array(box.as_list(), dtype=np.float64)
+
+
+def _normalised(probabilities: np.ndarray) -> tuple[float, ...]:
+    """Probabilities as a tuple summing to exactly 1 (an EMA drifts by float rounding)."""
+    return tuple(float(p) for p in probabilities / probabilities.sum())

@@ -1,0 +1,172 @@
+"""Live page: the webcam through WebRTC, an emoji over every face, the main face's emotion beside it.
+
+Frames arrive on streamlit-webrtc's worker thread, never on this script's thread, so the
+callback must not touch ``st.*``. Each browser session owns one LiveProcessor (its tracker) and
+one LiveResults (the thread-safe channel to this page), created once in ``session_state`` and
+captured by the callback; the model and cascade behind them are shared by all sessions through
+``st.cache_resource``. In async mode streamlit-webrtc hands the callback only the newest frame,
+so a slow frame makes it skip frames instead of building up lag.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+import av
+import streamlit as st
+from streamlit_webrtc import WebRtcMode, webrtc_streamer
+
+from app.detection import DetectorSettings
+from app.emotions import EMOJI
+from app.ice import IceConfig, IceConfigError, ice_config
+from app.live import LiveProcessor, LiveResults, LiveSettings, LiveStats
+from app.pipeline import OverlayOptions, Pipeline
+from pages.charts import probability_chart
+from pages.shared import emoji_image, load_pipeline, model_picker_ui, secrets_and_environment
+
+LOGGER = logging.getLogger(__name__)
+#: How often the side panel reads the latest result; faster only costs reruns.
+PANEL_REFRESH_S = 0.3
+
+
+def live_settings_ui() -> LiveSettings:
+    """Sidebar controls; the frozen LiveSettings is swapped into the processor in one assignment."""
+    defaults = LiveSettings()
+    with st.sidebar.expander("Video", expanded=True):
+        mirror = st.toggle("Mirror view", value=defaults.mirror, key="live_mirror")
+        emoji = st.toggle("Emoji over faces", value=True, key="live_emoji")
+        labels = st.toggle("Emotion labels", value=True, key="live_labels")
+        boxes = st.toggle("Face boxes", value=False, key="live_boxes")
+        smoothing = st.slider(
+            "Smoothing",
+            0.0,
+            1.0,
+            defaults.smoothing,
+            0.1,
+            key="live_smoothing",
+            help="0 shows every frame's raw verdict (flickers); 1 is steadiest (changes show ~0.3 s later).",
+        )
+    with st.sidebar.expander("Face detection", expanded=False):
+        min_neighbors = st.slider(
+            "Strictness (min. neighbours)",
+            1,
+            12,
+            DetectorSettings.min_neighbors,
+            key="live_min_neighbors",
+            help="Lower finds faces in poor light but also in the wallpaper.",
+        )
+        min_face = st.slider(
+            "Smallest face (% of the frame height)",
+            5,
+            60,
+            round(defaults.min_face * 100),
+            key="live_min_face",
+            help="Smaller finds faces further from the camera and costs more time per frame.",
+        )
+    return replace(
+        defaults,
+        mirror=mirror,
+        overlay=OverlayOptions(emoji=emoji, boxes=boxes, labels=labels),
+        smoothing=smoothing,
+        min_neighbors=min_neighbors,
+        min_face=min_face / 100,
+    )
+
+
+def session_stream(pipeline: Pipeline, settings: LiveSettings) -> tuple[LiveProcessor, LiveResults]:
+    """This session's processor and results channel, kept up to date with the current choices."""
+    if "live_processor" not in st.session_state:
+        st.session_state.live_processor = LiveProcessor(pipeline, settings)
+        st.session_state.live_results = LiveResults()
+    processor: LiveProcessor = st.session_state.live_processor
+    # Plain attribute swaps: the callback thread sees the old or the new object, never a mix.
+    processor.pipeline = pipeline
+    processor.settings = settings
+    return processor, st.session_state.live_results
+
+
+def frame_callback(processor: LiveProcessor, results: LiveResults):
+    """The per-frame function for streamlit-webrtc; any error leaves the frame as it came."""
+
+    def callback(frame: av.VideoFrame) -> av.VideoFrame:
+        try:
+            annotated, snapshot = processor.process(frame.to_ndarray(format="rgb24"))
+            results.publish(snapshot)
+            out = av.VideoFrame.from_ndarray(annotated, format="rgb24")
+        except Exception:  # conversion errors: processor.process itself never raises
+            LOGGER.exception("live frame conversion failed; passing the frame through")
+            return frame
+        out.pts, out.time_base = frame.pts, frame.time_base
+        return out
+
+    return callback
+
+
+def rtc_config() -> IceConfig | None:
+    """ICE servers from secrets/environment (see app.ice); None after showing what is wrong."""
+    try:
+        return ice_config(secrets_and_environment())
+    except IceConfigError as err:
+        st.error(f"The WebRTC (TURN) configuration is wrong: {err}. See the README's Deploying section.")
+        return None
+
+
+def show_stats(stats: LiveStats, playing: bool) -> None:
+    """The side panel: main face's emoji, name and probabilities; frame rate and latency."""
+    face = stats.snapshot.main_face if stats.snapshot else None
+    if not playing:
+        st.info("Press **Start** and allow the camera. Your video goes only to this app's server.")
+    elif face is None:
+        st.markdown("### 👀 Looking for a face…")
+        st.caption("Face the camera in good light; lower *Smallest face* in the sidebar if you sit far away.")
+    else:
+        left, right = st.columns([1, 2], vertical_alignment="center")
+        with left:
+            emoji_image(face.emotion, width=96)
+        right.markdown(f"### {face.emotion}\n{face.confidence:.0%} confident")
+        st.altair_chart(probability_chart(face.probabilities, height=170), use_container_width=True)
+        count = len(stats.snapshot.faces)
+        if count > 1:
+            others = ", ".join(f"{EMOJI[f.emotion]} {f.emotion}" for f in stats.snapshot.faces[1:])
+            st.caption(f"{count} faces; the others: {others}")
+    if playing:
+        fps, latency, frames = st.columns(3)
+        fps.metric("Frames/s", f"{stats.fps:.0f}")
+        latency.metric("Latency", f"{stats.latency_ms:.0f} ms", help="Median time to process a frame.")
+        frames.metric("Frames", f"{stats.frames:,}")
+        if stats.errors:
+            st.warning(f"{stats.errors} frame(s) failed and were shown unprocessed: {stats.last_error}")
+
+
+st.title("🎥 Live")
+st.caption("Your webcam, with an emoji over every face, updated as your expression changes.")
+settings = live_settings_ui()
+model_path = model_picker_ui(key="live_model")
+pipeline = load_pipeline(model_path)
+ice = rtc_config()
+if pipeline is not None and ice is not None:
+    processor, results = session_stream(pipeline, settings)
+    video_col, panel_col = st.columns([3, 2])
+    with video_col:
+        context = webrtc_streamer(
+            key="live",
+            mode=WebRtcMode.SENDRECV,
+            rtc_configuration=ice.rtc_configuration,
+            media_stream_constraints={"video": {"width": 640, "height": 480}, "audio": False},
+            video_frame_callback=frame_callback(processor, results),
+            async_processing=True,
+        )
+        if not ice.servers:
+            st.caption("No STUN/TURN server configured: works on this computer and your local network.")
+
+    @st.fragment(run_every=PANEL_REFRESH_S)
+    def live_panel() -> None:
+        playing = context.state.playing
+        if not playing:  # the next Start is a new stream: no old tracks or counts
+            processor.reset()
+            results.reset()
+        show_stats(results.read(), playing)
+
+    with panel_col:
+        live_panel()

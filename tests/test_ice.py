@@ -1,0 +1,72 @@
+"""ICE server configuration: empty by default, every documented form, clear errors for typos."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.ice import IceConfigError, ice_config
+
+
+def no_network(provider: str, credentials: tuple[str, ...]) -> list[dict]:
+    raise AssertionError("no provider may be asked when none is configured")
+
+
+def test_default_is_an_explicit_empty_list_so_nothing_is_contacted():
+    config = ice_config({"PATH": "/usr/bin"}, fetch=no_network)
+    assert config.rtc_configuration == {"iceServers": []}
+    assert config.source == "none"
+
+
+def test_json_list_is_used_as_given():
+    servers = [{"urls": ["turn:turn.example.org:3478"], "username": "u", "credential": "p"}]
+    config = ice_config({"EMOJIFY_ICE_SERVERS": json.dumps(servers)}, fetch=no_network)
+    assert config.rtc_configuration == {"iceServers": servers}
+
+
+def test_explicit_turn_server_with_several_urls():
+    settings = {
+        "TURN_URL": "turn:turn.example.org:3478, turns:turn.example.org:5349",
+        "TURN_USERNAME": "emojify",
+        "TURN_CREDENTIAL": "s3cret",
+    }
+    config = ice_config(settings, fetch=no_network)
+    assert config.rtc_configuration == {
+        "iceServers": [
+            {
+                "urls": ["turn:turn.example.org:3478", "turns:turn.example.org:5349"],
+                "username": "emojify",
+                "credential": "s3cret",
+            }
+        ]
+    }
+
+
+def test_provider_credentials_go_to_the_provider():
+    asked = []
+
+    def fetch(provider: str, credentials: tuple[str, ...]) -> list[dict]:
+        asked.append((provider, credentials))
+        return [{"urls": "turn:global.turn.twilio.com:3478", "username": "x", "credential": "y"}]
+
+    config = ice_config({"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "tok"}, fetch=fetch)
+    assert asked == [("Twilio", ("AC1", "tok"))]
+    assert config.source == "Twilio" and len(config.rtc_configuration["iceServers"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"EMOJIFY_ICE_SERVERS": "[{urls: nope"}, "not valid JSON"),
+        ({"EMOJIFY_ICE_SERVERS": '{"urls": "turn:x"}'}, "JSON list"),
+        ({"EMOJIFY_ICE_SERVERS": '[{"urls": "http://x"}]'}, "is not a stun:"),
+        ({"TURN_URL": "turn:x:3478", "TURN_USERNAME": "u"}, "TURN_CREDENTIAL missing"),
+        ({"TURN_URL": "turn.example.org", "TURN_USERNAME": "u", "TURN_CREDENTIAL": "p"}, "is not a stun:"),
+        ({"CLOUDFLARE_TURN_KEY_ID": "id"}, "Cloudflare is half configured"),
+    ],
+    ids=["bad-json", "not-a-list", "bad-url", "half-turn", "turn-url-scheme", "half-cloudflare"],
+)
+def test_wrong_settings_are_reported(settings, message):
+    with pytest.raises(IceConfigError, match=message):
+        ice_config(settings, fetch=no_network)

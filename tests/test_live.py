@@ -1,0 +1,218 @@
+"""The live processor on real video frames: tracking, smoothing, and frames that go wrong.
+
+The real-video tests use the shipped model and the Pexels clip in fixtures/video; the smoothing
+tests swap in a scripted classifier (real detector, real frames) so that the probabilities are
+known and the assertions are about the smoothing, not the model.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import numpy as np
+import pytest
+
+from app.classifier import EmotionClassifier
+from app.detection import FaceDetector
+from app.emotions import CLASS_NAMES, DEFAULT_MODEL_PATH
+from app.live import LiveProcessor, LiveResults, LiveSettings, Snapshot
+from app.pipeline import Pipeline
+from app.video import video_frames
+
+from bad_inputs import FIXTURES
+
+VIDEO = FIXTURES / "video" / "pexels_woman_sad_to_happy.mp4"
+WEBCAM = (640, 480)
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> Pipeline:
+    return Pipeline(FaceDetector(), EmotionClassifier.load(DEFAULT_MODEL_PATH))
+
+
+@pytest.fixture(scope="module")
+def crying() -> list[tuple[float, np.ndarray]]:
+    """The first 3 s of the clip: one woman, face to the camera, 24 frames/s at 640×480."""
+    return list(video_frames(VIDEO, WEBCAM, end_s=3.0))
+
+
+def run(processor: LiveProcessor, frames, settings: LiveSettings | None = None) -> list[Snapshot]:
+    return [processor.process(rgb, settings, timestamp=t)[1] for t, rgb in frames]
+
+
+def scripted(probabilities_at: callable):
+    """A classifier whose answer depends only on the call number (one row per crop)."""
+    calls = itertools.count()
+
+    def classify(crops: np.ndarray) -> np.ndarray:
+        row = np.asarray(probabilities_at(next(calls)), dtype=np.float32)
+        return np.repeat(row[None, :], len(crops), axis=0)
+
+    return classify
+
+
+def one_hot_ish(emotion: str, weight: float) -> list[float]:
+    """``weight`` on ``emotion``, the rest spread evenly."""
+    rest = (1 - weight) / (len(CLASS_NAMES) - 1)
+    return [weight if name == emotion else rest for name in CLASS_NAMES]
+
+
+def test_one_steady_face_is_one_track_with_a_valid_verdict(pipeline, crying):
+    snapshots = run(LiveProcessor(pipeline), crying)
+
+    shown = [s for s in snapshots if s.faces]
+    assert len(shown) >= len(snapshots) - 3  # only the first frames, before the track is confirmed
+    assert all(len(s.faces) == 1 for s in shown)
+    assert {s.faces[0].track_id for s in shown} == {1}
+    face = shown[-1].main_face
+    assert face.emotion in CLASS_NAMES and sum(face.probabilities) == pytest.approx(1)
+    x, _, w, _ = face.box.as_list()
+    assert 180 < x + w / 2 < 460 and w > 150  # her face fills the middle of the frame
+    assert not any(s.error for s in snapshots)
+
+
+def test_detection_skips_frames_while_the_face_is_tracked(pipeline, crying):
+    snapshots = run(LiveProcessor(pipeline), crying)
+    detected = sum(s.detected for s in snapshots)
+    assert detected < len(snapshots) / 2  # the cascade ran on ~1 frame in 3
+    assert all(s.faces for s in snapshots[len(snapshots) // 2 :])  # and no face was lost for it
+
+
+def test_face_leaving_and_coming_back_gets_a_new_track(pipeline, crying):
+    empty = np.full((WEBCAM[1], WEBCAM[0], 3), 128, np.uint8)
+    away = [(3.0 + i / 24, empty) for i in range(12)]  # half a second with nobody in the frame
+    back = [(t + 3.5, rgb) for t, rgb in crying[:24]]
+    snapshots = run(LiveProcessor(pipeline), crying[:24] + away + back)
+
+    assert snapshots[23].faces[0].track_id == 1
+    assert not snapshots[23 + 12].faces  # gone while she is away
+    assert snapshots[-1].faces[0].track_id == 2  # back, as a new track
+
+
+def test_several_faces_are_tracked_apart_and_classified_in_one_call(pipeline, crying):
+    calls: list[int] = []
+
+    def counting(crops: np.ndarray) -> np.ndarray:
+        calls.append(len(crops))
+        return pipeline.classifier(crops)
+
+    two = [(t, np.concatenate([rgb, rgb[:, ::-1]], axis=1)) for t, rgb in crying[:24]]
+    processor = LiveProcessor(Pipeline(pipeline.detector, counting))
+    last = run(processor, two)[-1]
+
+    assert len(last.faces) == 2
+    assert len({face.track_id for face in last.faces}) == 2
+    centers = sorted(face.box.center[0] for face in last.faces)
+    assert centers[0] < WEBCAM[0] < centers[1]  # one in each half
+    assert calls[-1] == 2  # both faces in one batch
+
+
+def test_smoothing_stops_a_near_tie_from_flickering(pipeline, crying):
+    """Each frame the model flips between two close verdicts; the shown label must not."""
+    others = [0.048] * 5
+    tie = [[0, 0, 0, 0.40, 0.36, 0, 0], [0, 0, 0, 0.36, 0.40, 0, 0]]  # happy vs neutral
+    for row in tie:
+        for index in (0, 1, 2, 5, 6):
+            row[index] = others.pop() if others else 0.048
+
+    def label_changes(smoothing: float) -> int:
+        processor = LiveProcessor(Pipeline(pipeline.detector, scripted(lambda n: tie[n % 2])))
+        snapshots = run(processor, crying, LiveSettings(smoothing=smoothing))
+        labels = [s.faces[0].emotion for s in snapshots if s.faces]
+        return sum(a != b for a, b in itertools.pairwise(labels))
+
+    assert label_changes(0.0) > 40  # raw verdicts flicker on nearly every frame
+    assert label_changes(LiveSettings().smoothing) <= 1
+
+
+def test_a_real_change_of_expression_shows_within_a_third_of_a_second(pipeline, crying):
+    verdict = {"now": "happy"}
+
+    def classifier(crops: np.ndarray) -> np.ndarray:
+        return np.repeat([one_hot_ish(verdict["now"], 0.7)], len(crops), axis=0).astype(np.float32)
+
+    processor = LiveProcessor(Pipeline(pipeline.detector, classifier))
+    switch_at, shown = 1.5, []
+    for t, rgb in crying:
+        verdict["now"] = "sad" if t >= switch_at else "happy"
+        snapshot = processor.process(rgb, LiveSettings(smoothing=1.0), timestamp=t)[1]
+        shown.append((t, snapshot.faces[0].emotion if snapshot.faces else None))
+
+    before = {label for t, label in shown if t < switch_at and label}
+    sad_from = min(t for t, label in shown if label == "sad")
+    assert before == {"happy"}
+    assert 0 < sad_from - switch_at <= 0.3  # smoothed, so not instantly, but promptly
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        np.zeros((1, 1, 3), np.uint8),
+        np.zeros((479, 641, 3), np.uint8),
+        np.full((240, 320), 90, np.uint8),
+        np.full((240, 320, 1), 90, np.uint8),
+        np.full((240, 320, 4), 90, np.uint8),
+    ],
+    ids=["1x1", "odd-size", "gray", "gray-1-channel", "rgba"],
+)
+def test_odd_frames_are_processed_without_error(pipeline, frame):
+    annotated, snapshot = LiveProcessor(pipeline).process(frame)
+    assert snapshot.error is None and snapshot.faces == ()
+    assert annotated.shape[:2] == frame.shape[:2] and annotated.shape[2] == 3
+
+
+@pytest.mark.parametrize(
+    "frame", [np.zeros((48, 64, 3), np.float32), np.zeros((48, 64, 2), np.uint8)], ids=["float", "2-channel"]
+)
+def test_a_frame_that_cannot_be_processed_comes_back_as_it_was(pipeline, frame):
+    processor = LiveProcessor(pipeline)
+    annotated, snapshot = processor.process(frame)
+    assert annotated is frame
+    assert snapshot.error and processor.errors == 1
+
+
+def test_a_failing_model_never_stops_the_stream(pipeline, crying):
+    def broken(crops: np.ndarray) -> np.ndarray:
+        raise RuntimeError("model exploded")
+
+    processor = LiveProcessor(Pipeline(pipeline.detector, broken))
+    for t, rgb in crying[:10]:
+        annotated, snapshot = processor.process(rgb, timestamp=t)
+        assert annotated is rgb and "model exploded" in snapshot.error
+    assert processor.errors == 10
+
+
+def test_mirror_view_flips_the_frame_and_the_face(pipeline, crying):
+    t, rgb = crying[0]
+    plain = LiveProcessor(pipeline, LiveSettings(mirror=False))
+    mirrored = LiveProcessor(pipeline, LiveSettings(mirror=True))
+    for _ in range(3):  # confirm the tracks
+        snap_plain = plain.process(rgb, timestamp=t)[1]
+        snap_mirror = mirrored.process(rgb, timestamp=t)[1]
+    x_plain = snap_plain.faces[0].box.center[0]
+    x_mirror = snap_mirror.faces[0].box.center[0]
+    assert abs((WEBCAM[0] - x_plain) - x_mirror) < 8
+
+
+def test_results_channel_reports_rate_and_latest_across_threads():
+    clock_now = [100.0]
+    results = LiveResults(window_s=2.0, clock=lambda: clock_now[0])
+
+    def publisher() -> None:
+        for i in range(30):
+            results.publish(Snapshot((), latency_s=0.01, timestamp=i / 30))
+
+    worker = threading.Thread(target=publisher)
+    worker.start()
+    worker.join()
+    assert results.read().frames == 30
+
+    results.reset()
+    for i in range(31):
+        clock_now[0] = 200 + i / 30
+        results.publish(Snapshot((), latency_s=0.02, timestamp=i / 30))
+    stats = results.read()
+    assert stats.fps == pytest.approx(30, rel=0.01) and stats.latency_ms == pytest.approx(20)
+    clock_now[0] += 5  # no frames for a while: the rate falls to zero
+    assert results.read().fps == 0 and results.read().snapshot is None
