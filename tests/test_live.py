@@ -216,3 +216,33 @@ def test_results_channel_reports_rate_and_latest_across_threads():
     assert stats.fps == pytest.approx(30, rel=0.01) and stats.latency_ms == pytest.approx(20)
     clock_now[0] += 5  # no frames for a while: the rate falls to zero
     assert results.read().fps == 0 and results.read().snapshot is None
+
+
+def test_streams_in_parallel_threads_share_the_model_but_not_their_faces(pipeline, crying):
+    """Two browser sessions: each stream's processor on its own thread, one shared pipeline."""
+    unmirrored = LiveSettings(mirror=False)
+    left_only = [(t, np.concatenate([rgb, np.full_like(rgb, 128)], axis=1)) for t, rgb in crying[:36]]
+    right_only = [(t, np.concatenate([np.full_like(rgb, 128), rgb], axis=1)) for t, rgb in crying[:36]]
+    expected = {
+        name: run(LiveProcessor(pipeline), frames, unmirrored)[-1]
+        for name, frames in (("left", left_only), ("right", right_only))
+    }
+    got: dict[str, Snapshot] = {}
+
+    def stream(name: str, frames) -> None:
+        got[name] = run(LiveProcessor(pipeline), frames, unmirrored)[-1]
+
+    threads = [
+        threading.Thread(target=stream, args=args) for args in (("left", left_only), ("right", right_only))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    for name in ("left", "right"):
+        assert [f.box for f in got[name].faces] == [f.box for f in expected[name].faces]
+        assert got[name].faces[0].probabilities == pytest.approx(
+            expected[name].faces[0].probabilities, abs=1e-5
+        )
+    assert got["left"].faces[0].box.x < WEBCAM[0] <= got["right"].faces[0].box.x
