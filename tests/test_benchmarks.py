@@ -1,0 +1,45 @@
+"""The benchmark commands run end to end on the committed clip and print their numbers.
+
+No timing is asserted (CI machines vary); the tests check that every stream and pipeline really
+processed frames and found the face, so a benchmark can't silently measure nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+from app.emotions import REPO_ROOT
+
+
+def run_module(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    print(result.stdout)
+    return result.stdout
+
+
+def test_live_pipeline_benchmark_compares_both_pipelines_on_the_same_frames():
+    out = run_module("benchmarks.live_pipeline", "--frames", "40")
+    ours = re.search(r"^ours .* ([\d.]+) frames/s\s+face shown in\s+(\d+)% of frames", out, re.MULTILINE)
+    tutorial = re.search(r"^tutorial .* ([\d.]+) frames/s", out, re.MULTILINE)
+    assert ours and tutorial, out
+    assert float(ours[1]) > 0 and float(tutorial[1]) > 0
+    assert int(ours[2]) >= 90  # the one face of the clip is shown in (nearly) every frame
+    assert re.search(r"^speed-up [\d.]+×", out, re.MULTILINE)
+
+
+def test_live_load_benchmark_runs_two_concurrent_streams():
+    out = run_module("benchmarks.live_load", "--streams", "2", "--seconds", "2")
+    line = re.search(r"^N=2: per-stream frames/s\s+([\d.]+)–\s*([\d.]+)", out, re.MULTILINE)
+    assert line, out
+    assert float(line[1]) > 0  # both streams processed frames
