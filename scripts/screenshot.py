@@ -30,6 +30,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("page_path", help='URL path of the page, e.g. "photo"; "" for Home')
     parser.add_argument("out", type=Path, help="PNG file to write")
     parser.add_argument("--upload", type=Path, help="file to put into the page's file uploader")
+    parser.add_argument(
+        "--camera", type=Path, help="a .y4m to play as the webcam; the page's WebRTC Start is pressed"
+    )
     parser.add_argument("--wait-text", help="text that must be visible before the screenshot")
     parser.add_argument("--width", type=int, default=1400)
     parser.add_argument("--height", type=int, default=1000, help="minimum height; taller pages grow")
@@ -41,12 +44,15 @@ def capture(args: argparse.Namespace) -> bytes:
     """The page as PNG bytes, once it is loaded, fed and idle."""
     from playwright.sync_api import expect
 
-    with browser.streamlit_server() as url, browser.chromium() as chromium:
+    camera = browser.fake_camera_args(args.camera) if args.camera else []
+    with browser.streamlit_server() as url, browser.chromium(camera) as chromium:
         page = chromium.new_page(viewport={"width": args.width, "height": args.height})
         page.goto(f"{url}/{args.page_path.lstrip('/')}")
         expect(page.get_by_test_id("stMain")).to_be_visible(timeout=TIMEOUT_MS)
         if args.upload:
             browser.upload(page, args.upload)
+        if args.camera:
+            browser.start_webrtc(page, TIMEOUT_MS)
         if args.wait_text:
             expect(page.get_by_text(args.wait_text).first).to_be_visible(timeout=TIMEOUT_MS)
         browser.wait_until_idle(page, TIMEOUT_MS)

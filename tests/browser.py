@@ -173,3 +173,46 @@ def wait_until_idle(page: Page, timeout_ms: float = 60_000) -> None:
 def upload(page: Page, file: Path) -> None:
     """Hand ``file`` to the page's (first) Streamlit file uploader, as a user's file picker would."""
     page.get_by_test_id("stFileUploader").locator("input[type=file]").first.set_input_files(file)
+
+
+def write_y4m(
+    video: Path, path: Path, start_s: float, end_s: float, size: tuple[int, int] = (640, 480)
+) -> int:
+    """Part of ``video`` as a Y4M file for Chromium's fake camera; returns the frame count.
+
+    Chromium's fake capture reads uncompressed 4:2:0 with a plain ``C420`` header and loops it.
+    """
+    import cv2
+
+    from app.video import video_frames
+
+    count = 0
+    with path.open("wb") as out:
+        out.write(f"YUV4MPEG2 W{size[0]} H{size[1]} F24:1 Ip A1:1 C420\n".encode())
+        for _, rgb in video_frames(video, size, start_s, end_s):
+            out.write(b"FRAME\n" + cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420).tobytes())
+            count += 1
+    return count
+
+
+def fake_camera_args(y4m: Path) -> list[str]:
+    """Chromium switches that grant camera access and play ``y4m`` as the webcam."""
+    return [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={y4m}",
+        # Offer the real host address, not an mDNS name the server could not resolve.
+        "--disable-features=WebRtcHideLocalIpsWithMdns",
+    ]
+
+
+def start_webrtc(page: Page, timeout_ms: float = 60_000) -> None:
+    """Press the streamlit-webrtc component's Start button (inside the component's iframe)."""
+    import re
+
+    from playwright.sync_api import expect
+
+    component = page.frame_locator('iframe[title*="webrtc_streamer"]')
+    button = component.get_by_role("button", name=re.compile("^start$", re.IGNORECASE))
+    expect(button).to_be_visible(timeout=timeout_ms)
+    button.click()

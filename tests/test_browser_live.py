@@ -14,11 +14,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
 import pytest
 
 from app.emotions import CLASS_NAMES
-from app.video import video_frames
 
 import browser
 
@@ -30,27 +28,15 @@ from playwright.sync_api import Browser, Page, expect  # noqa: E402  (only once 
 
 VIDEO = Path(__file__).parent / "fixtures" / "video" / "pexels_woman_sad_to_happy.mp4"
 LAUGHING = (13.0, 16.5)  # seconds of the clip in which she laughs
-SIZE = (640, 480)
 #: Connecting, loading TensorFlow in the server and the first frames: slow on 2 CI cores.
 FIRST_RESULT_TIMEOUT_MS = 90_000
 EMOTION_HEADING = re.compile(rf"^({'|'.join(CLASS_NAMES)})$")
 
 
-def write_y4m(path: Path, start_s: float, end_s: float) -> int:
-    """Frames of VIDEO between the two times as a Y4M file; returns the frame count."""
-    count = 0
-    with path.open("wb") as out:
-        out.write(f"YUV4MPEG2 W{SIZE[0]} H{SIZE[1]} F24:1 Ip A1:1 C420\n".encode())
-        for _, rgb in video_frames(VIDEO, SIZE, start_s, end_s):
-            out.write(b"FRAME\n" + cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420).tobytes())
-            count += 1
-    return count
-
-
 @pytest.fixture(scope="module")
 def fake_camera(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("camera") / "laughing.y4m"
-    assert write_y4m(path, *LAUGHING) > 60
+    assert browser.write_y4m(VIDEO, path, *LAUGHING) > 60
     return path
 
 
@@ -62,14 +48,7 @@ def app_url() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def chromium(fake_camera: Path) -> Iterator[Browser]:
-    camera = [
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-video-capture={fake_camera}",
-        # Offer the real host address, not an mDNS name the server could not resolve.
-        "--disable-features=WebRtcHideLocalIpsWithMdns",
-    ]
-    with browser.chromium(camera) as launched:
+    with browser.chromium(browser.fake_camera_args(fake_camera)) as launched:
         yield launched
 
 
@@ -85,24 +64,16 @@ def live_page(chromium: Browser, app_url: str) -> Iterator[Page]:
         context.close()
 
 
-def start(page: Page) -> None:
-    """Press the component's Start button (it lives in the component's iframe)."""
-    component = page.frame_locator('iframe[title*="webrtc_streamer"]')
-    button = component.get_by_role("button", name=re.compile("^start$", re.IGNORECASE))
-    expect(button).to_be_visible(timeout=60_000)
-    button.click()
-
-
 def test_before_start_the_panel_says_what_to_do(live_page: Page):
     expect(live_page.get_by_text("Press Start and allow the camera")).to_be_visible(timeout=30_000)
 
 
 def test_laughing_face_from_the_camera_reaches_the_panel_as_happy(live_page: Page):
-    start(live_page)
+    browser.start_webrtc(live_page)
 
     emotion = live_page.get_by_test_id("stMain").get_by_role("heading", name=EMOTION_HEADING)
     expect(emotion).to_be_visible(timeout=FIRST_RESULT_TIMEOUT_MS)  # the callback ran on real frames
-    expect(live_page.get_by_role("heading", name="happy", exact=True)).to_be_visible(timeout=30_000)
+    expect(live_page.get_by_role("heading", name="happy", exact=True)).to_be_visible(timeout=60_000)
     expect(live_page.get_by_test_id("stMetric").first).to_contain_text("Frames/s")
     frames = live_page.get_by_test_id("stMetric").nth(2).get_by_test_id("stMetricValue")
     expect(frames).not_to_have_text("0", timeout=10_000)
