@@ -15,6 +15,11 @@ if str(ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402  (after the path fix above, on purpose)
 
+# aiortc's SRTP library segfaults the whole server if it is first imported after TensorFlow (their
+# bundled crypto libraries clash), which happened when the Photo page ran before the Live page.
+# Loading streamlit-webrtc first, whatever page a session opens, makes the order safe.
+import streamlit_webrtc  # noqa: E402, F401
+
 st.set_page_config(page_title="Emojify", page_icon="😄", layout="wide")
 
 PAGES = ROOT / "pages"
@@ -22,6 +27,7 @@ navigation = st.navigation(
     [
         st.Page(PAGES / "home.py", title="Home", icon="🏠", default=True),
         st.Page(PAGES / "photo.py", title="Photo", icon="📷", url_path="photo"),
+        st.Page(PAGES / "live.py", title="Live", icon="🎥", url_path="live"),
     ]
 )
 navigation.run()
