@@ -22,7 +22,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -74,8 +74,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(entry: str = ENTRY, timeout_s: float = SERVER_START_TIMEOUT_S) -> Iterator[str]:
+def streamlit_server(
+    entry: str = ENTRY, timeout_s: float = SERVER_START_TIMEOUT_S, env: Mapping[str, str] | None = None
+) -> Iterator[str]:
     """Serve ``entry`` with ``streamlit run`` from the repository root; yields the base URL.
+
+    ``env`` adds environment variables for the server, e.g. public mode's settings.
 
     The server's output goes to a temporary file rather than a pipe (a full pipe would stall a
     chatty server) and is quoted if it fails to start. It only listens on 127.0.0.1, and its file
@@ -100,7 +104,7 @@ def streamlit_server(entry: str = ENTRY, timeout_s: float = SERVER_START_TIMEOUT
         "--browser.gatherUsageStats",
         "false",
     ]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
