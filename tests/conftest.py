@@ -17,6 +17,10 @@ from pathlib import Path
 
 import pytest
 
+# Before anything imports TensorFlow: aiortc's SRTP library segfaults the process when it is
+# imported after TensorFlow, and AppTest runs app/main.py (which imports it) inside pytest.
+import streamlit_webrtc  # noqa: F401
+
 from app.emotions import CLASS_NAMES, REPO_ROOT
 
 FER2013_ENV = "FER2013_DIR"
