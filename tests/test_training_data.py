@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from app.emotions import CLASS_NAMES, INPUT_SHAPE
-from training.data import CSV_EMOTIONS, SPLITS, DatasetError, load_split
+from training.data import CSV_COLUMNS, CSV_EMOTIONS, SPLITS, DatasetError, check_dataset, load_split
 
 KAGGLE_SPLIT_SIZES = {"train": 28_709, "public_test": 3_589, "private_test": 3_589, "test": 7_178}
 USAGE_OF_PREFIX = {"Training_": "Training", "PublicTest_": "PublicTest", "PrivateTest_": "PrivateTest"}
@@ -206,3 +206,91 @@ def test_broken_csv_names_the_problem(
 def test_unknown_split_is_refused(fer2013_dir: Path) -> None:
     with pytest.raises(ValueError, match="unknown split 'validation'"):
         load_split(fer2013_dir, "validation")
+
+
+# --- more bad datasets, and the quick check the Training page runs on Start ---------------------------
+
+
+def test_non_image_files_are_listed_in_the_run_record(mini: Path) -> None:
+    (mini / "train" / "happy" / "notes.txt").write_text("labelled by hand")
+    (mini / "train" / "sad" / "labels.csv").write_text("file,label\n")
+    (mini / "train" / "sad" / ".DS_Store").write_bytes(b"\0\0")  # hidden: not worth a mention
+
+    dataset = load_split(mini, "train")
+
+    assert sorted(Path(p).name for p in dataset.ignored) == ["labels.csv", "notes.txt"]
+    assert dataset.describe()["ignored"] == 2
+
+
+def test_class_with_only_non_image_files_names_them(mini: Path) -> None:
+    for image in (mini / "train" / "fear").iterdir():
+        image.rename(image.with_suffix(".txt"))
+
+    with pytest.raises(DatasetError) as error:
+        load_split(mini, "train")
+
+    message = str(error.value)
+    assert "split train has no images of class(es): fear" in message
+    assert "found only non-image files, e.g. fear/Training_" in message and ".txt" in message
+
+
+def test_class_whose_images_are_all_unreadable_is_refused(mini: Path) -> None:
+    for image in (mini / "train" / "sad").iterdir():
+        image.write_bytes(b"\xff\xd8 truncated jpeg")
+
+    with pytest.raises(DatasetError, match=re.escape("split train has no readable images of class(es): sad")):
+        load_split(mini, "train")
+
+
+def test_csv_that_is_not_text_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "fer2013.csv"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe")
+
+    with pytest.raises(DatasetError, match="is not a CSV text file"):
+        load_split(path, "train")
+
+
+def test_csv_without_a_class_in_the_split_is_refused(mini: Path, tmp_path: Path) -> None:
+    csv_path = write_fer_csv(mini, tmp_path / "fer2013.csv")
+    disgust = str(CSV_EMOTIONS.index("disgust"))
+    _rewrite_csv(
+        csv_path, lambda rows: rows.__setitem__(slice(1, None), [r for r in rows[1:] if r[0] != disgust])
+    )
+
+    with pytest.raises(DatasetError, match=re.escape("split train has no images of class(es): disgust")):
+        load_split(csv_path, "train")
+
+
+@pytest.mark.parametrize(
+    ("break_it", "message"),
+    [
+        (_remove(""), "dataset path does not exist"),
+        (_remove("train"), "has no train/ folder"),
+        (_remove("test"), "has no test/ folder"),
+        (_remove("test/angry"), "missing class folder(s): angry"),
+        (_add_class, "unknown class folder(s): contempt"),
+        (_empty_class, "no images of class(es): fear"),
+        (_no_images, "no images for split train"),
+    ],
+    ids=["no-path", "no-train", "no-test", "missing-class", "extra-class", "empty-class", "no-images"],
+)
+def test_quick_check_finds_layout_problems_without_decoding(
+    mini: Path, break_it: Callable[[Path], object], message: str
+) -> None:
+    break_it(mini)
+
+    with pytest.raises(DatasetError, match=re.escape(message)):
+        check_dataset(mini, ("train", "public_test"))
+
+
+def test_quick_check_passes_a_good_dataset_and_checks_a_csv_header(mini: Path, tmp_path: Path) -> None:
+    check_dataset(mini)
+    csv_path = write_fer_csv(mini, tmp_path / "fer2013.csv")
+    check_dataset(csv_path)
+
+    _rewrite_csv(csv_path, lambda rows: rows[0].__setitem__(0, "label"))
+    with pytest.raises(DatasetError, match=re.escape("lacks column(s) emotion")):
+        check_dataset(csv_path)
+    _rewrite_csv(csv_path, lambda rows: rows.__setitem__(slice(None), [list(CSV_COLUMNS)]))
+    with pytest.raises(DatasetError, match="has a header but no rows"):
+        check_dataset(csv_path)

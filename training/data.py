@@ -20,15 +20,24 @@ Every split comes back as float32 pixels 0..255 shaped ``(N, *INPUT_SHAPE)`` and
 CLASS_NAMES order, i.e. exactly what the models take. Anything wrong with the layout raises
 DatasetError naming the problem before a training run starts; single unreadable images are
 skipped and listed in ``Dataset.skipped`` instead, since one bad JPEG should not cost a run.
+Files in class folders that are not images by name (notes, CSVs) are left out and listed in
+``Dataset.ignored``, so the run record says they were seen; hidden files (``.DS_Store``) are not
+even listed. A class that ends up without a single readable image is an error, not a silently
+six-class training.
+
+:func:`check_dataset` runs every check that needs no decoding (the folders, the class folders,
+empty classes, the CSV's header), in a fraction of a second even for all of FER2013, so the
+Training page can refuse a bad dataset the moment Start is pressed.
 """
 
 from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +91,7 @@ class Dataset:
     root: Path
     skipped: tuple[str, ...] = ()
     note: str = ""
+    ignored: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.y)
@@ -98,6 +108,7 @@ class Dataset:
             "n": len(self),
             "class_counts": self.class_counts(),
             "skipped": len(self.skipped),
+            "ignored": len(self.ignored),
             "note": self.note,
         }
 
@@ -123,9 +134,57 @@ def load_split(root: str | os.PathLike[str], split: str, *, limit_per_class: int
 # --- folder layout -----------------------------------------------------------------------------
 
 
+def check_dataset(root: str | os.PathLike[str], splits: Sequence[str] = ("train", "public_test")) -> None:
+    """Raise DatasetError for what is wrong with ``splits`` of the dataset at ``root``, without decoding.
+
+    Folders get every layout check of :func:`load_split`; a CSV gets its header and first row
+    checked (the rows themselves are only read by the real load, seconds later).
+    """
+    for split in splits:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    root = Path(root)
+    if not root.exists():
+        raise DatasetError(f"dataset path does not exist: {root}")
+    if root.is_file() and root.suffix.lower() == ".csv":
+        _check_csv(root)
+        return
+    if not root.is_dir():
+        raise DatasetError(f"{root} is neither a dataset folder (train/, test/) nor a .csv file")
+    for split in splits:
+        _folder_plan(root, split, None)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The files one split of a folder will be read from, before any decoding."""
+
+    paths: list[Path]
+    labels: np.ndarray
+    note: str
+    ignored: tuple[str, ...]
+
+
 def _load_folder(root: Path, split: str, limit_per_class: int | None) -> Dataset:
+    plan = _folder_plan(root, split, limit_per_class)
+    dataset = _decode(plan.paths, plan.labels, split, root, plan.note)
+    unreadable = [
+        name
+        for label, name in enumerate(CLASS_NAMES)
+        if label in plan.labels and not np.any(dataset.y == label)
+    ]
+    if unreadable:
+        raise DatasetError(
+            f"split {split} has no readable images of class(es): {', '.join(unreadable)} "
+            f"({len(dataset.skipped)} unreadable image(s), e.g. {dataset.skipped[0]})"
+        )
+    return replace(dataset, ignored=plan.ignored)
+
+
+def _folder_plan(root: Path, split: str, limit_per_class: int | None) -> _Plan:
+    """Which files make up ``split`` and their labels, after every check that needs no decoding."""
     folder_name, prefix = _FOLDER_SPLITS[split]
-    files = _class_files(root, folder_name)
+    files, others = _scan_class_folders(root, folder_name)
     note = ""
     if prefix and not any(name.startswith(prefix) for names in files.values() for name in names):
         note = (
@@ -143,16 +202,36 @@ def _load_folder(root: Path, split: str, limit_per_class: int | None) -> Dataset
         paths += [root / folder_name / name / f for f in chosen]
         labels += [label] * len(chosen)
     if not paths:
-        raise DatasetError(f"no images for split {split} in {root / folder_name}")
+        raise DatasetError(f"no images for split {split} in {root / folder_name}{_others_hint(others)}")
     if empty:
+        only_others = {name: others[name] for name in empty if others[name]}
         raise DatasetError(
             f"split {split} has no images of class(es): {', '.join(empty)} in {root / folder_name}"
+            f"{_others_hint(only_others)}"
         )
-    return _decode(paths, np.array(labels), split, root, note)
+    ignored = tuple(str(root / folder_name / name / f) for name in CLASS_NAMES for f in others[name])
+    return _Plan(paths, np.array(labels), note, ignored)
+
+
+def _others_hint(others: dict[str, list[str]]) -> str:
+    """' (found only non-image files, e.g. happy/notes.txt)' when there are any, else ''."""
+    examples = [f"{name}/{f}" for name, names in others.items() for f in names]
+    if not examples:
+        return ""
+    suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+    return f" (found only non-image files, e.g. {examples[0]}; images must end in {suffixes})"
 
 
 def _class_files(root: Path, folder_name: str) -> dict[str, list[str]]:
     """Sorted image file names of each class folder, after checking the folders are exactly CLASS_NAMES."""
+    return _scan_class_folders(root, folder_name)[0]
+
+
+def _scan_class_folders(root: Path, folder_name: str) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Per class: the sorted image file names and the sorted other (non-hidden) file names.
+
+    Checks first that the class folders are exactly CLASS_NAMES.
+    """
     folder = root / folder_name
     if not folder.is_dir():
         raise DatasetError(
@@ -168,14 +247,25 @@ def _class_files(root: Path, folder_name: str) -> dict[str, list[str]]:
         raise DatasetError(
             f"{folder} has unknown class folder(s): {', '.join(extra)}; expected only {expected}"
         )
-    return {name: sorted(_image_names(folder / name)) for name in CLASS_NAMES}
+    images: dict[str, list[str]] = {}
+    others: dict[str, list[str]] = {}
+    for name in CLASS_NAMES:
+        images[name], others[name] = _split_names(folder / name)
+    return images, others
 
 
-def _image_names(folder: Path) -> Iterable[str]:
-    """Names of the files in ``folder`` that look like images; anything else (notes, .DS_Store) is ignored."""
+def _split_names(folder: Path) -> tuple[list[str], list[str]]:
+    """The files in ``folder``: sorted image names, and sorted other names (hidden files left out)."""
+    images: list[str] = []
+    others: list[str] = []
     for entry in os.scandir(folder):
-        if entry.is_file() and Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
-            yield entry.name
+        if not entry.is_file():
+            continue
+        if Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
+            images.append(entry.name)
+        elif not entry.name.startswith("."):
+            others.append(entry.name)
+    return sorted(images), sorted(others)
 
 
 def _read_gray(path: Path) -> np.ndarray | None:
@@ -221,27 +311,26 @@ def _load_csv(path: Path, split: str, limit_per_class: int | None) -> Dataset:
     labels: list[int] = []
     sources: list[str] = []
     per_class = np.zeros(NUM_CLASSES, dtype=int)
-    with path.open(newline="", encoding="utf-8") as file:
-        reader = csv.DictReader(file)
-        missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or ())]
-        if missing:
-            raise DatasetError(
-                f"{path} lacks column(s) {', '.join(missing)}: expected {','.join(CSV_COLUMNS)}, "
-                f"found {','.join(reader.fieldnames or ()) or 'no header'}"
-            )
-        for row in reader:
-            if row["Usage"] not in usages:
-                continue
-            where = f"{path} line {reader.line_num}"
-            label = _csv_label(row["emotion"], where)
-            if limit_per_class is not None and per_class[label] >= limit_per_class:
-                continue
-            rows.append(_csv_pixels(row["pixels"], where))
-            labels.append(label)
-            sources.append(f"csv:line {reader.line_num}")
-            per_class[label] += 1
+    with _csv_reader(path) as reader:
+        try:
+            for row in reader:
+                if row["Usage"] not in usages:
+                    continue
+                where = f"{path} line {reader.line_num}"
+                label = _csv_label(row["emotion"], where)
+                if limit_per_class is not None and per_class[label] >= limit_per_class:
+                    continue
+                rows.append(_csv_pixels(row["pixels"], where))
+                labels.append(label)
+                sources.append(f"csv:line {reader.line_num}")
+                per_class[label] += 1
+        except (UnicodeDecodeError, csv.Error) as err:
+            raise DatasetError(f"{path} line {reader.line_num + 1} is not CSV text: {err}") from None
     if not rows:
         raise DatasetError(f"{path} has no rows with Usage {' or '.join(usages)} (split {split})")
+    empty = [name for name, count in zip(CLASS_NAMES, per_class, strict=True) if not count]
+    if empty:
+        raise DatasetError(f"split {split} has no images of class(es): {', '.join(empty)} in {path}")
     return Dataset(
         x=_as_model_input(np.stack(rows)),
         y=np.array(labels),
@@ -249,6 +338,38 @@ def _load_csv(path: Path, split: str, limit_per_class: int | None) -> Dataset:
         split=split,
         root=path,
     )
+
+
+@contextmanager
+def _csv_reader(path: Path) -> Iterator[csv.DictReader]:
+    """A DictReader over ``path`` whose header has been checked against CSV_COLUMNS."""
+    with path.open(newline="", encoding="utf-8") as file:
+        reader = csv.DictReader(file)
+        try:
+            fieldnames = reader.fieldnames or ()
+        except (UnicodeDecodeError, csv.Error) as err:
+            raise DatasetError(f"{path} is not a CSV text file ({err})") from None
+        missing = [c for c in CSV_COLUMNS if c not in fieldnames]
+        if missing:
+            raise DatasetError(
+                f"{path} lacks column(s) {', '.join(missing)}: expected {','.join(CSV_COLUMNS)}, "
+                f"found {','.join(fieldnames) or 'no header'}"
+            )
+        yield reader
+
+
+def _check_csv(path: Path) -> None:
+    """The header and the first data row of a CSV, the quick part of what _load_csv checks."""
+    with _csv_reader(path) as reader:
+        try:
+            row = next(reader, None)
+        except (UnicodeDecodeError, csv.Error) as err:
+            raise DatasetError(f"{path} line 2 is not CSV text: {err}") from None
+        if row is None:
+            raise DatasetError(f"{path} has a header but no rows")
+        where = f"{path} line {reader.line_num}"
+        _csv_label(row["emotion"], where)
+        _csv_pixels(row["pixels"], where)
 
 
 def _csv_label(text: str | None, where: str) -> int:
