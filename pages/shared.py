@@ -12,6 +12,7 @@ from typing import Any
 
 import streamlit as st
 
+from app.access import Access
 from app.classifier import EmotionClassifier, ModelError
 from app.detection import DetectorSettings, FaceDetector
 from app.emotions import DEFAULT_MODEL_PATH, emoji_png
@@ -128,3 +129,29 @@ def secrets_and_environment() -> dict[str, Any]:
     except FileNotFoundError:  # no secrets.toml: StreamlitSecretNotFoundError subclasses it
         secrets = {}
     return {**os.environ, **secrets}
+
+
+def access() -> Access:
+    """This deployment's access rules (public mode, owner password, data root); see app.access."""
+    return Access.from_settings(secrets_and_environment())
+
+
+def owner_unlocked(feature: str) -> bool:
+    """Whether owner-only ``feature`` may be used in this session, after saying why not if not.
+
+    Locally (not public) always; in public mode once the owner typed the password in the sidebar.
+    """
+    rules = access()
+    if not rules.public or st.session_state.get("owner_unlocked"):
+        return True
+    if not rules.owner_features_available:
+        st.info(f"{feature} is switched off in this public deployment.")
+        return False
+    attempt = st.sidebar.text_input("Owner password", type="password", key="owner_password")
+    if attempt and rules.unlocks(attempt):
+        st.session_state.owner_unlocked = True
+        return True
+    if attempt:
+        st.sidebar.error("Wrong password.")
+    st.info(f"{feature} is for the owner of this public deployment: enter the owner password in the sidebar.")
+    return False
