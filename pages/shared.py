@@ -12,10 +12,10 @@ from typing import Any
 
 import streamlit as st
 
-from app.access import Access
+from app.access import Access, AccessError
 from app.classifier import EmotionClassifier, ModelError
 from app.detection import DetectorSettings, FaceDetector
-from app.emotions import DEFAULT_MODEL_PATH, emoji_png
+from app.emotions import DEFAULT_MODEL_PATH, REPO_ROOT, emoji_png
 from app.pipeline import OverlayOptions, Pipeline
 from app.runs import active_model_path, list_runs
 
@@ -155,3 +155,28 @@ def owner_unlocked(feature: str) -> bool:
         st.sidebar.error("Wrong password.")
     st.info(f"{feature} is for the owner of this public deployment: enter the owner password in the sidebar.")
     return False
+
+
+def server_paths_allowed() -> bool:
+    """Whether this session may name files and folders on the server (never shown to visitors).
+
+    Locally always; in public mode only after the owner unlocked this session (the password
+    field that owner-only pages show), so visitors cannot probe the server's disk.
+    """
+    return not access().public or bool(st.session_state.get("owner_unlocked"))
+
+
+def typed_server_path(typed: str) -> Path | None:
+    """``typed`` as an absolute path allowed by the access rules, or None after saying why not.
+
+    Relative paths are taken from the data root when one is set, else from the repository.
+    """
+    rules = access()
+    path = Path(typed).expanduser()
+    if rules.data_root is None and not path.is_absolute():
+        path = REPO_ROOT / path
+    try:
+        return rules.resolve(path)
+    except AccessError as error:
+        st.error(str(error))
+        return None

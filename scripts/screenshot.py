@@ -2,12 +2,21 @@
 
     python scripts/screenshot.py photo docs/photo-page.png \\
         --upload tests/fixtures/faces/london_009_happy.jpg --wait-text "Face 1:"
+    FER2013_DIR=/root/data/fer2013 python scripts/screenshot.py analysis docs/analysis-page.png \\
+        --click "Evaluate on PrivateTest" --wait-text "most confident"
+    python scripts/screenshot.py photo docs/photo-gradcam.png \\
+        --upload tests/fixtures/faces/london_009_happy.jpg --toggle "What did the model look at?" \\
+        --wait-text "Grad-CAM:"
+    python scripts/screenshot.py video docs/video-page.png --upload \\
+        tests/fixtures/video/pexels_woman_sad_to_happy.mp4 --click Start --wait-text Timeline --video-at 14
 
 Starts its own server and headless Chromium with the browser tests' helpers (``tests/browser.py``),
-opens PAGE_PATH (``""`` for Home), optionally uploads a file, waits for a text, then saves the
-whole page. Streamlit scrolls inside its main block rather than the document, so "the whole page"
-means growing the viewport to that block's height first. The PNG is then re-encoded with a
-palette when that keeps it under ``--max-kb``, so screenshots don't bloat the repository.
+opens PAGE_PATH (``""`` for Home), optionally uploads a file, clicks buttons and switches on
+toggles (by label, in order), waits for a text, optionally shows the page's video at a given
+second, then saves the whole page. Streamlit scrolls inside its main block rather than the
+document, so "the whole page" means growing the viewport to that block's height first. The PNG is
+then re-encoded with a palette when that keeps it under ``--max-kb``, so screenshots don't bloat
+the repository.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import browser  # lives in tests/, shared with the browser tests
 
 TIMEOUT_MS = 120_000
+VIDEO = "document.querySelector('video')"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -33,7 +43,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--camera", type=Path, help="a .y4m to play as the webcam; the page's WebRTC Start is pressed"
     )
+    parser.add_argument(
+        "--click",
+        action="append",
+        default=[],
+        help="label of a button to click once the page is idle (repeatable)",
+    )
+    parser.add_argument(
+        "--toggle",
+        action="append",
+        default=[],
+        help="label of a toggle to switch on after the clicks, once the page is idle (repeatable)",
+    )
     parser.add_argument("--wait-text", help="text that must be visible before the screenshot")
+    parser.add_argument("--video-at", type=float, help="show the page's video at this second")
     parser.add_argument("--width", type=int, default=1400)
     parser.add_argument("--height", type=int, default=1000, help="minimum height; taller pages grow")
     parser.add_argument("--max-kb", type=int, default=400, help="size to stay under by using a palette")
@@ -53,10 +76,31 @@ def capture(args: argparse.Namespace) -> bytes:
             browser.upload(page, args.upload)
         if args.camera:
             browser.start_webrtc(page, TIMEOUT_MS)
+        for label in args.click:
+            browser.wait_until_idle(page, TIMEOUT_MS)
+            button = page.get_by_role("button", name=label).first
+            expect(button).to_be_visible(timeout=TIMEOUT_MS)
+            button.click()
+        for label in args.toggle:
+            browser.wait_until_idle(page, TIMEOUT_MS)
+            toggle = page.get_by_label(label).first
+            expect(toggle).to_be_attached(timeout=TIMEOUT_MS)
+            toggle.check(force=True)  # Streamlit draws its own switch over the hidden checkbox
         if args.wait_text:
             expect(page.get_by_text(args.wait_text).first).to_be_visible(timeout=TIMEOUT_MS)
         browser.wait_until_idle(page, TIMEOUT_MS)
         page.wait_for_load_state("networkidle")  # images and charts fetched after the run
+        if args.video_at is not None:
+            page.wait_for_function(f"{VIDEO}.readyState >= 1", timeout=TIMEOUT_MS)
+            page.evaluate(f"{VIDEO}.currentTime = {args.video_at}")
+            page.wait_for_function(f"!{VIDEO}.seeking && {VIDEO}.readyState >= 2", timeout=TIMEOUT_MS)
+        # Elements still drawing (skeletons) or images still decoding would change the page's
+        # height after it is measured: wait for both, then measure.
+        expect(page.get_by_test_id("stSkeleton")).to_have_count(0, timeout=TIMEOUT_MS)
+        page.wait_for_function(
+            "() => [...document.images].every(img => img.complete && img.naturalWidth > 0)",
+            timeout=TIMEOUT_MS,
+        )
         content_height = page.get_by_test_id("stMain").evaluate("main => main.scrollHeight")
         page.set_viewport_size({"width": args.width, "height": max(args.height, content_height)})
         return page.screenshot(full_page=True)

@@ -9,11 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
-from app.emotions import CLASS_NAMES, REPO_ROOT
+from app.emotions import CLASS_NAMES, DEFAULT_MODEL_PATH, REPO_ROOT
 from app.model_card import read_card
+from training.analysis import per_class_csv
 from training.evaluate import ALL_SPLITS, main
 
 IMAGES_PER_CLASS = 10
@@ -93,3 +95,68 @@ def test_corrupt_card_stops_evaluation_and_is_left_alone(model_copy: Path, fer20
 
     assert "is not valid JSON" in capsys.readouterr().err
     assert card_file.read_text() == '{"architecture": "classic", '
+
+
+# --- --split FOLDER and --out DIR (with the shipped model: read-only, no training needed) --------
+
+
+def test_folder_split_prints_json_and_writes_the_table_and_matrix(fer2013_mini: Path, tmp_path: Path, capsys):
+    folder = fer2013_mini / "test"
+    out = tmp_path / "report"
+
+    assert (
+        main(["--model", str(DEFAULT_MODEL_PATH), "--split", str(folder), "--out", str(out), "--json"]) == 0
+    )
+
+    report = json.loads(capsys.readouterr().out)
+    result = report["results"][str(folder)]
+    assert result["n"] == 28 and [row["support"] for row in result["per_class"].values()] == [4] * 7
+    assert report["files"] == [str(out / "test_per_class.csv"), str(out / "test_confusion.png")]
+    assert (out / "test_per_class.csv").read_text() == per_class_csv(result)
+    picture = cv2.imread(str(out / "test_confusion.png"))
+    assert picture is not None and min(picture.shape[:2]) > 600
+    # The dataset root means its test/ folder, and a zip of it is the same: same images, same numbers.
+    assert main(["--model", str(DEFAULT_MODEL_PATH), "--split", str(fer2013_mini), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["results"][str(fer2013_mini)] == result
+    archive = shutil.make_archive(str(tmp_path / "mini"), "zip", fer2013_mini)
+    assert main(["--model", str(DEFAULT_MODEL_PATH), "--split", archive, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["results"][archive] == result
+
+
+def test_named_split_with_out_writes_files_named_after_the_split(fer2013_mini: Path, tmp_path: Path, capsys):
+    argv = ["--model", str(DEFAULT_MODEL_PATH), "--data", str(fer2013_mini), "--split", "private_test"]
+
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+
+    out = capsys.readouterr().out
+    assert out.startswith("== private_test: 14 images\n")
+    assert f"wrote {tmp_path / 'private_test_per_class.csv'}" in out
+    assert (tmp_path / "private_test_per_class.csv").read_text().count("\n") == 1 + len(CLASS_NAMES)
+    assert (tmp_path / "private_test_confusion.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_unusable_folder_or_model_is_reported(fer2013_mini: Path, tmp_path: Path, capsys):
+    folder = tmp_path / "faces"
+    shutil.copytree(fer2013_mini / "test", folder)
+    shutil.copytree(folder / "happy", folder / "cats")
+    assert main(["--model", str(DEFAULT_MODEL_PATH), "--split", str(folder)]) == 2
+    assert "unknown class folder(s): cats" in capsys.readouterr().err
+
+    assert main(["--model", str(DEFAULT_MODEL_PATH), "--split", str(tmp_path / "nowhere")]) == 2
+    assert "neither a split" in capsys.readouterr().err
+
+    not_a_model = tmp_path / "notes.keras"
+    not_a_model.write_text("hello")
+    assert main(["--model", str(not_a_model), "--split", str(fer2013_mini / "test")]) == 2
+    assert "notes.keras is not a readable Keras model" in capsys.readouterr().err
+
+
+def test_card_is_refused_for_a_folder_and_a_named_split_needs_data(fer2013_mini: Path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--model", str(DEFAULT_MODEL_PATH), "--split", str(fer2013_mini / "test"), "--card"])
+    assert exit_info.value.code == 2
+    assert "--card stores FER2013 splits only" in capsys.readouterr().err
+
+    with pytest.raises(SystemExit):
+        main(["--model", str(DEFAULT_MODEL_PATH), "--split", "private_test"])
+    assert "needs --data" in capsys.readouterr().err

@@ -1,11 +1,18 @@
-"""Score a saved model on FER2013 test splits.
+"""Score a saved model on FER2013 test splits or on any folder of labelled faces.
 
     python -m training.evaluate --model runs/classic/best.keras --data /root/data/fer2013 --card
+    python -m training.evaluate --model model/emotion_cnn.keras --split path/to/folder --out report/
 
 Prints accuracy, macro-F1, balanced accuracy, a per-class table and the confusion matrix (rows =
 true class, columns = predicted) for each split; ``--json`` prints one JSON object instead, and
 ``--card`` stores the results under ``evaluation`` in the model card beside the model, keeping
 what the trainer wrote there. PrivateTest is the score to report: the trainer never saw it.
+
+``--split`` is a FER2013 split of ``--data`` (private_test, public_test, test, train, or all) or a
+folder or ``.zip``: a dataset root with test/<class>/, or one split's <class>/ folders (``--data``
+is then not needed). ``--out DIR`` writes, per split, ``<split>_per_class.csv`` (the Analysis page's CSV) and
+``<split>_confusion.png``. Metrics and tables come from :mod:`training.analysis`, shared with the
+Analysis page, so the page and this command always print the same numbers.
 """
 
 from __future__ import annotations
@@ -17,49 +24,69 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import keras
-import numpy as np
-from sklearn import metrics
-
-from app.emotions import CLASS_NAMES, NUM_CLASSES
+from app.classifier import EmotionClassifier, ModelError
+from app.emotions import CLASS_NAMES
 from app.model_card import ModelCardError, base_card, read_card, write_card
-from training.data import SPLITS, DatasetError, load_split
+from training.analysis import (
+    Predict,
+    confusion_png,
+    file_stem,
+    load_folder,
+    load_zip,
+    per_class_csv,
+    predict_dataset,
+    score,
+)
+from training.data import SPLITS, Dataset, DatasetError, load_split
+
+__all__ = ["ALL_SPLITS", "evaluate", "main", "score"]  # score lives in training.analysis
 
 #: What ``--split all`` evaluates: the report split first.
 ALL_SPLITS = ("private_test", "public_test", "test")
 PREDICT_BATCH = 512
 
 
-def score(y_true: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
-    """The card's ``evaluation`` entry for one split, from true labels and predicted probabilities."""
-    labels = list(range(NUM_CLASSES))
-    y_pred = probabilities.argmax(axis=1)
-    precision, recall, f1, support = metrics.precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0
-    )
-    return {
-        "accuracy": float(metrics.accuracy_score(y_true, y_pred)),
-        "macro_f1": float(metrics.f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
-        "balanced_accuracy": float(metrics.balanced_accuracy_score(y_true, y_pred)),
-        "n": len(y_true),
-        "per_class": {
-            name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-            for name, p, r, f, s in zip(CLASS_NAMES, precision, recall, f1, support, strict=True)
-        },
-        "confusion": metrics.confusion_matrix(y_true, y_pred, labels=labels).tolist(),
-    }
+def load(data_dir: str | Path | None, split: str, *, limit_per_class: int | None = None) -> Dataset:
+    """``split`` of the dataset at ``data_dir``, or the folder ``split`` names when it is not a split name."""
+    if split in SPLITS:
+        if data_dir is None:
+            raise DatasetError(f"split {split} needs --data (the FER2013 folder or fer2013.csv)")
+        return load_split(data_dir, split, limit_per_class=limit_per_class)
+    path = Path(split)
+    if path.is_file() and path.suffix.lower() == ".zip":
+        return load_zip(path, path.name, limit_per_class=limit_per_class)
+    if not path.exists():
+        raise DatasetError(f"{split!r} is neither a split ({', '.join(SPLITS)}, all) nor an existing folder")
+    return load_folder(path, limit_per_class=limit_per_class)
 
 
 def evaluate(
-    model: keras.Model, data_dir: str | Path, splits: Sequence[str], *, limit_per_class: int | None = None
+    predict: Predict,
+    data_dir: str | Path | None,
+    splits: Sequence[str],
+    *,
+    limit_per_class: int | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Score ``model`` on each of ``splits`` of the dataset at ``data_dir``; split name -> score."""
+    """Score ``predict`` (crops -> probabilities) on each of ``splits``; split name or folder -> score."""
     results = {}
     for split in splits:
-        dataset = load_split(data_dir, split, limit_per_class=limit_per_class)
-        probabilities = model.predict(dataset.x, batch_size=PREDICT_BATCH, verbose=0)
-        results[split] = score(dataset.y, probabilities)
+        dataset = load(data_dir, split, limit_per_class=limit_per_class)
+        results[split] = predict_dataset(predict, dataset, batch_size=PREDICT_BATCH).result()
     return results
+
+
+def write_reports(results: dict[str, dict[str, Any]], out_dir: Path) -> list[str]:
+    """Per split, the per-class CSV and the confusion-matrix PNG in ``out_dir``; the files written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for split, result in results.items():
+        stem = file_stem(split)
+        table = out_dir / f"{stem}_per_class.csv"
+        table.write_text(per_class_csv(result), encoding="utf-8")
+        picture = out_dir / f"{stem}_confusion.png"
+        picture.write_bytes(confusion_png(result, title=f"Confusion matrix: {split}"))
+        written += [str(table), str(picture)]
+    return written
 
 
 def format_score(split: str, result: dict[str, Any]) -> str:
@@ -88,17 +115,26 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, required=True, help="saved .keras model")
     parser.add_argument(
-        "--data", type=Path, required=True, help="FER2013 folder in the Kaggle layout, or fer2013.csv"
+        "--data", type=Path, help="FER2013 folder in the Kaggle layout, or fer2013.csv (for split names)"
     )
     parser.add_argument(
-        "--split", choices=(*SPLITS, "all"), default="all", help=f"'all' (default) = {', '.join(ALL_SPLITS)}"
+        "--split",
+        default="all",
+        help=f"{', '.join(SPLITS)}, or 'all' (default: {', '.join(ALL_SPLITS)}); or a folder (or .zip of "
+        "one) with test/<class>/ or <class>/ subfolders of images",
     )
     parser.add_argument("--limit-per-class", type=int, help="score only the first K images of each class")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument(
         "--card", action="store_true", help="store the results in the model card beside the model"
     )
-    return parser.parse_args(argv)
+    parser.add_argument("--out", type=Path, help="write <split>_per_class.csv and <split>_confusion.png here")
+    args = parser.parse_args(argv)
+    if args.card and args.split not in (*SPLITS, "all"):
+        parser.error("--card stores FER2013 splits only; a folder's results would not mean much in a card")
+    if args.split in (*SPLITS, "all") and args.data is None:
+        parser.error(f"--split {args.split} needs --data (the FER2013 folder or fer2013.csv)")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -107,26 +143,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.model.is_file():
         print(f"error: no model file at {args.model}", file=sys.stderr)
         return 2
-    model = keras.saving.load_model(args.model)
     splits = ALL_SPLITS if args.split == "all" else (args.split,)
     try:
+        classifier = EmotionClassifier.load(args.model)
         # Read the card first: a broken one should stop us before the slow part, not after.
-        card = (read_card(args.model) or base_card(model.name)) if args.card else None
-        results = evaluate(model, args.data, splits, limit_per_class=args.limit_per_class)
-    except (DatasetError, ModelCardError) as err:
+        card = (read_card(args.model) or base_card(classifier.model.name)) if args.card else None
+        results = evaluate(classifier, args.data, splits, limit_per_class=args.limit_per_class)
+    except (DatasetError, ModelCardError, ModelError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     card_file = None
     if card is not None:
         card.setdefault("evaluation", {}).update(results)  # other splits and the training record stay
         card_file = str(write_card(args.model, card))
+    files = write_reports(results, args.out) if args.out else []
     if args.json:
-        report = {"model": str(args.model), "data": str(args.data), "results": results, "card": card_file}
+        report = {
+            "model": str(args.model),
+            "data": str(args.data) if args.data else None,
+            "results": results,
+            "card": card_file,
+            "files": files,
+        }
         print(json.dumps(report))
     else:
         print("\n\n".join(format_score(split, result) for split, result in results.items()))
         if card_file:
             print(f"\nresults stored in {card_file}")
+        for file in files:
+            print(f"wrote {file}")
     return 0
 
 
