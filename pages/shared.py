@@ -41,18 +41,29 @@ def model_version(model_path: Path | None = None) -> str:
 
 
 def load_pipeline(model_path: Path | None = None) -> Pipeline | None:
-    """The pipeline with ``model_path`` (default: the active model, see app.runs), or ``None``
-    after telling the user why the model can't be used."""
+    """The pipeline with ``model_path`` (default: the active model, see app.runs).
+
+    A chosen model that is missing or broken must not take the page down with it: the page says
+    why and carries on with the shipped default. ``None`` (after an error) only when the shipped
+    default itself can't be used.
+    """
     model_path = model_path or active_model_path()
     try:
-        classifier = _classifier(str(model_path), model_path.stat().st_mtime)
-    except FileNotFoundError:
-        st.error(f"The emotion model `{model_path.name}` is missing. Restore it from git or train one.")
+        return Pipeline(face_detector(), _classifier(str(model_path), model_path.stat().st_mtime))
+    except (OSError, ModelError) as err:
+        problem = _model_problem(model_path, err)
+    if model_path.resolve() == DEFAULT_MODEL_PATH.resolve():
+        st.error(f"{problem} Restore `model/emotion_cnn.keras` from git or train a model.")
         return None
-    except ModelError as err:
-        st.error(f"The emotion model can't be used: {err}")
-        return None
-    return Pipeline(face_detector(), classifier)
+    st.warning(f"{problem} Using the shipped default model instead.")
+    return load_pipeline(DEFAULT_MODEL_PATH)
+
+
+def _model_problem(model_path: Path, err: Exception) -> str:
+    """One sentence for the user on why the model file can't be used."""
+    if isinstance(err, FileNotFoundError):
+        return f"The emotion model `{model_path}` is missing."
+    return f"The emotion model `{model_path}` can't be used: {err}"
 
 
 def detector_settings_ui() -> DetectorSettings:

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app.runs import set_active_model
+
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = str(ROOT / "app" / "main.py")
 PAGES = ROOT / "pages"
@@ -30,3 +32,16 @@ def test_photo_page_offers_upload_and_settings(app):
     assert app.title[0].value.endswith("Photo")
     assert {"scale_factor", "min_neighbors", "min_size"} <= {slider.key for slider in app.slider}
     assert not app.error  # the shipped model loaded
+
+
+def test_a_broken_active_model_is_reported_and_the_shipped_one_takes_over(app, monkeypatch, tmp_path):
+    broken = tmp_path / "runs" / "crashed" / "best.keras"
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"PK\x03\x04 half of a zip, the rest lost when the disk filled up")
+    monkeypatch.setenv("EMOJIFY_RUNS_DIR", str(tmp_path / "runs"))
+    set_active_model(broken)
+
+    app.switch_page(str(PAGES / "photo.py")).run()
+    assert not app.exception and not app.error
+    assert "crashed/best.keras" in app.warning[0].value
+    assert "shipped default" in app.warning[0].value
