@@ -16,7 +16,7 @@ naming the entry, before or while writing, and never writes outside ``target_dir
   ``._*`` resource-fork files are skipped: they are not images and would only be counted as
   unreadable ones.
 
-FER2013 in the Kaggle layout is 35,887 files and about 60 MB, so the defaults (1 GiB, 100,000
+FER2013 in the Kaggle layout is 35,887 files and about 60 MB, so the defaults (512 MiB, 100,000
 entries) leave room for larger face datasets while stopping a bomb long before the disk fills.
 
 :func:`stored_upload` is the Training page's way in: it keeps an upload (a zip, or a bare
@@ -39,7 +39,7 @@ from pathlib import Path, PurePosixPath
 from training.data import DatasetError
 
 #: Largest total of unpacked bytes accepted by default (FER2013 is about 60 MB).
-MAX_UNPACKED_BYTES = 1 << 30
+MAX_UNPACKED_BYTES = 512 << 20
 #: Most entries (files and folders) accepted by default (FER2013 has 35,887 files).
 MAX_ENTRIES = 100_000
 #: Folder under the runs folder where uploaded datasets are kept (not a run: it has no config.json).

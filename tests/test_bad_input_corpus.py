@@ -1,0 +1,173 @@
+"""The committed corpus of hostile inputs (``scripts/make_bad_inputs.py``) through every entry point.
+
+Photos go through the CLI and the Photo page in Chromium; dataset zips through the Analysis page's
+loader, the evaluation CLI and the Training page's upload store; CSVs through the loaders and both
+training CLIs. None may end in a traceback: each bad file gets a message naming its problem, and
+the odd-but-valid photos (colour modes, rotation, animation) still give their face.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.emotions import DEFAULT_MODEL_PATH, REPO_ROOT
+from training import evaluate, train
+from training.analysis import load_zip
+from training.archive import UPLOADS_DIR, stored_upload
+from training.data import DatasetError, check_dataset, load_split
+
+import browser
+
+CORPUS = REPO_ROOT / "tests" / "fixtures" / "bad"
+IMAGE_ERRORS = {
+    "zero-byte.jpg": "empty",
+    "text-named.png": "not an image",
+    "truncated.jpg": "damaged or truncated",
+    "huge-dimensions.png": "megapixels",
+    "decompression-bomb.png": "megapixels",
+}
+IMAGE_FACES = {
+    "tiny-1x1.png": 0,
+    "cmyk.jpg": 1,
+    "gray-16bit.png": 1,
+    "alpha.png": 1,
+    "animated.gif": 1,
+    "exif-rotated.jpg": 1,
+}
+#: Each zip's refusal, as a regular expression (what a folder-less zip lacks is worded per caller).
+ZIP_ERRORS = {
+    "not-a-zip.zip": "not a readable zip",
+    "path-escape.zip": r"points outside the folder it unpacks into \('\.\.'\)",
+    "absolute-path.zip": "has an absolute path",
+    "symlink.zip": "is a symbolic link; links are refused",
+    "ten-thousand-files.zip": "has no class folders|holds neither train/ and test/",
+    "one-gigabyte-declared.zip": "would unpack to 1.0 GB.*zip bomb",
+}
+CSV_ERRORS = {
+    "wrong-columns.csv": "lacks column.*emotion, pixels, Usage",
+    "malformed-pixels.csv": "line 3: pixels must be space-separated integers",
+}
+RESULT_TIMEOUT_MS = 90_000
+
+
+def _make_bad_inputs():
+    spec = importlib.util.spec_from_file_location(
+        "make_bad_inputs", REPO_ROOT / "scripts" / "make_bad_inputs.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_corpus_is_what_its_script_makes_and_every_file_has_an_expectation():
+    made = _make_bad_inputs().corpus()
+    committed = {str(path.relative_to(CORPUS)) for path in CORPUS.rglob("*") if path.is_file()}
+    assert committed == set(made)
+    assert all((CORPUS / name).read_bytes() == data for name, data in made.items())
+    expected = {f"images/{n}" for n in [*IMAGE_ERRORS, *IMAGE_FACES]}
+    expected |= {f"zips/{n}" for n in ZIP_ERRORS} | {f"csv/{n}" for n in CSV_ERRORS}
+    assert expected == committed
+
+
+def test_photo_cli_reads_or_explains_every_photo(tmp_path: Path):
+    photos = sorted((CORPUS / "images").iterdir())
+    result = subprocess.run(
+        [sys.executable, "-m", "app", *map(str, photos), "--json", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO_ROOT,
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 1  # some files failed, and the batch still went through all of them
+    reports = {Path(line["image"]).name: line for line in map(json.loads, result.stdout.splitlines())}
+    assert set(reports) == {photo.name for photo in photos}
+    for name, words in IMAGE_ERRORS.items():
+        assert words in reports[name]["error"], reports[name]
+    for name, faces in IMAGE_FACES.items():
+        assert len(reports[name]["faces"]) == faces, reports[name]
+
+
+@pytest.mark.parametrize("name", sorted(ZIP_ERRORS))
+def test_dataset_zip_is_refused_by_every_entry_point(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    upload = CORPUS / "zips" / name
+    monkeypatch.chdir(tmp_path)  # where a relative escape would land
+    with pytest.raises(DatasetError, match=ZIP_ERRORS[name]):
+        load_zip(upload.read_bytes(), name)  # the Analysis page's uploaded zip
+    with pytest.raises(DatasetError, match=ZIP_ERRORS[name]):
+        stored_upload(name, upload.read_bytes(), tmp_path / "runs")  # the Training page's upload
+    assert not any((tmp_path / "runs" / UPLOADS_DIR).iterdir())  # nothing half-unpacked is kept
+
+    code = evaluate.main(["--model", str(DEFAULT_MODEL_PATH), "--split", str(upload)])
+    output = capsys.readouterr()
+    assert code == 2
+    assert "Traceback" not in output.err and len(output.err.strip().splitlines()) == 1, output.err
+    assert name in output.err or "zip" in output.err
+    assert [path.name for path in tmp_path.rglob("*") if path.is_file()] == []
+    assert not Path("/tmp/emojify-evil.txt").exists()
+
+
+@pytest.mark.parametrize("name", sorted(CSV_ERRORS))
+def test_broken_fer2013_csv_is_refused_by_every_entry_point(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    csv = CORPUS / "csv" / name
+    with pytest.raises(DatasetError, match=CSV_ERRORS[name]):
+        load_split(csv, "train")
+    if name == "wrong-columns.csv":  # the check without decoding sees headers, not every row
+        with pytest.raises(DatasetError, match=CSV_ERRORS[name]):
+            check_dataset(csv)
+    runs = tmp_path / "runs"
+    cli_runs = [
+        (evaluate.main, ["--model", str(DEFAULT_MODEL_PATH), "--data", str(csv), "--split", "train"]),
+        (train.main, ["--data", str(csv), "--epochs", "1", "--runs-dir", str(runs), "--run-name", "bad"]),
+    ]
+    for main, argv in cli_runs:
+        code = main(argv)
+        output = capsys.readouterr()
+        assert code == 2, (argv, output)
+        assert "Traceback" not in output.err
+        assert any(line for line in output.err.splitlines() if name in line), output.err
+    assert not (runs / "bad" / "best.keras").exists()
+
+
+# --- the Photo page in a real browser -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def photo_page_url() -> Iterator[str]:
+    if (reason := browser.missing_browser()) is not None:
+        pytest.skip(reason)
+    with browser.streamlit_server() as url:
+        yield f"{url}/photo"
+
+
+@pytest.mark.browser
+def test_photo_page_explains_every_unreadable_photo_without_a_traceback(photo_page_url: str):
+    from playwright.sync_api import expect
+
+    with browser.chromium() as chromium:
+        for name, words in IMAGE_ERRORS.items():
+            context = chromium.new_context()
+            try:
+                page = context.new_page()
+                page.goto(photo_page_url)
+                expect(page.get_by_test_id("stFileUploader")).to_be_visible(timeout=RESULT_TIMEOUT_MS)
+                browser.upload(page, CORPUS / "images" / name)
+                error = page.get_by_test_id("stAlertContentError")
+                expect(error.first).to_be_visible(timeout=RESULT_TIMEOUT_MS)
+                expect(error.first).to_contain_text(words)
+                expect(error.first).to_contain_text(name)
+                expect(page.get_by_test_id("stException")).to_have_count(0)
+                expect(page.locator("body")).not_to_contain_text("Traceback")
+            finally:
+                context.close()
