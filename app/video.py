@@ -1,42 +1,530 @@
-"""Reading video files as RGB frames with their times, for replays, benchmarks and tests.
+"""Video files: decode, run through the Live page's processor, write an annotated MP4, summarise.
 
-OpenCV's bundled FFmpeg decodes the common containers, so no extra dependency is needed.
+    python -m app.video VIDEO [--out OUT.mp4] [--csv OUT.csv] [--step N]
+
+One code path: every processed frame goes through :class:`app.live.LiveProcessor`, so a video's
+timeline has the same tracking, smoothing and steady labels as the Live page (only the webcam's
+mirror view is off). With ``step`` N only every N-th frame is processed and written, so the
+output keeps the video's duration at 1/N of its frame rate.
+
+PyAV (FFmpeg, already installed for streamlit-webrtc) decodes and encodes. It tells apart the
+inputs users get wrong (empty, not a video, audio only) before any work starts, gives each frame
+its presentation time and rotation (phones store portrait videos sideways), and writes H.264 in
+MP4 as yuv420p at even dimensions: the one combination every browser's ``<video>`` plays.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import argparse
+import contextlib
+import csv
+import itertools
+import math
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
+from typing import BinaryIO, TextIO
 
-import cv2
+import av
 import numpy as np
+
+from app.emotions import CLASS_NAMES, DEFAULT_MODEL_PATH
+from app.live import LiveProcessor, LiveSettings, SmoothedFace
+from app.pipeline import Pipeline
+
+#: A file path, or the bytes of an upload as a seekable binary file: uploads never touch the disk.
+VideoSource = str | Path | BinaryIO
+#: Videos are processed and written with their long side at most this: faces stay far larger than
+#: the 48 px the model sees, and a phone's 4K video costs what a 720p one does.
+MAX_SIDE = 1280
+#: The Live page's settings without its selfie mirror: a video file is already the right way round.
+VIDEO_SETTINGS = LiveSettings(mirror=False)
+#: A label must hold this long to count as a moment of change (shorter runs are flicker).
+MIN_STEADY_S = 0.5
+#: H.264 options: "veryfast" keeps encoding a small share of the time per frame (a tenth or so, at
+#: 640×360); CRF 23 is x264's default quality. ``faststart`` puts the index first, so a browser
+#: starts playing before the whole file has arrived.
+X264_OPTIONS = {"preset": "veryfast", "crf": "23"}
+MP4_OPTIONS = {"movflags": "+faststart"}
+READABLE_FORMATS = "MP4, WebM, MOV or AVI"
+CSV_COLUMNS = ["frame", "time_s", "face", "emotion", "confidence", "x", "y", "w", "h", *CLASS_NAMES]
+
+
+class VideoError(ValueError):
+    """An input that is not a usable video; the message is meant for the user."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says about its first video stream (size as displayed, after rotation)."""
+
+    width: int
+    height: int
+    fps: Fraction
+    duration_s: float
+    frames: int
+
+    def processing_size(self, max_side: int = MAX_SIDE) -> tuple[int, int]:
+        """``(width, height)`` to decode to: at most ``max_side`` long and even, as yuv420p needs."""
+        scale = min(1.0, max_side / max(self.width, self.height))
+        width, height = (max(2, 2 * round(side * scale / 2)) for side in (self.width, self.height))
+        return width, height
+
+
+@contextlib.contextmanager
+def open_video(source: VideoSource) -> Iterator[av.container.InputContainer]:
+    """The opened container, or a :class:`VideoError` that says what is wrong with the file."""
+    name = Path(source).name if isinstance(source, (str, Path)) else "the upload"
+    if _size(source) == 0:
+        raise VideoError("the file is empty (0 bytes)")
+    try:
+        container = av.open(source if not isinstance(source, Path) else str(source))
+    except FileNotFoundError as err:
+        raise VideoError(f"{name} does not exist") from err
+    except (av.FFmpegError, OSError) as err:
+        raise VideoError(f"this is not a video format we can read (use {READABLE_FORMATS})") from err
+    try:
+        if not container.streams.video:
+            kinds = sorted({stream.type for stream in container.streams})
+            what = f"only {' and '.join(kinds)}" if kinds else "no streams at all"
+            raise VideoError(f"the file has no video in it ({what})")
+        yield container
+    finally:
+        container.close()
+
+
+def probe(source: VideoSource) -> VideoInfo:
+    """Size, frame rate, duration and frame count (an estimate where the container has none).
+
+    Only the first frame is decoded: enough to know the video decodes and how it is rotated.
+    """
+    with open_video(source) as container:
+        return _info(container)
 
 
 def video_frames(
-    path: str | Path, size: tuple[int, int] | None = None, start_s: float = 0.0, end_s: float | None = None
+    source: VideoSource,
+    size: tuple[int, int] | None = None,
+    start_s: float = 0.0,
+    end_s: float | None = None,
 ) -> Iterator[tuple[float, np.ndarray]]:
-    """``(time in seconds, RGB frame)`` for each frame of a video between ``start_s`` and ``end_s``.
+    """``(time in seconds, RGB frame)`` for every frame between ``start_s`` and ``end_s``.
 
-    ``size`` is ``(width, height)`` to resize to. Times come from the frame index and the
-    container's frame rate (30 when it does not say). An unreadable file raises
-    ``FileNotFoundError``.
+    ``size`` is ``(width, height)`` to scale to, as displayed. Times are presentation times from
+    the first frame on. A file that is not a video raises :class:`VideoError`.
     """
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise FileNotFoundError(f"cannot open video {path}")
-    fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+    for _, seconds, rgb in _decode(source, size, 1, start_s, end_s):
+        yield seconds, rgb
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """One processed frame: its index in the video, its time and the tracked faces shown on it."""
+
+    index: int
+    time_s: float
+    faces: tuple[SmoothedFace, ...]
+    error: str | None = None
+
+    @property
+    def main_face(self) -> SmoothedFace | None:
+        return self.faces[0] if self.faces else None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far processing has got; ``total`` is estimated from the container's frame count."""
+
+    done: int
+    total: int
+    time_s: float
+    elapsed_s: float
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.done / self.total) if self.total else 0.0
+
+    @property
+    def fps(self) -> float:
+        return self.done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Change:
+    """The main face's emotion changed from ``before`` to ``after`` at ``time_s``, and held."""
+
+    time_s: float
+    before: str
+    after: str
+
+
+@dataclass(frozen=True)
+class FaceTrack:
+    """One tracked face across the video: when it was seen and what it mostly showed."""
+
+    face: int
+    first_s: float
+    last_s: float
+    seconds: float
+    dominant: str
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The video in a few numbers, for the main (largest) face: what a user asks first.
+
+    ``share`` is the part of the time a face was shown that each emotion was its label.
+    """
+
+    seconds: float
+    seconds_with_face: float
+    share: dict[str, float]
+    dominant: str | None
+    changes: tuple[Change, ...]
+    tracks: tuple[FaceTrack, ...]
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    """Everything processing found; ``cancelled`` when it was stopped before the end."""
+
+    info: VideoInfo
+    step: int
+    frames: tuple[FrameResult, ...]
+    elapsed_s: float
+    cancelled: bool = False
+    errors: int = 0
+
+    @property
+    def frame_s(self) -> float:
+        """Video time each processed frame stands for."""
+        return self.step / float(self.info.fps)
+
+    @property
+    def fps(self) -> float:
+        """Processing speed in processed frames per second of wall-clock time."""
+        return len(self.frames) / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def summary(self, min_steady_s: float = MIN_STEADY_S) -> Summary:
+        """Shares, dominant emotion and changes of the label shown on the largest face."""
+        shown = [(frame.time_s, face.emotion) for frame in self.frames if (face := frame.main_face)]
+        labels = [label for _, label in shown]
+        counts = {name: labels.count(name) for name in CLASS_NAMES}
+        share = {name: count / len(labels) if labels else 0.0 for name, count in counts.items()}
+        return Summary(
+            seconds=len(self.frames) * self.frame_s,
+            seconds_with_face=len(shown) * self.frame_s,
+            share=share,
+            dominant=max(counts, key=counts.__getitem__) if labels else None,
+            changes=steady_changes([t for t, _ in shown], labels, self.frame_s, min_steady_s),
+            tracks=self._tracks(),
+        )
+
+    def _tracks(self) -> tuple[FaceTrack, ...]:
+        seen: dict[int, list[tuple[float, str]]] = {}
+        for frame in self.frames:
+            for face in frame.faces:
+                seen.setdefault(face.track_id, []).append((frame.time_s, face.emotion))
+        tracks = [
+            FaceTrack(
+                face=track_id,
+                first_s=points[0][0],
+                last_s=points[-1][0],
+                seconds=len(points) * self.frame_s,
+                dominant=max(CLASS_NAMES, key=[label for _, label in points].count),
+            )
+            for track_id, points in seen.items()
+        ]
+        return tuple(sorted(tracks, key=lambda track: track.seconds, reverse=True))
+
+    def rows(self) -> Iterator[dict[str, object]]:
+        """One row per face per processed frame, and one with empty face columns for a frame
+        without faces, so the CSV accounts for every processed frame."""
+        for frame in self.frames:
+            base = {"frame": frame.index, "time_s": round(frame.time_s, 3)}
+            if not frame.faces:
+                yield base
+            for face in frame.faces:
+                row = {**base, "face": face.track_id, "emotion": face.emotion}
+                row["confidence"] = round(face.confidence, 4)
+                row.update(zip("xywh", face.box.as_list(), strict=True))
+                row.update(zip(CLASS_NAMES, (round(p, 4) for p in face.probabilities), strict=True))
+                yield row
+
+    def write_csv(self, out: TextIO) -> None:
+        writer = csv.DictWriter(out, CSV_COLUMNS, restval="")
+        writer.writeheader()
+        writer.writerows(self.rows())
+
+
+def steady_changes(
+    times: list[float], labels: list[str], frame_s: float, min_steady_s: float = MIN_STEADY_S
+) -> tuple[Change, ...]:
+    """Moments where the label changed to one that then held at least ``min_steady_s``.
+
+    Runs of one label shorter than that are dropped first, so a blink of "surprise" inside a
+    long "happy" is not reported as two changes.
+    """
+    runs: list[tuple[str, float, float]] = []  # label, first time, last time
+    for seconds, label in zip(times, labels, strict=True):
+        if runs and runs[-1][0] == label:
+            runs[-1] = (label, runs[-1][1], seconds)
+        else:
+            runs.append((label, seconds, seconds))
+    steady = [run for run in runs if run[2] - run[1] + frame_s >= min_steady_s]
+    merged: list[tuple[str, float, float]] = []
+    for run in steady:
+        if merged and merged[-1][0] == run[0]:
+            merged[-1] = (run[0], merged[-1][1], run[2])
+        else:
+            merged.append(run)
+    return tuple(Change(after[1], before[0], after[0]) for before, after in itertools.pairwise(merged))
+
+
+def process_video(
+    source: VideoSource,
+    pipeline: Pipeline,
+    output: str | Path | None = None,
+    *,
+    step: int = 1,
+    settings: LiveSettings = VIDEO_SETTINGS,
+    progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> VideoResult:
+    """Run every ``step``-th frame through a fresh :class:`LiveProcessor`; write them to ``output``.
+
+    ``progress`` is called after every processed frame; ``should_stop`` is asked before each one,
+    and when it says yes the result so far comes back with ``cancelled`` set (the MP4 is then
+    complete and plays, only shorter). An exception raised inside ``progress`` (Streamlit stops a
+    script that way) propagates, and the output file is still closed.
+    """
+    if step < 1:
+        raise ValueError("step must be at least 1")
+    info = probe(source)
+    if not isinstance(source, (str, Path)):
+        source.seek(0)
+    size = info.processing_size()
+    processor = LiveProcessor(pipeline, settings)
+    total = math.ceil(info.frames / step)
+    frames: list[FrameResult] = []
+    errors, cancelled, started = 0, False, time.perf_counter()
+    with mp4_writer(output, size, info.fps / step) as write:
+        for index, seconds, rgb in _decode(source, size, step):
+            if should_stop is not None and should_stop():
+                cancelled = True
+                break
+            annotated, snapshot = processor.process(rgb, timestamp=seconds)
+            errors += snapshot.error is not None
+            frames.append(FrameResult(index, seconds, snapshot.faces, snapshot.error))
+            write(annotated)
+            if progress is not None:
+                elapsed = time.perf_counter() - started
+                progress(Progress(len(frames), max(total, len(frames)), seconds, elapsed))
+    elapsed = time.perf_counter() - started
+    return VideoResult(info, step, tuple(frames), elapsed, cancelled, errors)
+
+
+@contextlib.contextmanager
+def mp4_writer(
+    target: str | Path | None, size: tuple[int, int], rate: Fraction
+) -> Iterator[Callable[[np.ndarray], None]]:
+    """A function that appends an RGB frame to an H.264 MP4 at ``target`` (no-op for ``None``).
+
+    Frames get consecutive timestamps at ``rate``; the encoder is flushed and the file closed
+    on exit, also when an exception ends the ``with`` block, so what was written plays.
+    """
+    if target is None:
+        yield lambda rgb: None
+        return
+    with av.open(str(target), mode="w", format="mp4", options=MP4_OPTIONS) as container:
+        stream = container.add_stream("libx264", rate=rate, options=X264_OPTIONS)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+
+        def write(rgb: np.ndarray) -> None:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+
+        try:
+            yield write
+        finally:
+            container.mux(stream.encode(None))
+
+
+def _size(source: VideoSource) -> int | None:
+    """Bytes in ``source``, or ``None`` when it can't be told (missing file: ``av.open`` says so)."""
+    if isinstance(source, (str, Path)):
+        try:
+            return Path(source).stat().st_size
+        except OSError:
+            return None
+    position = source.seek(0, 2)
+    source.seek(0)
+    return position
+
+
+def _info(container: av.container.InputContainer) -> VideoInfo:
+    """The stream's numbers; its first frame is decoded, for its rotation and to know it decodes."""
+    stream = container.streams.video[0]
+    fps = Fraction(stream.average_rate or stream.guessed_rate or 30)
+    if stream.duration is not None and stream.time_base is not None:
+        duration = float(stream.duration * stream.time_base)
+    else:
+        duration = (container.duration or 0) / av.time_base
     try:
-        index = 0
+        first = next(container.decode(stream), None)
+    except av.FFmpegError as err:
+        raise VideoError(f"the video stream can't be decoded ({err})") from err
+    if first is None:
+        raise VideoError("the video has no frames")
+    width, height = (first.height, first.width) if abs(first.rotation) == 90 else (first.width, first.height)
+    return VideoInfo(width, height, fps, duration, stream.frames or max(1, round(duration * fps)))
+
+
+def _decode(
+    source: VideoSource,
+    size: tuple[int, int] | None,
+    step: int,
+    start_s: float = 0,
+    end_s: float | None = None,
+) -> Iterator[tuple[int, float, np.ndarray]]:
+    """``(frame index, seconds, upright RGB)`` for every ``step``-th frame in the time window."""
+    with open_video(source) as container:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or 30)
+        first: float | None = None
+        seconds = 0.0
+        frames = enumerate(container.decode(stream))
         while True:
-            ok, bgr = capture.read()
-            seconds = index / fps
-            index += 1
-            if not ok or (end_s is not None and seconds >= end_s):
+            try:
+                index, frame = next(frames)
+            except StopIteration:
                 return
-            if seconds < start_s:
-                continue
-            if size is not None and (bgr.shape[1], bgr.shape[0]) != size:
-                bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
-            yield seconds, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            except av.FFmpegError as err:
+                raise VideoError(f"the video is damaged after {seconds:.1f} s ({err})") from err
+            seconds = frame.time if frame.time is not None else index / fps
+            first = seconds if first is None else first
+            seconds -= first
+            if end_s is not None and seconds >= end_s:
+                return
+            if seconds >= start_s and index % step == 0:
+                yield index, seconds, _upright_rgb(frame, size)
+
+
+def _upright_rgb(frame: av.VideoFrame, size: tuple[int, int] | None) -> np.ndarray:
+    """The frame as RGB, scaled to ``size`` as displayed and turned as its rotation says."""
+    turns = round(frame.rotation / 90) % 4
+    if size is not None and turns % 2:
+        size = (size[1], size[0])  # scale before turning: the decoded frame lies on its side
+    width, height = size or (frame.width, frame.height)
+    rgb = frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA")
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
+
+
+# --- command line ----------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m app.video", description=__doc__.splitlines()[0])
+    parser.add_argument("video", type=Path, help="a video file (MP4, WebM, MOV, AVI…)")
+    parser.add_argument("--out", type=Path, help="write the annotated video here (H.264 MP4)")
+    parser.add_argument("--csv", type=Path, help="write the per-frame results here")
+    parser.add_argument("--step", type=int, default=1, help="process every N-th frame (default 1: all)")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="a .keras emotion model")
+    parser.add_argument(
+        "--smoothing", type=float, default=VIDEO_SETTINGS.smoothing, help="0 (raw) to 1 (steadiest)"
+    )
+    args = parser.parse_args(argv)
+    if args.step < 1:
+        parser.error("--step must be at least 1")
+    if not 0.0 <= args.smoothing <= 1.0:
+        parser.error("--smoothing must be between 0 and 1")
+    return args
+
+
+def progress_bar(width: int = 30, every_s: float = 0.25) -> Callable[[Progress], None]:
+    """A text progress bar on stderr, redrawn in place at most every ``every_s`` seconds."""
+    shown = {"at": -math.inf}
+
+    def show(progress: Progress) -> None:
+        now = time.monotonic()
+        if now - shown["at"] < every_s and progress.done < progress.total:
+            return
+        shown["at"] = now
+        filled = round(progress.fraction * width)
+        bar = "#" * filled + "." * (width - filled)
+        end = "\n" if progress.done >= progress.total else ""
+        counts = f"{progress.done}/{progress.total} frames  {progress.fps:5.1f} frames/s"
+        print(f"\r[{bar}] {progress.fraction:4.0%}  {counts}", end=end, file=sys.stderr, flush=True)
+
+    return show
+
+
+def report(result: VideoResult) -> str:
+    """The summary as the CLI prints it."""
+    summary = result.summary()
+    info = result.info
+    lines = [
+        f"{len(result.frames)} frames processed (every {result.step}) of {info.width}×{info.height} "
+        f"at {float(info.fps):.2f} fps in {result.elapsed_s:.1f} s: {result.fps:.1f} frames/s",
+        f"face shown {summary.seconds_with_face:.1f} s of {summary.seconds:.1f} s; "
+        f"dominant emotion: {summary.dominant or 'none (no face found)'}",
+    ]
+    if summary.dominant:
+        shares = sorted(summary.share.items(), key=lambda item: item[1], reverse=True)
+        lines.append("share of time: " + ", ".join(f"{name} {share:.0%}" for name, share in shares if share))
+    lines += [f"  {c.time_s:6.2f} s  {c.before} → {c.after}" for c in summary.changes]
+    if result.errors:
+        lines.append(f"warning: {result.errors} frame(s) failed and were written unprocessed")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from app.classifier import EmotionClassifier, ModelError
+    from app.detection import FaceDetector
+
+    try:
+        info = probe(args.video)
+    except VideoError as err:
+        print(f"error: {args.video.name}: {err}", file=sys.stderr)
+        return 1
+    try:
+        pipeline = Pipeline(FaceDetector(), EmotionClassifier.load(args.model))
+    except ModelError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{args.video}: {info.width}×{info.height}, {float(info.fps):.2f} fps, {info.duration_s:.1f} s")
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: keep what was done
+    try:
+        settings = LiveSettings(mirror=False, smoothing=args.smoothing)
+        result = process_video(
+            args.video,
+            pipeline,
+            args.out,
+            step=args.step,
+            settings=settings,
+            progress=progress_bar(),
+            should_stop=stop.is_set,
+        )
+    except VideoError as err:
+        print(f"\nerror: {args.video.name}: {err}", file=sys.stderr)
+        return 1
     finally:
-        capture.release()
+        signal.signal(signal.SIGINT, previous)
+    if args.csv:
+        with args.csv.open("w", newline="") as out:
+            result.write_csv(out)
+    print(("\ncancelled: " if result.cancelled else "") + report(result))
+    for path in filter(None, (args.out, args.csv)):
+        print(f"wrote {path}")
+    return 130 if result.cancelled else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -24,6 +24,7 @@ from app.emotions import CLASS_NAMES, DEFAULT_MODEL_PATH, REPO_ROOT
 from app.model_card import ModelCardError, read_card
 from app.runs import Run, active_model_path, list_runs, read_run
 from pages.analysis_charts import CELL_SELECTION, confusion_chart, curves_chart
+from pages.explanation import HELP, TOGGLE_LABEL, grad_cam, heatmap_ui
 from pages.shared import server_paths_allowed, typed_server_path
 from training import analysis
 from training.analysis import Evaluation, ResultError
@@ -365,7 +366,7 @@ def zoomed(pixels: np.ndarray, side: int = 96) -> np.ndarray:
     return cv2.resize(pixels, (side, side), interpolation=cv2.INTER_NEAREST)
 
 
-def gallery(evaluation: Evaluation) -> None:
+def gallery(evaluation: Evaluation, model_key: tuple[str, int]) -> None:
     """The images behind the chosen cell (or row/column), most confident first."""
     left, right = st.columns(2)
     true = left.selectbox("True class", [ANY, *CLASS_NAMES], key="cell_true")
@@ -414,6 +415,33 @@ def gallery(evaluation: Evaluation) -> None:
             width="stretch",
             column_config={"confidence": st.column_config.NumberColumn(format="%.3f")},
         )
+    explain_one(evaluation, shown, model_key)
+
+
+def explain_one(evaluation: Evaluation, shown: np.ndarray, model_key: tuple[str, int]) -> None:
+    """The explanation toggle under the gallery: one picked face under its heatmap, for the
+    wrong verdict or the true class (or any other), to see what misled the model."""
+    if not st.toggle(TOGGLE_LABEL, key="analysis_gradcam", help=HELP):
+        return
+    y_true, y_pred, confidence = evaluation.y_true, evaluation.y_pred, evaluation.confidence
+    place = st.selectbox(
+        "Face to explain (counted in the gallery's order)",
+        range(len(shown)),
+        key="analysis_gradcam_face",
+        format_func=lambda n: (
+            f"{n + 1}. {CLASS_NAMES[y_true[shown[n]]]} → {CLASS_NAMES[y_pred[shown[n]]]} "
+            f"{confidence[shown[n]]:.0%}"
+        ),
+    )
+    index = int(shown[place])
+    explainer = grad_cam(model_key, load_classifier(*model_key).model)
+    heatmap_ui(
+        "analysis_gradcam_class",
+        evaluation.pixels[index],
+        evaluation.probabilities[index],
+        explainer,
+        true=CLASS_NAMES[y_true[index]],
+    )
 
 
 def training_section(choice: ModelChoice, card: dict[str, Any] | None) -> None:
@@ -529,7 +557,7 @@ if shown is not None:
             st.rerun()
     else:
         st.caption("Click a cell of the matrix, or pick a row and column; *any* shows mistakes only.")
-        gallery(shown.evaluation)
+        gallery(shown.evaluation, chosen.key)
 
 training_section(chosen, card)
 with st.expander("Model card"):

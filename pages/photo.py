@@ -11,10 +11,12 @@ import numpy as np
 import streamlit as st
 
 from app.detection import DetectorSettings
+from app.explain import GradCam
 from app.framing import crop_faces
 from app.images import ImageError, encode_image, read_image, to_gray
 from app.pipeline import Face, OverlayOptions, Pipeline
 from pages.charts import probability_chart
+from pages.explanation import HELP, TOGGLE_LABEL, grad_cam, heatmap_ui
 from pages.shared import (
     detector_settings_ui,
     emoji_image,
@@ -56,7 +58,7 @@ def analyze(data: bytes, settings: DetectorSettings, model_key: str, _pipeline: 
     return rgb, _pipeline.analyze(rgb, settings)
 
 
-def face_card(index: int, face: Face, crop: np.ndarray) -> None:
+def face_card(index: int, face: Face, crop: np.ndarray, explainer: GradCam | str) -> None:
     """One face's verdict: emoji, emotion, confidence, what the model saw, all probabilities."""
     with st.container(border=True):
         left, right = st.columns([1, 2])
@@ -65,10 +67,12 @@ def face_card(index: int, face: Face, crop: np.ndarray) -> None:
         left.markdown(f"**Face {index}: {face.emotion}**  \n{face.confidence:.0%} confident")
         left.image(crop.astype(np.uint8), caption="what the model sees (48×48)", width=96, clamp=True)
         right.altair_chart(probability_chart(face.probabilities), use_container_width=True)
+        if st.toggle(TOGGLE_LABEL, key=f"gradcam_{index}", help=HELP):
+            heatmap_ui(f"gradcam_class_{index}", crop, face.probabilities, explainer)
 
 
 def show_result(
-    name: str, rgb: np.ndarray, faces: list[Face], pipeline: Pipeline, options: OverlayOptions
+    name: str, rgb: np.ndarray, faces: list[Face], pipeline: Pipeline, options: OverlayOptions, model_key: str
 ) -> None:
     annotated = pipeline.annotate(rgb, faces, options)
     image_col, faces_col = st.columns([3, 2])
@@ -88,8 +92,9 @@ def show_result(
             return
         st.subheader(f"{len(faces)} face{'s' if len(faces) > 1 else ''}")
         crops = crop_faces(to_gray(rgb), [face.box for face in faces])
+        explainer = grad_cam(model_key, pipeline.classifier.model)
         for index, (face, crop) in enumerate(zip(faces, crops, strict=True), start=1):
-            face_card(index, face, crop[:, :, 0])
+            face_card(index, face, crop[:, :, 0], explainer)
 
 
 st.title("📷 Photo")
@@ -104,9 +109,10 @@ pipeline = load_pipeline(model_path)
 photo = photo_input_ui()
 if pipeline is not None and photo is not None:
     name, data = photo
+    model_key = model_version(model_path)
     try:
-        rgb, faces = analyze(data, settings, model_version(model_path), pipeline)
+        rgb, faces = analyze(data, settings, model_key, pipeline)
     except ImageError as err:
         st.error(f"**{name}**: {err}.")
     else:
-        show_result(name, rgb, faces, pipeline, options)
+        show_result(name, rgb, faces, pipeline, options, model_key)

@@ -1,5 +1,9 @@
 """Shared pytest fixtures.
 
+Browser fixtures: ``app_url`` (the real app served by ``streamlit run``) and ``chromium`` (headless
+Debian Chromium), one of each per test module; a module that needs other ones (a fake camera, a
+fresh server per test) defines its own, which pytest then uses instead.
+
 FER2013 fixtures: tests that need the real dataset read its folder (Kaggle layout: train/<class>/,
 test/<class>/) from the environment variable FER2013_DIR and are skipped, with that reason, when
 it is unset. Nothing from the dataset is ever written into the repository: copies go to pytest's
@@ -12,8 +16,10 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -22,6 +28,9 @@ import pytest
 import streamlit_webrtc  # noqa: F401
 
 from app.emotions import CLASS_NAMES, REPO_ROOT
+
+if TYPE_CHECKING:  # Playwright is optional: the browser tests skip without it.
+    from playwright.sync_api import Browser
 
 FER2013_ENV = "FER2013_DIR"
 #: Images per class in the tiny real training run shared by the train and evaluate CLI tests.
@@ -105,3 +114,21 @@ def tiny_run(fer2013_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Tin
     )
     assert result.returncode == 0, f"training CLI failed:\n{result.stdout}\n{result.stderr}"
     return TinyRun(runs_dir / "tiny", result.stdout, TINY_RUN_IMAGES_PER_CLASS)
+
+
+@pytest.fixture(scope="module")
+def app_url() -> Iterator[str]:
+    """The real app served for one browser test module (loading TensorFlow once per module)."""
+    import browser
+
+    with browser.streamlit_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    """Headless Chromium for one browser test module; each test opens its own context in it."""
+    import browser
+
+    with browser.chromium() as launched:
+        yield launched

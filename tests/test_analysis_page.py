@@ -505,3 +505,28 @@ def test_browser_evaluates_an_uploaded_zip(analysis_page, fer2013_mini: Path, tm
         label = heatmap_cell(page, CLASS_NAMES[t], CLASS_NAMES[p])
         expect(label).to_have_attribute("aria-label", re.compile(f"images: {confusion[t, p]};"))
     expect(page.get_by_test_id("stException")).to_have_count(0)
+
+
+def test_a_mistake_can_be_explained_for_the_wrong_verdict_and_the_true_class(
+    isolated: Path, fer2013_mini: Path
+) -> None:
+    """The explanation toggle under the gallery: the picked face under its heatmap, first for what
+    the model said, then for the class it should have said."""
+    folder = fer2013_mini / "test"
+    at = evaluate_folder(folder)
+    assert not at.exception and not errors(at)
+    at.toggle(key="analysis_gradcam").set_value(True).run()
+    assert not at.exception
+
+    # The gallery shows mistakes by default: the shipped model gets about 4 in 10 of FER2013 wrong.
+    first = at.selectbox(key="analysis_gradcam_face").options[0]
+    true, predicted = re.match(r"1\. (\w+) → (\w+) \d+%$", first).groups()
+    assert true != predicted
+
+    def heatmap_caption() -> str:
+        return at.get("image")[-1].proto.imgs[0].caption
+
+    assert heatmap_caption() == f"Grad-CAM: {predicted}"
+    at.selectbox(key="analysis_gradcam_class").set_value(true).run()
+    assert not at.exception
+    assert heatmap_caption() == f"Grad-CAM: {true}"

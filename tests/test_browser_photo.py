@@ -42,18 +42,6 @@ PAGE_TIMEOUT_MS = 60_000
 CHANGED = 40
 
 
-@pytest.fixture(scope="module")
-def app_url() -> Iterator[str]:
-    with browser.streamlit_server() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with browser.chromium() as launched:
-        yield launched
-
-
 @pytest.fixture
 def page(chromium: Browser) -> Iterator[Page]:
     """A page in its own browser context: no cookies or Streamlit session shared with other tests."""
@@ -179,3 +167,26 @@ def test_home_page_leads_to_the_photo_page(page: Page, app_url: str, link: Calla
     expect(page).to_have_url(f"{app_url}/photo", timeout=PAGE_TIMEOUT_MS)
     expect(page.get_by_role("heading", name="Photo", level=1)).to_be_visible(timeout=PAGE_TIMEOUT_MS)
     expect(page.get_by_test_id("stFileUploader")).to_be_visible()
+
+
+def test_the_explanation_toggle_shows_a_heatmap_for_the_prediction_and_a_picked_emotion(photo_page: Page):
+    browser.upload(photo_page, SMILING)
+    title = face_card_title(photo_page, 1)
+    expect(title).to_be_visible(timeout=RESULT_TIMEOUT_MS)
+    predicted = title.inner_text().removeprefix("Face 1: ")
+    browser.wait_until_idle(photo_page)
+
+    photo_page.get_by_role("switch", name="What did the model look at?").check(force=True)
+
+    heatmap = photo_page.get_by_test_id("stImage").filter(has_text=f"Grad-CAM: {predicted}")
+    expect(heatmap.locator("img")).to_be_visible(timeout=RESULT_TIMEOUT_MS)
+    first_src = heatmap.locator("img").get_attribute("src")
+    other = "sad" if predicted != "sad" else "happy"
+    photo_page.get_by_test_id("stSelectbox").filter(has_text="Emotion to explain").click()
+    photo_page.get_by_role("option", name=other).click()
+
+    picked = photo_page.get_by_test_id("stImage").filter(has_text=f"Grad-CAM: {other}")
+    expect(picked.locator("img")).to_be_visible(timeout=RESULT_TIMEOUT_MS)
+    assert picked.locator("img").get_attribute("src") != first_src
+    browser.wait_until_idle(photo_page)
+    expect(photo_page.get_by_test_id("stException")).to_have_count(0)

@@ -1,0 +1,275 @@
+"""Video files: the Pexels clip's emotion timeline, the emojified MP4, the CLI, and bad inputs.
+
+The clip (fixtures/video) shows one woman crying (0–3 s), hands over her face (4–9.5 s) and
+laughing (13–16.5 s). Which emotion the model names for each moment depends on the model, so the
+timeline tests ask only what any reasonable model shows: sad-like emotions weigh more early than
+while she laughs, and "happy" leads while she laughs. The clip is processed once for the module,
+at a frame step of 2 to keep the test quick on two cores.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from app import video
+from app.classifier import EmotionClassifier
+from app.detection import FaceDetector
+from app.emotions import CLASS_NAMES, DEFAULT_MODEL_PATH
+from app.images import read_image
+from app.pipeline import Pipeline
+from app.video import VideoError, VideoResult, mp4_writer, probe, process_video, steady_changes
+
+from bad_inputs import FIXTURES
+
+VIDEO = FIXTURES / "video" / "pexels_woman_sad_to_happy.mp4"
+FRAMES = 472  # 19.7 s at 23.976 frames/s
+STEP = 2
+UPSET = ("angry", "disgust", "fear", "sad")
+EARLY = (0.0, 9.5)  # crying, then hands over her face
+LAUGHING = (13.0, 16.5)
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> Pipeline:
+    return Pipeline(FaceDetector(), EmotionClassifier.load(DEFAULT_MODEL_PATH))
+
+
+@pytest.fixture(scope="module")
+def processed(pipeline: Pipeline, tmp_path_factory: pytest.TempPathFactory) -> tuple[VideoResult, Path, list]:
+    """The whole clip at step 2: its result, the emojified MP4 and every progress report."""
+    out = tmp_path_factory.mktemp("video") / "emojified.mp4"
+    reports: list[video.Progress] = []
+    result = process_video(VIDEO, pipeline, out, step=STEP, progress=reports.append)
+    return result, out, reports
+
+
+def mean_probabilities(result: VideoResult, start: float, end: float) -> dict[str, float]:
+    """The main face's smoothed probabilities, averaged over the frames between two times."""
+    rows = [f.main_face.probabilities for f in result.frames if f.main_face and start <= f.time_s < end]
+    assert len(rows) > 10, f"no face shown between {start} and {end} s"
+    return dict(zip(CLASS_NAMES, np.mean(rows, axis=0), strict=True))
+
+
+def decoded_frames(path: Path) -> list[np.ndarray]:
+    return [rgb for _, rgb in video.video_frames(path)]
+
+
+def test_timeline_is_upset_early_and_happy_while_she_laughs(processed):
+    result, _, _ = processed
+    early, laughing = mean_probabilities(result, *EARLY), mean_probabilities(result, *LAUGHING)
+
+    assert sum(early[name] for name in UPSET) > sum(laughing[name] for name in UPSET) + 0.2
+    assert max(laughing, key=laughing.get) == "happy"
+    shown = [
+        f.main_face.emotion for f in result.frames if f.main_face and LAUGHING[0] <= f.time_s < LAUGHING[1]
+    ]
+    assert shown.count("happy") >= 0.8 * len(shown)
+
+    summary = result.summary()
+    assert summary.seconds_with_face > 0.8 * summary.seconds  # her face is tracked nearly throughout
+    assert sum(summary.share.values()) == pytest.approx(1)
+    assert summary.changes and summary.changes[-1].after == "happy"
+    assert summary.tracks[0].seconds > 10  # one long track, not one per detection pass
+
+
+def test_output_has_one_frame_per_step_and_plays_as_h264(processed):
+    result, out, _ = processed
+    assert len(result.frames) == math.ceil(FRAMES / STEP)
+    assert [f.index for f in result.frames[:3]] == [0, STEP, 2 * STEP]
+
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.name, stream.codec_context.pix_fmt) == ("h264", "yuv420p")
+        assert stream.average_rate == Fraction(24000, 1001) / STEP  # same duration, 1/STEP the frames
+    frames = decoded_frames(out)
+    assert len(frames) == len(result.frames)
+    assert frames[0].shape == (360, 640, 3)
+    assert probe(out).duration_s == pytest.approx(probe(VIDEO).duration_s, abs=0.2)
+
+
+def test_progress_is_reported_after_every_frame(processed):
+    result, _, reports = processed
+    assert [r.done for r in reports] == list(range(1, len(result.frames) + 1))
+    assert reports[-1].fraction == 1.0 and reports[-1].time_s == pytest.approx(result.frames[-1].time_s)
+
+
+def test_csv_has_a_row_per_face_per_processed_frame(processed):
+    result, _, _ = processed
+    text = io.StringIO()
+    result.write_csv(text)
+    rows = list(csv.DictReader(io.StringIO(text.getvalue())))
+
+    assert list(rows[0]) == video.CSV_COLUMNS
+    assert {int(row["frame"]) for row in rows} == {f.index for f in result.frames}
+    assert len(rows) == sum(max(1, len(f.faces)) for f in result.frames)
+    with_face = [row for row in rows if row["face"]]
+    assert all(
+        sum(float(row[name]) for name in CLASS_NAMES) == pytest.approx(1, abs=1e-3) for row in with_face
+    )
+    assert all(row["emotion"] in CLASS_NAMES for row in with_face)
+
+
+def test_cancel_keeps_a_shorter_video_that_plays(pipeline, tmp_path):
+    out = tmp_path / "cancelled.mp4"
+    asked = iter(range(1000))
+    source = io.BytesIO(VIDEO.read_bytes())  # an upload's bytes, as the page passes them
+    result = process_video(source, pipeline, out, step=4, should_stop=lambda: next(asked) >= 10)
+
+    assert result.cancelled and len(result.frames) == 10
+    assert len(decoded_frames(out)) == 10
+
+
+def test_a_video_without_faces_says_so(pipeline, tmp_path):
+    coffee = read_image(FIXTURES / "coffee.png")[:360, :640]
+    path = tmp_path / "coffee.mp4"
+    with mp4_writer(path, (coffee.shape[1], coffee.shape[0]), Fraction(12)) as write:
+        for _ in range(6):
+            write(coffee)
+    result = process_video(path, pipeline)
+
+    assert len(result.frames) == 6 and not any(f.faces for f in result.frames)
+    assert result.summary().dominant is None
+    assert "dominant emotion: none (no face found)" in video.report(result)
+
+
+def test_a_portrait_phone_video_is_turned_upright(tmp_path):
+    """Phones store portrait video sideways with a rotation in the container; frames must come upright."""
+    path = tmp_path / "portrait.mp4"
+    frame = np.zeros((32, 64, 3), np.uint8)
+    frame[:, :8] = 255  # a white stripe on the left of the stored (sideways) picture
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 64, 32, "yuv420p"
+        stream.set_display_rotation(90)  # shown turned a quarter counter-clockwise
+        for _ in range(3):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+
+    info = probe(path)
+    assert (info.width, info.height) == (32, 64)
+    _, upright = next(video.video_frames(path))
+    assert upright.shape == (64, 32, 3)
+    assert upright[-4:].mean() > 200 and upright[:-8].mean() < 50  # the stripe is now at the bottom
+
+
+@pytest.mark.parametrize(
+    ("suffix", "codec"),
+    [(".webm", "libvpx-vp9"), (".mov", "libx264"), (".avi", "mpeg4"), (".mkv", "mjpeg")],
+    ids=["webm-vp9", "mov-h264", "avi-mpeg4", "mkv-mjpeg"],
+)
+def test_the_containers_users_upload_are_read_with_their_times(suffix, codec, tmp_path):
+    path = tmp_path / f"clip{suffix}"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=24)
+        stream.width, stream.height = 96, 64
+        stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        for value in range(12):
+            picture = np.full((64, 96, 3), value * 20, np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+        container.mux(stream.encode(None))
+
+    info = probe(path)
+    assert (info.width, info.height, info.fps) == (96, 64, 24)
+    frames = list(video.video_frames(path))
+    assert len(frames) == 12
+    assert [t for t, _ in frames[:3]] == pytest.approx([0, 1 / 24, 2 / 24], abs=1e-3)
+
+
+def test_short_steady_runs_are_not_moments_of_change():
+    labels = ["sad"] * 12 + ["surprise"] * 2 + ["sad"] * 6 + ["happy"] * 12
+    times = [i / 10 for i in range(len(labels))]
+    changes = steady_changes(times, labels, frame_s=0.1, min_steady_s=0.5)
+    assert [(c.before, c.after, c.time_s) for c in changes] == [("sad", "happy", 2.0)]
+
+
+def _audio_only(path: Path) -> None:
+    """Half a second of AAC silence in an MP4 container: a file with sound and no pictures."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=16000, layout="mono")
+        for index in range(8):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 16000, index * 1024
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+
+
+def _small_mp4(path: Path, frames: int = 24) -> bytes:
+    """A short H.264 MP4 of noise with its index first (faststart), as bytes."""
+    noise = np.random.default_rng(0).integers(0, 256, (frames, 64, 64, 3), dtype=np.uint8)
+    with mp4_writer(path, (64, 64), Fraction(24)) as write:
+        for frame in noise:
+            write(frame)
+    return path.read_bytes()
+
+
+def _index_without_frames(path: Path) -> None:
+    """An MP4 whose index promises frames but whose data was cut off: a download that stopped."""
+    data = _small_mp4(path)
+    path.write_bytes(data[: data.index(b"mdat") + 4])
+
+
+BAD_INPUTS = {
+    "text-named-mp4": (
+        lambda path: path.write_text("These are words, not moving pictures.\n"),
+        "not a video",
+    ),
+    "zero-bytes": (lambda path: path.write_bytes(b""), "empty"),
+    "audio-only": (_audio_only, "no video in it (only audio)"),
+    "index-without-frames": (_index_without_frames, "no frames"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_inputs_get_a_clear_message(case, tmp_path, pipeline):
+    make, words = BAD_INPUTS[case]
+    path = tmp_path / "clip.mp4"
+    make(path)
+    with pytest.raises(VideoError, match=re.escape(words)):
+        probe(path)
+    with pytest.raises(VideoError, match=re.escape(words)):
+        process_video(io.BytesIO(path.read_bytes()), pipeline)
+
+
+def test_a_video_cut_off_halfway_says_where_it_is_damaged(tmp_path, pipeline):
+    path = tmp_path / "cut.mp4"
+    data = _small_mp4(path, frames=48)
+    path.write_bytes(data[: len(data) * 3 // 4])
+    assert probe(path).frames == 48  # the index is whole: only decoding finds the damage
+    with pytest.raises(VideoError, match=r"damaged after \d\.\d s"):
+        process_video(path, pipeline)
+
+
+@pytest.mark.parametrize("case", ["text-named-mp4", "audio-only"])
+def test_the_cli_refuses_bad_inputs_without_a_traceback(case, tmp_path, capsys):
+    make, words = BAD_INPUTS[case]
+    path = tmp_path / "clip.mp4"
+    make(path)
+    assert video.main([str(path), "--out", str(tmp_path / "out.mp4")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: clip.mp4:") and words in err and "Traceback" not in err
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_the_cli_writes_the_video_the_csv_and_a_summary(tmp_path, capsys):
+    clip = tmp_path / "laughing.mp4"
+    with mp4_writer(clip, (640, 360), Fraction(24000, 1001)) as write:
+        for _, rgb in video.video_frames(VIDEO, start_s=LAUGHING[0], end_s=LAUGHING[0] + 2):
+            write(rgb)
+    out, table = tmp_path / "out.mp4", tmp_path / "out.csv"
+
+    assert video.main([str(clip), "--out", str(out), "--csv", str(table), "--step", "3"]) == 0
+
+    printed = capsys.readouterr()
+    assert "frames/s" in printed.out and "dominant emotion: happy" in printed.out
+    assert "100%" in printed.err  # the progress bar, finished
+    expected = math.ceil(len(decoded_frames(clip)) / 3)
+    assert len(decoded_frames(out)) == len({row["frame"] for row in csv.DictReader(table.open())}) == expected
