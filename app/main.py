@@ -29,6 +29,7 @@ navigation = st.navigation(
         st.Page(PAGES / "photo.py", title="Photo", icon="📷", url_path="photo"),
         st.Page(PAGES / "live.py", title="Live", icon="🎥", url_path="live"),
         st.Page(PAGES / "video.py", title="Video", icon="🎞️", url_path="video"),
+        st.Page(PAGES / "training.py", title="Training", icon="🏋️", url_path="training"),
         st.Page(PAGES / "analysis.py", title="Analysis", icon="📊", url_path="analysis"),
     ]
 )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,3 +175,56 @@ def set_active_model(model_path: Path | None, runs_dir: Path | None = None) -> N
     runs_dir.mkdir(parents=True, exist_ok=True)
     with atomic_output(setting) as tmp:
         tmp.write_text(json.dumps({"path": str(model_path.resolve())}) + "\n", encoding="utf-8")
+
+
+def format_duration(seconds: float | None) -> str:
+    """Seconds as people read them: ``45 s``, ``3 min 20 s``, ``2 h 05 min``; ``–`` for None."""
+    if seconds is None or math.isnan(seconds):
+        return "–"
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def config_summary(config: dict[str, Any]) -> str:
+    """A run's training settings on one line, for tables where a whole config.json is too much.
+
+    Settings at their usual values still appear when they decide the result (batch, rate,
+    schedule); switches appear only when on, so two runs' lines differ where their configs do.
+    """
+    parts = [f"batch {config.get('batch_size', '?')}", f"lr {config.get('learning_rate', '?'):g}"]
+    schedule = config.get("schedule")
+    if schedule:
+        parts.append(str(schedule))
+    if config.get("augment"):
+        parts.append("augment")
+    if config.get("class_weights"):
+        parts.append("class weights")
+    if config.get("label_smoothing"):
+        parts.append(f"smoothing {config['label_smoothing']:g}")
+    patience = config.get("early_stopping_patience")
+    if patience:
+        parts.append(f"early stop {patience}")
+    if config.get("limit_per_class"):
+        parts.append(f"{config['limit_per_class']}/class")
+    return " · ".join(parts)
+
+
+def run_table_row(run: Run) -> dict[str, Any]:
+    """One run as a row of the Training page's table of runs (plain values, no widgets)."""
+    data = str(run.config.get("data_dir", ""))
+    return {
+        "run": run.name,
+        "status": run.state,
+        "architecture": run.config.get("arch", "?"),
+        "epochs": f"{run.epochs_run} / {run.epochs_planned}",
+        "best val. accuracy": run.best_val_accuracy,
+        "duration": format_duration(run.duration_s) if run.history else "–",
+        "settings": config_summary(run.config),
+        "data": Path(data).name if data else "",
+    }

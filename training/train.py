@@ -17,12 +17,19 @@ history, optionally for more epochs than it first asked for:
     python -m training.train --resume runs/classic --epochs 40
 
 Validation is PublicTest only; PrivateTest stays unseen for the final report (training.evaluate).
-``train()`` is the whole job, so the CLI and a Streamlit worker thread run the same code.
+``train()`` is the whole job, so the CLI and a Streamlit worker thread (training.jobs) run the
+same code.
+
+With more than one device visible (``keras.distribution.list_devices()``: several GPUs, or CPUs
+split into logical devices) the run is data-parallel: each batch is split across the devices,
+through Keras's distribution API (``DataParallel``) on JAX and a ``MirroredStrategy`` on
+TensorFlow, whose Keras-3 trainer distributes through tf.distribute rather than that API.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import io
@@ -31,7 +38,7 @@ import math
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,19 +125,23 @@ class Checkpointer(keras.callbacks.Callback):
         self.card = card
         self.history = history
         self.n_train = n_train
-        # A resumed run starts from the best epoch its history already holds.
+        # A resumed run starts from the best epoch its history already holds, if its file survived.
         done = [(row["val_accuracy"], int(row["epoch"])) for row in history.rows]
+        if not (run_dir / "best.keras").is_file():
+            done = []
         self.best_accuracy, self.best_epoch = max(done, default=(-math.inf, 0))
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        with atomic_output(self.run_dir / "last.keras") as tmp:
-            self.model.save(tmp)
+        # best.keras before last.keras: a kill between the two leaves a resumable run that still
+        # has a best model (resuming repeats the epoch whose last.keras was lost).
         accuracy = float((logs or {}).get("val_accuracy", -math.inf))
         if accuracy > self.best_accuracy:
             self.best_accuracy, self.best_epoch = accuracy, epoch + 1
             with atomic_output(self.run_dir / "best.keras") as tmp:
                 inference_copy(self.model).save(tmp)
             self.write_card()
+        with atomic_output(self.run_dir / "last.keras") as tmp:
+            self.model.save(tmp)
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         # Epochs after the best one still change epochs_run and the timings.
@@ -176,22 +187,27 @@ def train(
     epoch's files are already on disk. Setting ``stop`` ends the run within one batch, keeping
     what the last finished epoch wrote (so a resume starts there). Raises FileExistsError when
     the run folder exists (a run is never overwritten) and DatasetError for unusable data, both
-    before anything is written.
+    before anything is written; TrainingStopped when ``stop`` was set while the data was loading
+    (the run folder is not made then).
     """
     run_dir = config.run_dir
     if run_dir.exists():
         raise FileExistsError(f"run folder {run_dir} already exists; choose another run name or delete it")
     keras.utils.set_random_seed(config.seed)
-    model = build_model(config.arch, augment=config.augment)
     train_set, val_set = load_data(config)
-    run_dir.mkdir(parents=True)
-    write_config(config)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate_for(config, steps_per_epoch(config, train_set))),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-        metrics=["accuracy"],
-    )
-    return fit(model, config, train_set, val_set, [], callbacks, stop, verbose)
+    if stop is not None and stop.is_set():
+        raise TrainingStopped("stopped before the first epoch; nothing was written")
+    with data_parallel(config.batch_size) as devices:
+        train_set, val_set = even_split(train_set, devices), even_split(val_set, devices)
+        model = build_model(config.arch, augment=config.augment)
+        run_dir.mkdir(parents=True)
+        write_config(config)
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate_for(config, steps_per_epoch(config, train_set))),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+            metrics=["accuracy"],
+        )
+        return fit(model, config, train_set, val_set, [], callbacks, stop, verbose)
 
 
 def resume(
@@ -206,7 +222,8 @@ def resume(
 
     The optimizer state, learning rate and history carry over, so the result matches an
     uninterrupted run except for the random augmentation. Raises ResumeError when the folder
-    holds no resumable run or has already run ``epochs`` epochs.
+    holds no resumable run or has already run ``epochs`` epochs, and TrainingStopped when ``stop``
+    was set while the data was loading (nothing is written then).
     """
     config = read_config(run_dir)
     if epochs is not None:
@@ -215,19 +232,23 @@ def resume(
     if not last.is_file():
         raise ResumeError(f"{run_dir} has no last.keras: no epoch finished, start a new run instead")
     train_set, val_set = load_data(config)
-    model = keras.saving.load_model(last)
-    # last.keras is written after history.csv, so after a crash between the two the history may
-    # hold one epoch more than the model; the optimizer's step count says which epochs it has.
-    done = round(int(model.optimizer.iterations) / steps_per_epoch(config, train_set))
-    rows = read_history(run_dir / "history.csv")[:done]
-    if done >= config.epochs:
-        raise ResumeError(
-            f"{run_dir} has already run {done} of {config.epochs} epochs; pass a larger --epochs"
-        )
-    keras.utils.set_random_seed(config.seed + done)
-    write_config(config)
-    print(f"resuming {run_dir} after epoch {done} of {config.epochs}")
-    return fit(model, config, train_set, val_set, rows, callbacks, stop, verbose)
+    if stop is not None and stop.is_set():
+        raise TrainingStopped("stopped before resuming; nothing was written")
+    with data_parallel(config.batch_size) as devices:
+        train_set, val_set = even_split(train_set, devices), even_split(val_set, devices)
+        model = keras.saving.load_model(last)
+        # last.keras is written after history.csv, so after a crash between the two the history may
+        # hold one epoch more than the model; the optimizer's step count says which epochs it has.
+        done = round(int(model.optimizer.iterations) / steps_per_epoch(config, train_set))
+        rows = read_history(run_dir / "history.csv")[:done]
+        if done >= config.epochs:
+            raise ResumeError(
+                f"{run_dir} has already run {done} of {config.epochs} epochs; pass a larger --epochs"
+            )
+        keras.utils.set_random_seed(config.seed + done)
+        write_config(config)
+        print(f"resuming {run_dir} after epoch {done} of {config.epochs}")
+        return fit(model, config, train_set, val_set, rows, callbacks, stop, verbose)
 
 
 class ResumeError(ValueError):
@@ -294,6 +315,54 @@ def fit(
     return run_dir
 
 
+@contextlib.contextmanager
+def data_parallel(batch_size: int, devices: Sequence[str] | None = None) -> Iterator[int]:
+    """Build, compile and fit inside this to spread each batch over ``devices``; yields their number.
+
+    ``devices`` defaults to ``keras.distribution.list_devices()`` (the GPUs, else the CPUs). With
+    one device, or on a backend without data parallelism (torch), nothing changes and it yields 1.
+    JAX shards a batch into equal parts, so there only as many devices are used as divide
+    ``batch_size`` evenly (64 over 3 GPUs uses 2).
+    """
+    devices = list(keras.distribution.list_devices() if devices is None else devices)
+    backend = keras.backend.backend()
+    if backend == "jax":
+        usable = max(n for n in range(1, len(devices) + 1) if batch_size % n == 0)
+        if usable < len(devices):
+            print(f"batch size {batch_size} splits evenly over {usable} of the {len(devices)} devices")
+        devices = devices[:usable]
+    if len(devices) < 2 or backend not in ("jax", "tensorflow"):
+        yield 1
+        return
+    print(f"data-parallel over {len(devices)} devices: {', '.join(devices)}")
+    if backend == "jax":
+        with keras.distribution.DataParallel(devices=devices).scope():
+            yield len(devices)
+    else:
+        import tensorflow as tf
+
+        with tf.distribute.MirroredStrategy([f"/{device}" for device in devices]).scope():
+            yield len(devices)
+
+
+def even_split(dataset: Dataset, devices: int) -> Dataset:
+    """``dataset`` less its last ``len % devices`` images when JAX must split every batch evenly.
+
+    JAX shards each batch into equal parts, so with N devices every batch, the last one included,
+    must hold a multiple of N images; dropping at most N - 1 images does that (``data_parallel``
+    picks N so that it divides the batch size). TensorFlow's MirroredStrategy splits unevenly, so
+    it keeps everything.
+    """
+    drop = len(dataset) % devices if keras.backend.backend() == "jax" else 0
+    if not drop:
+        return dataset
+    print(f"{dataset.split}: left out the last {drop} image(s) so that {devices} devices get equal shares")
+    keep = len(dataset) - drop
+    return dataclasses.replace(
+        dataset, x=dataset.x[:keep], y=dataset.y[:keep], sources=dataset.sources[:keep]
+    )
+
+
 def load_data(config: TrainConfig) -> tuple[Dataset, Dataset]:
     """The training and validation splits, with any loader workarounds printed."""
     train_set = load_split(config.data_dir, "train", limit_per_class=config.limit_per_class)
@@ -334,6 +403,11 @@ def report_data_issues(dataset: Dataset) -> None:
     if dataset.skipped:
         print(
             f"{dataset.split}: skipped {len(dataset.skipped)} unreadable image(s), e.g. {dataset.skipped[0]}"
+        )
+    if dataset.ignored:
+        print(
+            f"{dataset.split}: ignored {len(dataset.ignored)} file(s) that are not images, "
+            f"e.g. {dataset.ignored[0]}"
         )
 
 

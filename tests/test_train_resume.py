@@ -1,0 +1,147 @@
+"""The training engine on real FER2013 images: Stop in the middle of an epoch, resume, and devices.
+
+A stopped run must keep exactly its finished epochs (the partial one writes nothing), and a resume
+must carry on from there, so the finished run's history reads 1..N with no gap and no repeat and
+its model still honours the model contract.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+
+from app.emotions import NUM_CLASSES, REPO_ROOT
+from app.model_card import read_card
+from app.runs import read_run
+from training.config import TrainConfig
+from training.data import load_split
+from training.train import TrainingStopped, resume, train
+
+IMAGES_PER_CLASS = 40
+BATCH = 16
+STEPS_PER_EPOCH = math.ceil(NUM_CLASSES * IMAGES_PER_CLASS / BATCH)
+
+
+class StopAt(keras.callbacks.Callback):
+    """Presses Stop after ``batch`` batches of epoch ``epoch`` (1-based), like a user would."""
+
+    def __init__(self, event: threading.Event, epoch: int, batch: int) -> None:
+        super().__init__()
+        self.event, self.epoch, self.batch = event, epoch, batch
+        self.current = 0
+        self.batches_seen: list[tuple[int, int]] = []
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.current = epoch + 1
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.batches_seen.append((self.current, batch + 1))
+        if (self.current, batch + 1) == (self.epoch, self.batch):
+            self.event.set()
+
+
+def tiny_config(fer2013_dir: Path, runs_dir: Path, name: str, epochs: int) -> TrainConfig:
+    return TrainConfig(
+        data_dir=fer2013_dir,
+        run_name=name,
+        epochs=epochs,
+        batch_size=BATCH,
+        limit_per_class=IMAGES_PER_CLASS,
+        runs_dir=runs_dir,
+        early_stopping_patience=0,
+    )
+
+
+def test_stop_mid_epoch_then_resume_finishes_with_a_continuous_history(fer2013_dir: Path, tmp_path: Path):
+    config = tiny_config(fer2013_dir, tmp_path, "stop-resume", epochs=3)
+    stop = threading.Event()
+    presser = StopAt(stop, epoch=2, batch=5)
+
+    run_dir = train(config, [presser], stop=stop, verbose=0)
+
+    # Stopped one batch after the press, in the middle of epoch 2: only epoch 1 was recorded.
+    assert presser.batches_seen[-1] == (2, 5)
+    stopped = read_run(run_dir)
+    assert (stopped.state, stopped.message) == ("stopped", "stopped after epoch 1 of 3")
+    assert [row["epoch"] for row in stopped.history] == [1]
+    assert stopped.resumable
+    first_epoch = stopped.history[0]
+    checkpoint = keras.saving.load_model(run_dir / "last.keras")
+    assert int(checkpoint.optimizer.iterations) == STEPS_PER_EPOCH  # not the 5 batches of epoch 2
+
+    resumed_presser = StopAt(threading.Event(), epoch=0, batch=0)  # only watches
+    assert resume(run_dir, callbacks=[resumed_presser], verbose=0) == run_dir
+
+    finished = read_run(run_dir)
+    assert finished.state == "finished"
+    assert [row["epoch"] for row in finished.history] == [1, 2, 3]
+    assert finished.history[0] == first_epoch  # the stopped run's epoch is kept as it was
+    assert {epoch for epoch, _ in resumed_presser.batches_seen} == {2, 3}  # epoch 1 not trained again
+    assert all(0 <= row["val_accuracy"] <= 1 and row["seconds"] > 0 for row in finished.history)
+    last = keras.saving.load_model(run_dir / "last.keras")
+    assert int(last.optimizer.iterations) == 3 * STEPS_PER_EPOCH
+
+    card = read_card(run_dir / "best.keras")["training"]
+    assert card["epochs_run"] == 3
+    assert card["best_val_accuracy"] == pytest.approx(finished.best_val_accuracy)
+    images = load_split(fer2013_dir, "private_test", limit_per_class=2)
+    probabilities = keras.saving.load_model(run_dir / "best.keras").predict(images.x, verbose=0)
+    assert probabilities.shape == (len(images), NUM_CLASSES)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_stop_pressed_while_loading_writes_nothing(fer2013_dir: Path, tmp_path: Path):
+    config = tiny_config(fer2013_dir, tmp_path, "never", epochs=1)
+    stop = threading.Event()
+    stop.set()
+
+    with pytest.raises(TrainingStopped, match="before the first epoch"):
+        train(config, stop=stop, verbose=0)
+
+    assert not config.run_dir.exists()
+
+
+DATA_PARALLEL_SCRIPT = """
+import sys
+import tensorflow as tf
+
+# Two logical CPU devices: what keras.distribution.list_devices() reports on a two-GPU machine.
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+from training.config import TrainConfig
+from training.train import train
+
+train(TrainConfig(data_dir=sys.argv[1], run_name="parallel", epochs=1, batch_size=16,
+                  limit_per_class=20, runs_dir=sys.argv[2]), verbose=0)
+"""
+
+
+def test_two_visible_devices_train_data_parallel(fer2013_dir: Path, tmp_path: Path):
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(DATA_PARALLEL_SCRIPT), str(fer2013_dir), str(tmp_path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"},
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "data-parallel over 2 devices: cpu:0, cpu:1" in result.stdout
+    status = json.loads((tmp_path / "parallel" / "status.json").read_text())
+    assert status["state"] == "finished"
+    model = keras.saving.load_model(tmp_path / "parallel" / "best.keras")
+    images = load_split(fer2013_dir, "public_test", limit_per_class=1)
+    assert model.predict(images.x, verbose=0).shape == (NUM_CLASSES, NUM_CLASSES)

@@ -1,0 +1,185 @@
+"""training.jobs: real trainings in a worker thread, one at a time, watched through the progress channel.
+
+Each test gets its own JobManager, so they neither see nor block the server-wide one the Training
+page uses. The runs are real and tiny (40 FER2013 images per class, batch 16: 18 steps an epoch).
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import keras
+import pytest
+from test_train_resume import STEPS_PER_EPOCH as STEPS
+from test_train_resume import tiny_config
+
+from app.runs import read_run
+from training.data import DatasetError
+from training.jobs import JobBusy, JobError, JobManager, Progress, ProgressChannel, TrainingJob
+
+JOB_TIMEOUT_S = 240
+
+
+def watch(job: TrainingJob) -> list[Progress]:
+    """Every distinct progress snapshot until the job ends, as the page's polling would see them.
+
+    Like Streamlit after each script run, it calls ``keras.backend.clear_session()`` after each
+    look: without training.jobs' guard that wipes the worker's Keras state mid-build.
+    """
+    seen: list[Progress] = []
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while job.alive and time.monotonic() < deadline:
+        progress = job.progress()
+        if not seen or progress != seen[-1]:
+            seen.append(progress)
+        keras.backend.clear_session()
+        time.sleep(0.01)
+    assert not job.alive, f"job still running after {JOB_TIMEOUT_S} s"
+    seen.append(job.progress())
+    return seen
+
+
+def test_job_trains_in_a_thread_and_reports_every_batch(fer2013_dir: Path, tmp_path: Path) -> None:
+    jobs = JobManager()
+    job = jobs.start(tiny_config(fer2013_dir, tmp_path, "watched", epochs=2))
+    assert job.thread.daemon and job.thread is not threading.current_thread()
+
+    seen = watch(job)
+
+    final = seen[-1]
+    assert (final.state, final.message) == ("finished", "2 epochs")
+    assert final.epochs_done == final.epochs == 2 and final.batches == STEPS
+    assert len(final.epoch_seconds) == 2 and final.ended is not None
+    assert final.eta_s() is None and final.elapsed_s() >= sum(final.epoch_seconds)
+    states = [p.state for p in seen]
+    assert states[0] in ("starting", "loading") and "training" in states and "validating" in states
+    training = [p for p in seen if p.state == "training" and p.batch]
+    assert {p.epoch for p in training} == {1, 2}
+    assert max(p.batch for p in training) <= STEPS
+    assert any(p.eta_s() is not None and p.eta_s() > 0 for p in training)  # an ETA while it ran
+    assert all(0 <= p.epoch_fraction <= 1 for p in seen)
+    run = read_run(tmp_path / "watched")
+    assert run.state == "finished" and [row["epoch"] for row in run.history] == [1, 2]
+    assert jobs.current() is job and jobs.running() is None
+    # With no job running, clear_session does its work again.
+    keras.layers.Dense(1)
+    keras.backend.clear_session()
+    assert keras.layers.Dense(1).name == "dense"
+
+
+def test_second_start_is_refused_then_stop_keeps_only_finished_epochs(
+    fer2013_dir: Path, tmp_path: Path
+) -> None:
+    jobs = JobManager()
+    job = jobs.start(tiny_config(fer2013_dir, tmp_path, "long", epochs=50))
+
+    with pytest.raises(
+        JobBusy, match=r"already running on this server: run 'long'.*one training runs at a time"
+    ):
+        jobs.start(tiny_config(fer2013_dir, tmp_path, "second", epochs=1))
+    with pytest.raises(JobBusy):
+        jobs.resume(tmp_path / "long", 60)
+    assert not (tmp_path / "second").exists()
+
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while (job.progress().epoch, job.progress().batch) < (2, 3) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    job.stop()
+    assert job.progress().state == "stopping"
+    final = job.wait(JOB_TIMEOUT_S)
+
+    assert final.state == "stopped"
+    run = read_run(tmp_path / "long")
+    done = len(run.history)
+    assert 1 <= done < 50
+    assert final.message == run.message == f"stopped after epoch {done} of 50"
+    assert [row["epoch"] for row in run.history] == list(range(1, done + 1))
+    assert run.resumable
+    # Now another may start; a finished-epoch count that isn't more is refused before starting.
+    with pytest.raises(JobError, match=f"has run {done} epochs already"):
+        jobs.resume(tmp_path / "long", done)
+    assert jobs.running() is None
+
+
+def test_bad_dataset_is_refused_before_a_thread_starts(fer2013_mini: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    for split in ("train", "test"):
+        (broken / split / "happy").mkdir(parents=True)
+    jobs = JobManager()
+
+    with pytest.raises(DatasetError, match="missing class folder"):
+        jobs.start(tiny_config(broken, tmp_path / "runs", "x", epochs=1))
+    with pytest.raises(DatasetError, match="dataset path does not exist"):
+        jobs.start(tiny_config(tmp_path / "nowhere", tmp_path / "runs", "x", epochs=1))
+
+    assert jobs.current() is None
+    assert not (tmp_path / "runs").exists()
+
+
+def test_existing_run_name_and_unresumable_runs_are_refused_at_once(
+    fer2013_mini: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "taken").mkdir()
+    jobs = JobManager()
+
+    with pytest.raises(FileExistsError, match="a run named 'taken' already exists"):
+        jobs.start(tiny_config(fer2013_mini, tmp_path, "taken", epochs=1))
+    with pytest.raises(JobError, match="is not a training run"):
+        jobs.resume(tmp_path / "taken")
+    assert jobs.current() is None
+
+
+def test_job_that_fails_while_loading_says_why(fer2013_mini: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(fer2013_mini, data)
+    for image in (data / "train" / "sad").iterdir():  # passes the quick check, fails decoding
+        image.write_bytes(b"not a jpeg")
+    jobs = JobManager()
+
+    final = jobs.start(tiny_config(data, tmp_path / "runs", "doomed", epochs=1)).wait(JOB_TIMEOUT_S)
+
+    assert final.state == "failed"
+    assert "no readable images of class(es): sad" in final.message
+    assert not (tmp_path / "runs" / "doomed").exists()
+
+
+# --- the channel and the ETA, without training -------------------------------------------------------
+
+
+def ten_epochs(**fields: object) -> Progress:
+    """A 10-epoch run's progress, started at t = 1000 s, with ``fields`` set."""
+    return Progress("r", Path("r"), "train", epochs=10, started=1000.0, **fields)
+
+
+def test_eta_comes_from_finished_epochs_or_the_pace_of_the_first() -> None:
+    first = ten_epochs(state="training", epoch=1, batch=25, batches=100, epoch_started=1005.0)
+    assert first.epoch_fraction == 0.25
+    assert first.eta_s(now=1015.0) == pytest.approx(10 * 40 - 10)  # 10 s for a quarter epoch
+    later = ten_epochs(
+        state="training",
+        epoch=4,
+        epochs_done=3,
+        batch=50,
+        batches=100,
+        epoch_started=1100.0,
+        epoch_seconds=(30.0, 30.0, 30.0),
+    )
+    assert later.eta_s(now=1110.0) == pytest.approx(7 * 30 - 10)
+    assert later.elapsed_s(now=1110.0) == 110
+    assert ten_epochs(state="loading").eta_s(1001.0) is None
+    assert ten_epochs(state="finished").eta_s() is None
+    assert ten_epochs(state="stopping", epoch=2, epoch_seconds=(30.0,)).eta_s() is None
+
+
+def test_stopping_is_not_overwritten_by_a_late_batch_report() -> None:
+    channel = ProgressChannel("r", Path("r"), "train", epochs=3)
+    channel.update(state="stopping")
+
+    channel.update(state="validating", batch=7)
+
+    assert (channel.snapshot().state, channel.snapshot().batch) == ("stopping", 7)
+    channel.update(state="stopped")
+    assert channel.snapshot().state == "stopped"

@@ -1,0 +1,66 @@
+"""A training process killed without warning (SIGKILL: out of memory, a server restart) resumes.
+
+Nothing in the trainer runs on SIGKILL, so this checks what the disk holds at any moment: every
+finished epoch's checkpoint and history row are written atomically, the run reads as
+``interrupted`` once its process is gone, and ``--resume`` finishes it with a history that has
+no gap and no repeat.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+
+from app.emotions import REPO_ROOT
+from app.runs import read_run
+
+EPOCHS = 4
+
+
+def _train(*args: str) -> list[str]:
+    return [sys.executable, "-m", "training.train", *args]
+
+
+def test_a_run_killed_after_an_epoch_resumes_to_a_continuous_history(fer2013_dir: Path, tmp_path: Path):
+    run_dir = tmp_path / "killed"
+    process = subprocess.Popen(
+        _train(
+            *("--data", str(fer2013_dir), "--arch", "classic", "--epochs", str(EPOCHS)),
+            *("--limit-per-class", "40", "--batch-size", "16", "--patience", "0"),
+            *("--runs-dir", str(tmp_path), "--run-name", "killed"),
+        ),
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not (run_dir / "last.keras").is_file():  # an epoch's checkpoint is on disk: kill now
+            assert process.poll() is None, process.stderr.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "no epoch finished in time"
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+        process.stderr.close()
+
+    killed = read_run(run_dir)
+    assert killed.state == "interrupted" and killed.resumable
+    done = [row["epoch"] for row in killed.history]
+    assert done == list(range(1, len(done) + 1)) and 1 <= len(done) < EPOCHS
+    kept = killed.history  # (the kill may land before or after the next epoch's row)
+
+    resumed = subprocess.run(_train("--resume", str(run_dir)), cwd=REPO_ROOT, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    finished = read_run(run_dir)
+    assert finished.state == "finished"
+    assert [row["epoch"] for row in finished.history] == list(range(1, EPOCHS + 1))
+    assert finished.history[: len(kept)] == kept
+    assert keras.saving.load_model(run_dir / "best.keras").output_shape == (None, 7)

@@ -1,0 +1,412 @@
+"""The Training page: a real tiny training started from the page, in AppTest and in Chromium.
+
+AppTest runs the page script in this process, so its job lands in the same server-wide job
+registry the test can wait on; the browser test starts ``streamlit run`` and goes through what a
+user does: upload a zip, press Start, watch the progress and charts, reload the page mid-run.
+Runs go to a temporary runs folder (EMOJIFY_RUNS_DIR), never the repository's.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+from test_archive import claim_size, zip_entries
+
+from app.emotions import CLASS_NAMES, DEFAULT_MODEL_PATH, NUM_CLASSES
+from app.runs import RUNS_DIR_ENV, active_model_path, list_runs, read_run
+from training.archive import UPLOADS_DIR
+from training.data import CSV_COLUMNS, load_split
+from training.jobs import manager
+
+import browser
+
+ROOT = Path(__file__).resolve().parent.parent
+MAIN = str(ROOT / "app" / "main.py")
+TRAINING_PAGE = str(ROOT / "pages" / "training.py")
+JOB_TIMEOUT_S = 300
+#: The dataset sources offered by the page (its radio's labels).
+FOLDER, CSV_PATH, ZIP_UPLOAD, CSV_UPLOAD = (
+    "Folder on the server",
+    "fer2013.csv on the server",
+    "Upload a .zip",
+    "Upload fer2013.csv",
+)
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh runs folder for the page (and for app.runs' active-model setting)."""
+    path = tmp_path / "runs"
+    monkeypatch.setenv(RUNS_DIR_ENV, str(path))
+    return path
+
+
+@pytest.fixture
+def page(runs_dir: Path, fer2013_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppTest]:
+    """The Training page in AppTest, with FER2013 as the default folder; waits out any job it started."""
+    monkeypatch.setenv("FER2013_DIR", str(fer2013_dir))
+    before = manager().current()
+    assert before is None or not before.alive, "another test left a training running"
+    at = AppTest.from_file(MAIN, default_timeout=120)
+    at.run()
+    at.switch_page(TRAINING_PAGE).run()
+    assert not at.exception
+    yield at
+    job = manager().current()
+    if job is not None and job is not before:
+        job.stop()
+        job.wait(JOB_TIMEOUT_S)
+
+
+def fill_tiny_run(at: AppTest, name: str, epochs: int) -> None:
+    at.number_input(key="train_epochs").set_value(epochs)
+    at.selectbox(key="train_batch").set_value(16)
+    at.number_input(key="train_limit").set_value(40)
+    at.text_input(key="train_run_name").set_value(name)
+
+
+def texts(elements: object) -> list[str]:
+    return [element.value for element in elements]
+
+
+def test_page_trains_resumes_and_makes_the_model_the_active_one(
+    page: AppTest, runs_dir: Path, fer2013_dir: Path
+) -> None:
+    assert any("No runs in" in text for text in texts(page.info))
+    fill_tiny_run(page, "from-page", epochs=2)
+
+    page.button(key="train_start").click().run()
+
+    assert not page.exception and not page.error
+    job = manager().current()
+    assert job.progress().run_name == "from-page" and job.alive
+    assert any(text.startswith("Run `from-page`") for text in texts(page.subheader))
+    # A second Start while it runs says so, and starts nothing.
+    page.text_input(key="train_run_name").set_value("impatient")
+    page.button(key="train_start").click().run()
+    assert any("already running on this server: run 'from-page'" in text for text in texts(page.error))
+    assert manager().current() is job
+
+    assert job.wait(JOB_TIMEOUT_S).state == "finished"
+    page.run()
+
+    assert "Run `from-page`: finished" in texts(page.subheader)
+    assert any(text.startswith("Finished (2 epochs)") for text in texts(page.success))
+    assert len(page.get("vega_lite_chart")) == 4  # the job's loss + accuracy, and the picked run's
+    table = page.dataframe[0].value
+    row = table[table["run"] == "from-page"].iloc[0]
+    assert (row["status"], row["epochs"], row["architecture"]) == ("finished", "2 / 2", "classic")
+    assert 0 <= row["best val. accuracy"] <= 1
+    best = runs_dir / "from-page" / "best.keras"
+    images = load_split(fer2013_dir, "private_test", limit_per_class=2)
+    probabilities = keras.saving.load_model(best).predict(images.x, verbose=0)
+    assert probabilities.shape == (len(images), NUM_CLASSES)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+    # Use it in the Photo and Live pages, then go back to the shipped model.
+    page.button(key="use_from-page").click().run()
+    assert active_model_path() == best.resolve()
+    assert any("model is the active one" in text for text in texts(page.success))
+    page.button(key="use_shipped").click().run()
+    assert active_model_path() == DEFAULT_MODEL_PATH
+
+    # Train on for one more epoch from the table.
+    page.number_input(key="resume_epochs_from-page").set_value(3)
+    page.button(key="resume_from-page").click().run()
+    assert not page.error
+    assert manager().current().wait(JOB_TIMEOUT_S).state == "finished"
+    run = read_run(runs_dir / "from-page")
+    assert [row["epoch"] for row in run.history] == [1, 2, 3] and run.state == "finished"
+
+
+def server_path(at: AppTest, source: str, key: str, path: Path) -> None:
+    at.radio(key="train_source").set_value(source).run()
+    at.text_input(key=key).set_value(str(path))
+
+
+def uploaded(source: str, key: str, name: str, data: bytes) -> Callable[[AppTest, Path, Path], None]:
+    """Upload ``data`` as file ``name`` through the page's ``source`` uploader."""
+
+    def pick(at: AppTest, mini: Path, tmp_path: Path) -> None:
+        at.radio(key="train_source").set_value(source).run()
+        at.file_uploader(key=key).set_value((name, data, "application/octet-stream"))
+
+    return pick
+
+
+def broken_folder(break_it: Callable[[Path], object]) -> Callable[[AppTest, Path, Path], None]:
+    """Type a broken copy of the mini dataset as the server folder."""
+
+    def pick(at: AppTest, mini: Path, tmp_path: Path) -> None:
+        folder = Path(shutil.copytree(mini, tmp_path / "broken"))
+        break_it(folder)
+        server_path(at, FOLDER, "train_folder", folder)
+
+    return pick
+
+
+def csv_rows(*pixel_strings: str, header: str = ",".join(CSV_COLUMNS)) -> bytes:
+    """A fer2013.csv with one training row (emotion 3, happy) per pixel string."""
+    rows = [f"3,{pixels},Training" for pixels in pixel_strings]
+    return "\n".join([header, *rows, ""]).encode()
+
+
+GOOD_PIXELS = " ".join(["128"] * 48 * 48)
+
+
+def csv_file(data: bytes) -> Callable[[AppTest, Path, Path], None]:
+    """Type the path of a CSV holding ``data`` as the server's fer2013.csv."""
+
+    def pick(at: AppTest, mini: Path, tmp_path: Path) -> None:
+        path = tmp_path / "fer2013.csv"
+        path.write_bytes(data)
+        server_path(at, CSV_PATH, "train_csv", path)
+
+    return pick
+
+
+def for_each(pattern: str, change: Callable[[Path], object]) -> Callable[[Path], None]:
+    """A dataset breaker that applies ``change`` to every file matching ``pattern``."""
+
+    def apply(root: Path) -> None:
+        for path in list(root.glob(pattern)):
+            change(path)
+
+    return apply
+
+
+CANT_START = "Can't start:"
+#: Found only when every image is decoded, which the job does before its first epoch.
+FAILED = "The training failed: the dataset can't be used, nothing was trained:"
+
+
+BAD_DATASETS = [
+    pytest.param(
+        broken_folder(lambda root: shutil.rmtree(root / "train" / "disgust")),
+        CANT_START,
+        "is missing class folder(s): disgust",
+        id="missing-class",
+    ),
+    pytest.param(
+        broken_folder(lambda root: shutil.copytree(root / "test" / "sad", root / "test" / "contempt")),
+        CANT_START,
+        "has unknown class folder(s): contempt",
+        id="extra-class",
+    ),
+    pytest.param(
+        broken_folder(for_each("train/fear/*", Path.unlink)),
+        CANT_START,
+        "split train has no images of class(es): fear",
+        id="empty-class",
+    ),
+    pytest.param(
+        broken_folder(for_each("train/fear/*", lambda path: path.rename(path.with_suffix(".txt")))),
+        CANT_START,
+        "(found only non-image files, e.g. fear/Training_",
+        id="non-image-files",
+    ),
+    pytest.param(
+        broken_folder(for_each("train/sad/*", lambda path: path.write_bytes(b"not a jpeg"))),
+        FAILED,
+        "split train has no readable images of class(es): sad",
+        id="unreadable-images",
+    ),
+    pytest.param(
+        uploaded(ZIP_UPLOAD, "train_zip_upload", "evil.zip", zip_entries(("../../escaped.txt", b"gotcha"))),
+        CANT_START,
+        "points outside the folder it unpacks into",
+        id="zip-dotdot",
+    ),
+    pytest.param(
+        uploaded(
+            ZIP_UPLOAD,
+            "train_zip_upload",
+            "bomb.zip",
+            claim_size(zip_entries(("train/happy/a.jpg", b"x")), 3_000_000_000),
+        ),
+        CANT_START,
+        "would unpack to 3.0 GB",
+        id="zip-bomb",
+    ),
+    pytest.param(
+        uploaded(
+            CSV_UPLOAD, "train_csv_upload", "fer2013.csv", csv_rows(GOOD_PIXELS, header="emotion,pixel,Usage")
+        ),
+        CANT_START,
+        "lacks column(s) pixels",
+        id="csv-columns",
+    ),
+    pytest.param(
+        csv_file(csv_rows("12;34;56")),
+        CANT_START,
+        "line 2: pixels must be space-separated integers",
+        id="csv-pixels",
+    ),
+    pytest.param(
+        csv_file(csv_rows(GOOD_PIXELS, GOOD_PIXELS[:-4])),
+        FAILED,
+        "line 3: expected 2304 pixels, got 2303",
+        id="csv-pixels-later",
+    ),
+]
+
+
+@pytest.mark.parametrize(("pick", "where", "message"), BAD_DATASETS)
+def test_each_bad_dataset_is_named_and_nothing_trains(
+    page: AppTest,
+    runs_dir: Path,
+    fer2013_mini: Path,
+    tmp_path: Path,
+    pick: Callable[[AppTest, Path, Path], None],
+    where: str,
+    message: str,
+) -> None:
+    before = manager().current()
+    pick(page, fer2013_mini, tmp_path)
+
+    page.button(key="train_start").click().run()
+    job = manager().current()
+    if job is not before:  # the job found the problem while decoding: its panel says so
+        assert job.wait(JOB_TIMEOUT_S).state == "failed"
+        page.run()
+
+    assert not page.exception
+    assert any(text.startswith(where) and message in text for text in texts(page.error)), texts(page.error)
+    assert list_runs(runs_dir) == []  # no run folder made
+    assert not Path("/tmp/escaped.txt").exists() and not (runs_dir.parent / "escaped.txt").exists()
+
+
+def test_public_deployment_without_password_offers_no_training(
+    runs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EMOJIFY_PUBLIC", "1")
+    monkeypatch.delenv("EMOJIFY_OWNER_PASSWORD", raising=False)
+    at = AppTest.from_file(MAIN, default_timeout=120)
+    at.run()
+
+    at.switch_page(TRAINING_PAGE).run()
+
+    assert not at.exception
+    assert any("Training is switched off" in text for text in texts(at.info))
+    assert not start_buttons(at)
+
+
+def start_buttons(at: AppTest) -> list[object]:
+    return [button for button in at.button if button.key == "train_start"]
+
+
+def test_public_deployment_asks_the_owner_password_and_keeps_typed_paths_in_the_data_root(
+    runs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_root = tmp_path / "data"
+    (data_root / "faces" / "train" / "happy").mkdir(parents=True)
+    monkeypatch.setenv("EMOJIFY_PUBLIC", "1")
+    monkeypatch.setenv("EMOJIFY_OWNER_PASSWORD", "owner-secret")
+    monkeypatch.setenv("EMOJIFY_DATA_ROOT", str(data_root))
+    monkeypatch.delenv("FER2013_DIR", raising=False)
+    at = AppTest.from_file(MAIN, default_timeout=120)
+    at.run()
+    at.switch_page(TRAINING_PAGE).run()
+
+    assert any("Training is for the owner" in text for text in texts(at.info))
+    assert not start_buttons(at) and not at.get("vega_lite_chart")
+    at.text_input(key="owner_password").set_value("guess").run()
+    assert "Wrong password." in texts(at.error) and not start_buttons(at)
+    at.text_input(key="owner_password").set_value("owner-secret").run()
+    assert start_buttons(at) and "Wrong password." not in texts(at.error)
+
+    before = manager().current()
+    for typed, message in [
+        ("/etc", "/etc is outside the data folder"),
+        ("faces/../..", "faces/../.. is outside the data folder"),
+        # A relative path is taken from the data root: this one reaches the dataset check.
+        ("faces", f"{data_root / 'faces' / 'train'} is missing class folder(s): angry"),
+    ]:
+        at.text_input(key="train_folder").set_value(typed)
+        at.button(key="train_start").click().run()
+        assert any(text.startswith(CANT_START) and message in text for text in texts(at.error)), typed
+    assert manager().current() is before
+    assert not runs_dir.exists()
+
+
+# --- in a real browser -----------------------------------------------------------------------------
+
+
+def zip_of_a_small_fer2013(fer2013_dir: Path, per_class: int) -> bytes:
+    """The first ``per_class`` train and PublicTest images of each class, zipped in the Kaggle layout."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name in CLASS_NAMES:
+            for folder, pattern in (("train", "Training_*.jpg"), ("test", "PublicTest_*.jpg")):
+                for image in sorted((fer2013_dir / folder / name).glob(pattern))[:per_class]:
+                    archive.write(image, f"fer2013/{folder}/{name}/{image.name}")
+    return buffer.getvalue()
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(browser.missing_browser() is not None, reason=str(browser.missing_browser()))
+def test_browser_trains_an_uploaded_zip_survives_a_reload_and_stops(
+    fer2013_dir: Path, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    runs_dir = tmp_path / "runs"
+    upload = tmp_path / "small-fer2013.zip"
+    upload.write_bytes(zip_of_a_small_fer2013(fer2013_dir, per_class=40))
+    with (
+        browser.streamlit_server(env={RUNS_DIR_ENV: str(runs_dir)}) as url,
+        browser.chromium() as chromium,
+    ):
+        context = chromium.new_context(viewport={"width": 1400, "height": 1200})
+        page = context.new_page()
+        page.goto(f"{url}/training")
+        expect(page.get_by_role("heading", name="Training", level=1)).to_be_visible(timeout=90_000)
+        browser.wait_until_idle(page)
+
+        page.get_by_text("Upload a .zip").click()
+        expect(page.get_by_test_id("stFileUploader")).to_be_visible(timeout=30_000)
+        browser.upload(page, upload)
+        expect(page.get_by_text("small-fer2013.zip")).to_be_visible(timeout=30_000)
+        epochs = page.get_by_label("Epochs", exact=True)
+        epochs.fill("50")  # far more than the test waits for: it stops the run itself
+        epochs.press("Enter")
+        browser.wait_until_idle(page)
+        page.get_by_role("button", name="Start training").click()
+
+        progress = page.get_by_test_id("stProgress")
+        expect(progress).to_contain_text(re.compile(r"Epoch \d+ of 50: batch \d+ of 5"), timeout=120_000)
+        heading = page.get_by_role("heading", name=re.compile(r"^Run classic-\d{8}-\d{6}"))
+        run_name = re.search(r"classic-\d{8}-\d{6}", heading.first.inner_text()).group(0)
+
+        page.reload()  # a new session: the job must still be there, still running
+        expect(
+            page.get_by_role("heading", name=re.compile(f"^Run {run_name}: (training|validating)"))
+        ).to_be_visible(timeout=60_000)
+        expect(progress).to_contain_text(re.compile(r"Epoch \d+ of 50"))
+        expect(page.get_by_test_id("stVegaLiteChart").first).to_be_visible(timeout=120_000)  # epoch 1 done
+        expect(page.get_by_test_id("stMetric").filter(has_text="Time left")).not_to_contain_text("–")
+
+        page.get_by_role("button", name="⏹ Stop", exact=True).click()
+        expect(page.get_by_role("heading", name=f"Run {run_name}: stopped")).to_be_visible(timeout=120_000)
+        expect(page.get_by_test_id("stAlertContentWarning").first).to_contain_text("Resume it")
+        assert page.get_by_test_id("stVegaLiteChart").count() >= 2
+        expect(page.locator("body")).not_to_contain_text("Traceback")
+        context.close()
+
+    run = read_run(runs_dir / run_name)
+    epochs_done = len(run.history)
+    assert run.state == "stopped" and run.message == f"stopped after epoch {epochs_done} of 50"
+    assert [row["epoch"] for row in run.history] == list(range(1, epochs_done + 1))
+    assert run.resumable
+    data_dir = Path(run.config["data_dir"])
+    assert data_dir.is_relative_to(runs_dir / UPLOADS_DIR) and data_dir.name == "fer2013"
+    assert run.card["training"]["dataset"]["train"]["n"] == NUM_CLASSES * 40

@@ -1,0 +1,388 @@
+"""Trainings started from the app: one at a time per server, in a worker thread, watched through a channel.
+
+A Streamlit script run lasts a moment and is thrown away on every click, rerun or page switch, so
+a training cannot live in it. :class:`JobManager` runs :func:`training.train.train` or
+:func:`~training.train.resume` (the very code of the CLI) in a daemon thread of the server
+process, and keeps the job in a module-level registry (:func:`manager`): every session of the
+server, a reloaded browser tab included, finds the same job there.
+
+The worker reports through a :class:`ProgressChannel`, a Keras callback whose state is read by
+the page as an immutable :class:`Progress` snapshot (epoch, batch, phase, timings) under a lock,
+so a reader never sees half an update. Per-epoch numbers are not copied into it: they are in the
+run's ``history.csv`` the moment an epoch ends, which the page reads like any other run's.
+
+Only one training runs at a time, because two would share (and halve) the CPU or GPU and make
+both slow; a second start raises :class:`JobBusy` saying which run is in the way. Everything that
+can be checked quickly (the config, the run name, the dataset's layout, whether a run can be
+resumed) is checked before the thread starts, so the page can answer Start with the problem at
+once; what needs the images decoded fails inside the job and ends up in its ``message``.
+
+Streamlit calls ``keras.backend.clear_session()`` after every script run, fragment reruns
+included (``_clean_problem_modules`` in its script runner). That call replaces Keras' per-thread
+global state for *every* thread, so a training thread building its model while a page refreshes
+lost its layer-name counters and failed with "The name "dropout" is used 2 times in the model"
+(about one start in three here). While a job runs, :func:`_keep_keras_state` therefore turns that
+call into a no-op; the pages load their models once per server and do not need it.
+
+Keras is imported only inside the worker (and by that guard), so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.runs import read_run
+from training.config import TrainConfig
+from training.data import DatasetError, check_dataset
+
+#: Phases of a job while its thread lives.
+ACTIVE_STATES = ("starting", "loading", "training", "validating", "stopping")
+#: How a job ended.
+FINAL_STATES = ("finished", "stopped", "failed")
+
+
+#: Jobs whose thread has been started and has not ended, in this process (all managers).
+_active_jobs = 0
+_active_lock = threading.Lock()
+
+
+def _keep_keras_state() -> None:
+    """Make ``keras.backend.clear_session`` do nothing while any job runs (see the module doc)."""
+    import keras
+
+    original = keras.backend.clear_session
+    if getattr(original, "guarded_by_training_jobs", False):
+        return
+
+    @functools.wraps(original)
+    def clear_session(*args: Any, **kwargs: Any) -> Any:
+        if _active_jobs:
+            return None
+        return original(*args, **kwargs)
+
+    clear_session.guarded_by_training_jobs = True  # type: ignore[attr-defined]
+    keras.backend.clear_session = clear_session
+
+
+def _count_job(delta: int) -> None:
+    """Count a job's thread in or out; the clear_session guard is on while the count is not 0."""
+    global _active_jobs
+    with _active_lock:
+        _active_jobs += delta
+
+
+class JobBusy(RuntimeError):
+    """A training is already running in this server; the message names it."""
+
+
+class JobError(ValueError):
+    """A job cannot be started as asked (e.g. the run cannot be resumed); the message says why."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a job is doing, as of one moment; times are ``time.monotonic()`` seconds.
+
+    ``epoch`` is the epoch under way (1-based, counting a resumed run's earlier epochs too),
+    ``epochs_done`` the last one finished, ``batch`` of ``batches`` the steps of the current one.
+    ``epoch_seconds`` holds the epochs this job finished (not a resumed run's earlier ones).
+    """
+
+    run_name: str
+    run_dir: Path
+    action: str
+    state: str = "starting"
+    message: str = ""
+    epochs: int = 0
+    epoch: int = 0
+    epochs_done: int = 0
+    first_epoch: int = 0
+    batch: int = 0
+    batches: int = 0
+    started: float = field(default_factory=time.monotonic)
+    epoch_started: float | None = None
+    ended: float | None = None
+    epoch_seconds: tuple[float, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        """Whether the job's thread is still at work."""
+        return self.state in ACTIVE_STATES
+
+    @property
+    def epoch_fraction(self) -> float:
+        """How much of the current epoch's training steps are done, 0..1."""
+        return min(1.0, self.batch / self.batches) if self.batches else 0.0
+
+    def elapsed_s(self, now: float | None = None) -> float:
+        """Seconds since the job started (to its end once it has ended)."""
+        end = self.ended if self.ended is not None else (time.monotonic() if now is None else now)
+        return max(0.0, end - self.started)
+
+    def eta_s(self, now: float | None = None) -> float | None:
+        """Seconds until the last planned epoch ends, or None before there is anything to go by.
+
+        From the mean time of the epochs this job finished, or during its first epoch from the
+        pace of its batches (which leaves out validation, so it is a little optimistic). Early
+        stopping can end a run sooner.
+        """
+        if not self.active or self.state == "stopping":
+            return None
+        now = time.monotonic() if now is None else now
+        in_epoch = now - self.epoch_started if self.epoch_started is not None else 0.0
+        if self.epoch_seconds:
+            per_epoch = sum(self.epoch_seconds) / len(self.epoch_seconds)
+        elif self.batch and self.batches and self.epoch_started is not None:
+            per_epoch = in_epoch / self.epoch_fraction
+        else:
+            return None
+        remaining_epochs = self.epochs - self.epochs_done
+        if self.epoch > self.epochs_done:  # the current epoch is partly done
+            return max(0.0, remaining_epochs * per_epoch - in_epoch)
+        return remaining_epochs * per_epoch
+
+
+class ProgressChannel:
+    """The thread-safe mailbox between a job's worker thread (writer) and the pages (readers)."""
+
+    def __init__(self, run_name: str, run_dir: Path, action: str, epochs: int) -> None:
+        self._lock = threading.Lock()
+        self._progress = Progress(run_name, run_dir, action, epochs=epochs)
+
+    def snapshot(self) -> Progress:
+        """The latest state; immutable, so it can be read at leisure."""
+        with self._lock:
+            return self._progress
+
+    def update(self, **changes: Any) -> None:
+        """Replace some fields at once; once stopping, only an end state replaces ``stopping``."""
+        with self._lock:
+            if self._progress.state == "stopping" and changes.get("state") in ACTIVE_STATES:
+                del changes["state"]
+            self._progress = dataclasses.replace(self._progress, **changes)
+
+    def finish_epoch(self, epoch: int) -> None:
+        """Record that epoch ``epoch`` (1-based) ended now."""
+        with self._lock:
+            progress = self._progress
+            started = progress.epoch_started if progress.epoch_started is not None else time.monotonic()
+            self._progress = dataclasses.replace(
+                progress,
+                epochs_done=epoch,
+                epoch_seconds=(*progress.epoch_seconds, time.monotonic() - started),
+            )
+
+    def keras_callback(self) -> Any:
+        """A Keras callback feeding this channel (Keras is imported here, not with this module)."""
+        import keras
+
+        channel = self
+
+        class _Report(keras.callbacks.Callback):
+            def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+                channel.update(
+                    state="training",
+                    epochs=int(self.params.get("epochs") or 0),
+                    batches=int(self.params.get("steps") or 0),
+                )
+
+            def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+                changes: dict[str, Any] = {}
+                if channel.snapshot().first_epoch == 0:
+                    changes["first_epoch"] = epoch + 1
+                channel.update(
+                    state="training",
+                    epoch=epoch + 1,
+                    epochs_done=epoch,
+                    batch=0,
+                    epoch_started=time.monotonic(),
+                    **changes,
+                )
+
+            def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+                channel.update(batch=batch + 1)
+
+            def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
+                channel.update(state="validating")
+
+            def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+                channel.finish_epoch(epoch + 1)
+
+        return _Report()
+
+
+class TrainingJob:
+    """One training or resume in its worker thread; ``progress()`` says how it goes.
+
+    ``run`` is the function that does the work: ``(callbacks, stop) -> run folder``, raising the
+    training module's errors; :class:`JobManager` builds it from a config or a run folder.
+    """
+
+    _ids = itertools.count(1)
+
+    def __init__(
+        self,
+        run_name: str,
+        run_dir: Path,
+        action: str,
+        epochs: int,
+        run: Callable[[Sequence[Any], threading.Event], Path],
+    ) -> None:
+        self.id = next(self._ids)
+        self.stop_event = threading.Event()
+        self.channel = ProgressChannel(run_name, run_dir, action, epochs)
+        self._run = run
+        self.thread = threading.Thread(target=self._work, name=f"training-{run_name}", daemon=True)
+
+    def progress(self) -> Progress:
+        """Where the job stands now (see :class:`Progress`)."""
+        return self.channel.snapshot()
+
+    @property
+    def alive(self) -> bool:
+        """Whether the worker thread still runs: a Stop or a failure takes it a moment to end."""
+        return self.thread.is_alive()
+
+    def stop(self) -> None:
+        """Ask the job to stop; it does within one batch, keeping every finished epoch."""
+        if self.alive:
+            self.stop_event.set()
+            self.channel.update(state="stopping")
+
+    def wait(self, timeout: float | None = None) -> Progress:
+        """Block until the job ends (or ``timeout`` passes); the progress then."""
+        self.thread.join(timeout)
+        return self.progress()
+
+    def start(self) -> None:
+        """Start the worker thread; Keras' global state is kept from Streamlit's clean-up meanwhile."""
+        _keep_keras_state()
+        _count_job(+1)
+        try:
+            self.thread.start()
+        except BaseException:
+            _count_job(-1)
+            raise
+
+    def _work(self) -> None:
+        try:
+            self._train()
+        finally:
+            _count_job(-1)
+
+    def _train(self) -> None:
+        from training.train import ResumeError, TrainingStopped
+
+        self.channel.update(state="stopping" if self.stop_event.is_set() else "loading")
+        try:
+            run_dir = self._run([self.channel.keras_callback()], self.stop_event)
+        except TrainingStopped as err:
+            self._end("stopped", str(err) or "stopped")
+        except DatasetError as err:  # found only by decoding every image: after the quick check
+            self._end("failed", f"the dataset can't be used, nothing was trained: {err}")
+        except (FileExistsError, ResumeError) as err:
+            self._end("failed", str(err))
+        except Exception as err:  # a job must always end with a state the page can show
+            traceback.print_exc()
+            self._end("failed", f"{type(err).__name__}: {err}")
+        else:
+            run = read_run(run_dir)
+            state = run.state if run is not None and run.state in FINAL_STATES else "failed"
+            self._end(state, run.message if run is not None else "the run folder is unreadable")
+
+    def _end(self, state: str, message: str) -> None:
+        self.channel.update(state=state, message=message, ended=time.monotonic())
+
+
+class JobManager:
+    """Starts jobs, at most one at a time, and remembers the latest one (running or ended)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._job: TrainingJob | None = None
+
+    def current(self) -> TrainingJob | None:
+        """The job started last, whether it still runs or not; None before the first."""
+        return self._job
+
+    def running(self) -> TrainingJob | None:
+        """The job whose thread is at work, if any."""
+        job = self._job
+        return job if job is not None and job.alive else None
+
+    def start(self, config: TrainConfig) -> TrainingJob:
+        """Start a new run; JobBusy while another runs, FileExistsError or DatasetError at once."""
+
+        def run(callbacks: Sequence[Any], stop: threading.Event) -> Path:
+            from training.train import train
+
+            return train(config, callbacks, stop=stop, verbose=0)
+
+        def check() -> None:
+            if config.run_dir.exists():
+                name, where = config.run_name, config.runs_dir
+                raise FileExistsError(f"a run named {name!r} already exists in {where}; pick another name")
+            check_dataset(config.data_dir, ("train", config.validation_split))
+
+        return self._launch(TrainingJob(config.run_name, config.run_dir, "train", config.epochs, run), check)
+
+    def resume(self, run_dir: Path, epochs: int | None = None) -> TrainingJob:
+        """Continue a run from its last checkpoint, optionally to ``epochs`` in all; JobError if it can't."""
+        found = read_run(run_dir)
+        planned = epochs if epochs is not None else (found.epochs_planned if found else 0)
+
+        def run(callbacks: Sequence[Any], stop: threading.Event) -> Path:
+            from training.train import resume
+
+            return resume(run_dir, epochs, callbacks, stop=stop, verbose=0)
+
+        def check() -> None:
+            if found is None:
+                raise JobError(f"{run_dir} is not a training run (no readable config.json)")
+            if found.state == "running":
+                pid = found.status.get("pid")
+                raise JobError(f"run {found.name!r} is still being trained (by process {pid})")
+            if not (run_dir / "last.keras").is_file():
+                raise JobError(f"run {found.name!r} has no checkpoint yet: no epoch finished")
+            if planned <= found.epochs_run:
+                raise JobError(
+                    f"run {found.name!r} has run {found.epochs_run} epochs already; "
+                    f"ask for more than {found.epochs_run}"
+                )
+            data_dir = found.config.get("data_dir")
+            if data_dir:
+                check_dataset(data_dir, ("train", found.config.get("validation_split", "public_test")))
+
+        return self._launch(TrainingJob(run_dir.name, run_dir, "resume", planned, run), check)
+
+    def _launch(self, job: TrainingJob, check: Callable[[], None]) -> TrainingJob:
+        with self._lock:
+            busy = self.running()
+            if busy is not None:
+                progress = busy.progress()
+                where = f"epoch {progress.epoch} of {progress.epochs}" if progress.epoch else progress.state
+                raise JobBusy(
+                    f"a training is already running on this server: run {progress.run_name!r} "
+                    f"({where}). Stop it or wait for it to end; only one training runs at a time."
+                )
+            check()
+            self._job = job
+            job.start()
+            return job
+
+
+_MANAGER = JobManager()
+
+
+def manager() -> JobManager:
+    """The server's job manager, shared by every session and page (module state outlives reruns)."""
+    return _MANAGER
