@@ -140,7 +140,10 @@ def show_stats(stats: LiveStats, playing: bool) -> None:
 
 
 st.title("🎥 Live")
-st.caption("Your webcam, with an emoji over every face, updated as your expression changes.")
+st.caption(
+    "Your webcam, with an emoji over every face, updated as your expression changes. "
+    "Frames are processed in memory and never stored."
+)
 settings = live_settings_ui()
 model_path = model_picker_ui(key="live_model")
 pipeline = load_pipeline(model_path)
