@@ -16,7 +16,18 @@ st.markdown(
     "the matching emoji. Behind it: OpenCV's Haar face detector and a Keras convolutional network "
     "trained on **FER2013**, 35,887 labelled 48×48 face pictures."
 )
-st.page_link(Path(__file__).with_name("photo.py"), label="Try it on a photo", icon="📷")
+PAGES = Path(__file__).parent
+for page, label, icon, what in (
+    ("photo.py", "Try it on a photo", "📷", "upload one or take one with your camera"),
+    ("live.py", "Live webcam", "🎥", "emojis over your face in real time"),
+    ("video.py", "Video", "🎞️", "an emotion timeline and an emojified copy of a video"),
+    ("training.py", "Training", "🏋️", "train your own model and watch it learn"),
+    ("analysis.py", "Analysis", "📊", "per-emotion scores, the confusion matrix and the mistakes"),
+):
+    link, description = st.columns([1, 3], vertical_alignment="center")
+    with link:
+        st.page_link(PAGES / page, label=label, icon=icon)
+    description.caption(what)
 
 st.subheader("Seven emotions")
 for column, name in zip(st.columns(len(CLASS_NAMES)), CLASS_NAMES, strict=True):
