@@ -23,7 +23,14 @@ from app.ice import IceConfig, IceConfigError, ice_config
 from app.live import LiveProcessor, LiveResults, LiveSettings, LiveStats
 from app.pipeline import OverlayOptions, Pipeline
 from pages.charts import probability_chart
-from pages.shared import emoji_image, load_pipeline, model_picker_ui, secrets_and_environment
+from pages.shared import (
+    emoji_image,
+    load_pipeline,
+    min_face_slider,
+    model_picker_ui,
+    secrets_and_environment,
+    smoothing_slider,
+)
 
 LOGGER = logging.getLogger(__name__)
 #: How often the side panel reads the latest result; faster only costs reruns.
@@ -38,14 +45,10 @@ def live_settings_ui() -> LiveSettings:
         emoji = st.toggle("Emoji over faces", value=True, key="live_emoji")
         labels = st.toggle("Emotion labels", value=True, key="live_labels")
         boxes = st.toggle("Face boxes", value=False, key="live_boxes")
-        smoothing = st.slider(
-            "Smoothing",
-            0.0,
-            1.0,
+        smoothing = smoothing_slider(
             defaults.smoothing,
-            0.1,
-            key="live_smoothing",
-            help="0 shows every frame's raw verdict (flickers); 1 is steadiest (changes show ~0.3 s later).",
+            "live_smoothing",
+            "0 shows every frame's raw verdict (flickers); 1 is steadiest (changes show ~0.3 s later).",
         )
     with st.sidebar.expander("Face detection", expanded=False):
         min_neighbors = st.slider(
@@ -56,13 +59,10 @@ def live_settings_ui() -> LiveSettings:
             key="live_min_neighbors",
             help="Lower finds faces in poor light but also in the wallpaper.",
         )
-        min_face = st.slider(
-            "Smallest face (% of the frame height)",
-            5,
-            60,
-            round(defaults.min_face * 100),
-            key="live_min_face",
-            help="Smaller finds faces further from the camera and costs more time per frame.",
+        min_face = min_face_slider(
+            defaults.min_face,
+            "live_min_face",
+            "Smaller finds faces further from the camera and costs more time per frame.",
         )
     return replace(
         defaults,
@@ -70,7 +70,7 @@ def live_settings_ui() -> LiveSettings:
         overlay=OverlayOptions(emoji=emoji, boxes=boxes, labels=labels),
         smoothing=smoothing,
         min_neighbors=min_neighbors,
-        min_face=min_face / 100,
+        min_face=min_face,
     )
 
 

@@ -99,6 +99,18 @@ def detector_settings_ui() -> DetectorSettings:
     return DetectorSettings(scale_factor, min_neighbors, min_size, defaults.detection_side)
 
 
+def smoothing_slider(default: float, key: str, help: str) -> float:
+    """How much a face's probabilities are averaged over time (Live and Video pages)."""
+    return st.slider("Smoothing", 0.0, 1.0, default, 0.1, key=key, help=help)
+
+
+def min_face_slider(default: float, key: str, help: str) -> float:
+    """The smallest face to look for, as a fraction of the frame height, asked in percent."""
+    label = "Smallest face (% of the frame height)"
+    percent = st.slider(label, 5, 60, round(default * 100), key=key, help=help)
+    return percent / 100
+
+
 def overlay_options_ui() -> OverlayOptions:
     """Sidebar toggles for what is drawn over each face."""
     with st.sidebar.expander("Overlay", expanded=True):

@@ -25,7 +25,14 @@ from app.emotions import CLASS_NAMES, EMOJI
 from app.live import LiveSettings
 from app.pipeline import Pipeline
 from app.video import VIDEO_SETTINGS, Progress, VideoError, VideoResult, probe, process_video
-from pages.shared import emoji_image, load_pipeline, model_picker_ui, overlay_options_ui
+from pages.shared import (
+    emoji_image,
+    load_pipeline,
+    min_face_slider,
+    model_picker_ui,
+    overlay_options_ui,
+    smoothing_slider,
+)
 
 UPLOAD_TYPES = ["mp4", "m4v", "mov", "webm", "mkv", "avi"]
 RESULT = "video_result"
@@ -74,25 +81,18 @@ def video_settings_ui() -> tuple[int, LiveSettings]:
             key="video_step",
             help="Process every N-th frame: N times faster; the emojified video then has 1/N of the frames.",
         )
-        smoothing = st.slider(
-            "Smoothing",
-            0.0,
-            1.0,
+        smoothing = smoothing_slider(
             VIDEO_SETTINGS.smoothing,
-            0.1,
-            key="video_smoothing",
-            help="0 shows every frame's raw verdict (flickers); 1 is steadiest, as on the Live page.",
+            "video_smoothing",
+            "0 shows every frame's raw verdict (flickers); 1 is steadiest, as on the Live page.",
         )
-        min_face = st.slider(
-            "Smallest face (% of the frame height)",
-            5,
-            60,
-            round(VIDEO_SETTINGS.min_face * 100),
-            key="video_min_face",
-            help="Lower it for faces far from the camera; it costs time per frame.",
+        min_face = min_face_slider(
+            VIDEO_SETTINGS.min_face,
+            "video_min_face",
+            "Lower it for faces far from the camera; it costs time per frame.",
         )
     overlay = overlay_options_ui()
-    settings = replace(VIDEO_SETTINGS, smoothing=smoothing, min_face=min_face / 100, overlay=overlay)
+    settings = replace(VIDEO_SETTINGS, smoothing=smoothing, min_face=min_face, overlay=overlay)
     return int(step), settings
 
 
