@@ -119,16 +119,25 @@ def load_split(root: str | os.PathLike[str], split: str, *, limit_per_class: int
     ``limit_per_class`` keeps the first K images of each class (by file name, or by CSV row), a
     small deterministic slice for tests and quick trials.
     """
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    root, is_csv = _dataset_source(root, [split])
+    if is_csv:
+        return _load_csv(root, split, limit_per_class)
+    return _load_folder(root, split, limit_per_class)
+
+
+def _dataset_source(root: str | os.PathLike[str], splits: Sequence[str]) -> tuple[Path, bool]:
+    """``root`` as a Path and whether it is a CSV file, after checking it and the split names."""
+    for split in splits:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     root = Path(root)
     if not root.exists():
         raise DatasetError(f"dataset path does not exist: {root}")
     if root.is_file() and root.suffix.lower() == ".csv":
-        return _load_csv(root, split, limit_per_class)
+        return root, True
     if not root.is_dir():
         raise DatasetError(f"{root} is neither a dataset folder (train/, test/) nor a .csv file")
-    return _load_folder(root, split, limit_per_class)
+    return root, False
 
 
 # --- folder layout -----------------------------------------------------------------------------
@@ -140,17 +149,10 @@ def check_dataset(root: str | os.PathLike[str], splits: Sequence[str] = ("train"
     Folders get every layout check of :func:`load_split`; a CSV gets its header and first row
     checked (the rows themselves are only read by the real load, seconds later).
     """
-    for split in splits:
-        if split not in SPLITS:
-            raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
-    root = Path(root)
-    if not root.exists():
-        raise DatasetError(f"dataset path does not exist: {root}")
-    if root.is_file() and root.suffix.lower() == ".csv":
+    root, is_csv = _dataset_source(root, splits)
+    if is_csv:
         _check_csv(root)
         return
-    if not root.is_dir():
-        raise DatasetError(f"{root} is neither a dataset folder (train/, test/) nor a .csv file")
     for split in splits:
         _folder_plan(root, split, None)
 
