@@ -417,6 +417,21 @@ def heatmap_cell(page, true: str, predicted: str):
     return chart.locator(f'g.mark-rect path[aria-label^="predicted: {predicted}; true: {true};"]')
 
 
+def expect_result_shown(page, result: dict[str, Any]) -> None:
+    """The page's image count, accuracy and every heatmap cell's count are those of ``result``."""
+    from playwright.sync_api import expect
+
+    images_metric = page.get_by_test_id("stMetric").filter(has_text="Images")
+    expect(images_metric).to_contain_text(f"{result['n']:,}", timeout=90_000)
+    browser.wait_until_idle(page)
+    expect(page.get_by_test_id("stMetric").filter(has_text="Accuracy").first).to_contain_text(
+        f"{result['accuracy']:.1%}"
+    )
+    for t, p in np.ndindex((NUM_CLASSES, NUM_CLASSES)):
+        label = heatmap_cell(page, CLASS_NAMES[t], CLASS_NAMES[p])
+        expect(label).to_have_attribute("aria-label", re.compile(f"images: {result['confusion'][t][p]};"))
+
+
 @browser_only
 @pytest.mark.browser
 def test_browser_evaluates_the_shipped_model_and_shows_the_faces_of_a_clicked_cell(
@@ -430,18 +445,11 @@ def test_browser_evaluates_the_shipped_model_and_shows_the_faces_of_a_clicked_ce
     ).result()
     # Whatever the shipped card holds, one button evaluates PrivateTest on the images.
     page.get_by_role("button", name=re.compile(r"^Evaluate on PrivateTest")).click()
-    images_metric = page.get_by_test_id("stMetric").filter(has_text="Images")
-    expect(images_metric).to_contain_text("14", timeout=90_000)
+    assert expected["n"] == 14
+    expect_result_shown(page, expected)
     expect(page.get_by_text("The faces behind a cell")).to_be_visible()
-    browser.wait_until_idle(page)
-    expect(page.get_by_test_id("stMetric").filter(has_text="Accuracy").first).to_contain_text(
-        f"{expected['accuracy']:.1%}"
-    )
 
     confusion = np.array(expected["confusion"])
-    for t, p in np.ndindex(confusion.shape):
-        label = heatmap_cell(page, CLASS_NAMES[t], CLASS_NAMES[p])
-        expect(label).to_have_attribute("aria-label", re.compile(f"images: {confusion[t, p]};"))
     np.fill_diagonal(confusion, -1)
     t, p = np.unravel_index(confusion.argmax(), confusion.shape)
     heatmap_cell(page, CLASS_NAMES[t], CLASS_NAMES[p]).click()
@@ -463,11 +471,7 @@ def test_browser_run_results_come_from_its_card_and_download_as_csv(analysis_pag
     page.get_by_role("option", name=re.compile(r"^Run carded")).click()
 
     expect(page.get_by_text("from the model card of")).to_be_visible(timeout=60_000)
-    browser.wait_until_idle(page)
-    expect(page.get_by_test_id("stMetric").filter(has_text="Images")).to_contain_text("28")
-    for t, p in np.ndindex((NUM_CLASSES, NUM_CLASSES)):
-        label = heatmap_cell(page, CLASS_NAMES[t], CLASS_NAMES[p])
-        expect(label).to_have_attribute("aria-label", re.compile(f"images: {CARD_CONFUSION[t][p]};"))
+    expect_result_shown(page, CARD_RESULT)
     expect(page.get_by_test_id("stDataFrame").first).to_be_visible()
     expect(page.get_by_text(re.compile(r"^Run carded: finished, 3 of 3 epochs"))).to_be_visible()
 
@@ -495,15 +499,8 @@ def test_browser_evaluates_an_uploaded_zip(analysis_page, fer2013_mini: Path, tm
     browser.upload(page, archive)
     page.get_by_role("button", name="Evaluate on faces.zip").click()
 
-    expect(page.get_by_test_id("stMetric").filter(has_text="Images")).to_contain_text("28", timeout=90_000)
-    browser.wait_until_idle(page)
-    expect(page.get_by_test_id("stMetric").filter(has_text="Accuracy").first).to_contain_text(
-        f"{expected['accuracy']:.1%}"
-    )
-    confusion = np.array(expected["confusion"])
-    for t, p in np.ndindex(confusion.shape):
-        label = heatmap_cell(page, CLASS_NAMES[t], CLASS_NAMES[p])
-        expect(label).to_have_attribute("aria-label", re.compile(f"images: {confusion[t, p]};"))
+    assert expected["n"] == 28
+    expect_result_shown(page, expected)
     expect(page.get_by_test_id("stException")).to_have_count(0)
 
 
