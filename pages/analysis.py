@@ -19,13 +19,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app.classifier import EmotionClassifier, ModelError
+from app.classifier import ModelError
 from app.emotions import CLASS_NAMES, DEFAULT_MODEL_PATH, REPO_ROOT
 from app.model_card import ModelCardError, read_card
 from app.runs import Run, active_model_path, list_runs, read_run
 from pages.analysis_charts import CELL_SELECTION, confusion_chart, curves_chart
 from pages.explanation import HELP, TOGGLE_LABEL, grad_cam, heatmap_ui
-from pages.shared import server_paths_allowed, typed_server_path
+from pages.shared import cached_classifier, server_paths_allowed, typed_server_path
 from training import analysis
 from training.analysis import Evaluation, ResultError
 from training.data import Dataset, DatasetError, load_split
@@ -208,13 +208,9 @@ def pick_split() -> SplitChoice | None:
 # --- results -------------------------------------------------------------------------------------
 
 
-@st.cache_resource(max_entries=4, show_spinner=False)
-def load_classifier(path: str, modified_ns: int) -> EmotionClassifier:
-    """One loaded model per file version, shared by all sessions (read-only once loaded)."""
-    return EmotionClassifier.load(path)
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
+# cache_resource, not cache_data: an Evaluation holds every image's pixels, is never changed, and
+# cache_data would unpickle a fresh copy of them on every rerun.
+@st.cache_resource(max_entries=8, show_spinner=False)
 def evaluate(
     model_key: tuple[str, int], split_key: tuple[str, ...], label: str, _load: Callable[[], Dataset]
 ) -> Evaluation:
@@ -225,7 +221,7 @@ def evaluate(
     """
     bar = st.progress(0.0, text="Loading the model…")
     try:
-        classifier = load_classifier(*model_key)
+        classifier = cached_classifier(*model_key)
         bar.progress(0.02, text=f"Reading the images of {label}…")
         dataset = _load()
 
@@ -434,7 +430,7 @@ def explain_one(evaluation: Evaluation, shown: np.ndarray, model_key: tuple[str,
         ),
     )
     index = int(shown[place])
-    explainer = grad_cam(model_key, load_classifier(*model_key).model)
+    explainer = grad_cam(model_key, cached_classifier(*model_key).model)
     heatmap_ui(
         "analysis_gradcam_class",
         evaluation.pixels[index],

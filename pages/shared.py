@@ -26,8 +26,12 @@ def face_detector() -> FaceDetector:
 
 
 @st.cache_resource(show_spinner="Loading the emotion model…", max_entries=4)
-def _classifier(path: str, modified: float) -> EmotionClassifier:
-    """One classifier per model file version (``modified`` makes a retrained file reload)."""
+def cached_classifier(path: str, modified_ns: int) -> EmotionClassifier:
+    """One classifier per model file version for every page and session (read-only once loaded).
+
+    ``path`` is resolved and ``modified_ns`` its mtime, so a retrained file reloads and two pages
+    naming the same file share one model in memory.
+    """
     return EmotionClassifier.load(path)
 
 
@@ -49,7 +53,8 @@ def load_pipeline(model_path: Path | None = None) -> Pipeline | None:
     """
     model_path = model_path or active_model_path()
     try:
-        return Pipeline(face_detector(), _classifier(str(model_path), model_path.stat().st_mtime))
+        classifier = cached_classifier(str(model_path.resolve()), model_path.stat().st_mtime_ns)
+        return Pipeline(face_detector(), classifier)
     except (OSError, ModelError) as err:
         problem = _model_problem(model_path, err)
     if model_path.resolve() == DEFAULT_MODEL_PATH.resolve():
