@@ -13,6 +13,7 @@ project installed, on any Keras 3 backend.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import keras
@@ -30,13 +31,24 @@ SHIFT = 0.1  # fraction of the image side
 ZOOM = 0.1  # fraction of the image side
 
 
-def augmentation_layers() -> list[keras.layers.Layer]:
-    """Random flips, shifts, zooms and rotations; active only when the model is called in training."""
+def augmentation_layers(*, erasing: float = 0.0, lighting: float = 0.0) -> list[keras.layers.Layer]:
+    """Random flips, shifts, zooms and rotations; active only when the model is called in training.
+
+    ``lighting`` > 0 adds random brightness and contrast of that strength (webcams and phone photos
+    are lit far less evenly than FER2013's crops); ``erasing`` > 0 blanks a random patch in up to
+    that share of the images, so no single feature (one eye, the mouth) is relied on alone.
+    """
+    extra: list[keras.layers.Layer] = []
+    if lighting:
+        extra += [layers.RandomBrightness(lighting), layers.RandomContrast(lighting)]
+    if erasing:
+        extra.append(layers.RandomErasing(erasing, value_range=(0, 255)))
     return [
         layers.RandomFlip("horizontal"),
         layers.RandomTranslation(SHIFT, SHIFT),
         layers.RandomZoom(ZOOM),
         layers.RandomRotation(ROTATION),
+        *extra,
     ]
 
 
@@ -81,25 +93,60 @@ def vgg_bn_body(x: keras.KerasTensor) -> keras.KerasTensor:
     return layers.Dropout(0.5)(x)
 
 
+def _residual_block(x: keras.KerasTensor, filters: int) -> keras.KerasTensor:
+    """Two 3x3 conv-BN with an identity shortcut: the gradient reaches early layers unchanged."""
+    shortcut = x
+    x = _conv_bn_relu(x, filters)
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization(gamma_initializer="zeros")(x)  # each block starts as identity
+    x = layers.Add()([shortcut, x])
+    return layers.Activation("relu")(x)
+
+
+def resnet_body(x: keras.KerasTensor, width: int) -> keras.KerasTensor:
+    """A compact residual CNN: one conv at full resolution, then three residual stages.
+
+    Each stage halves the grid (24, 12, 6) and doubles the channels from ``width``: a pool, a
+    widening conv and one residual block. Each stage costs about the same, so ``width`` scales the
+    whole net: 32 is about 0.5 M weights and 40 MMAC per face, 64 about 2 M and 160 MMAC. A second
+    full-resolution conv would add little and halve the training speed on a CPU (memory bound).
+    """
+    x = _conv_bn_relu(x, 32)
+    for filters in (width, 2 * width, 4 * width):
+        x = layers.MaxPooling2D(2)(x)
+        x = _conv_bn_relu(x, filters)
+        x = _residual_block(x, filters)
+    x = layers.GlobalAveragePooling2D()(x)
+    return layers.Dropout(0.4)(x)
+
+
 ARCHITECTURES: dict[str, Body] = {
     "classic": classic_body,
     "vgg_bn": vgg_bn_body,
+    # Sized for two CPU cores: ~150 training images/s, 30 FER2013 epochs in about 1.5 h.
+    "resnet": functools.partial(resnet_body, width=32),
+    # Four times the compute: for a GPU, or a CPU with time to spare.
+    "resnet_wide": functools.partial(resnet_body, width=64),
 }
 
 
-def build_model(name: str, *, augment: bool = False) -> keras.Model:
+def build_model(
+    name: str, *, augment: bool = False, erasing: float = 0.0, lighting: float = 0.0
+) -> keras.Model:
     """Build architecture ``name`` wrapped in the shared input, rescaling and softmax contract.
 
     The model is named after its architecture, so ``model.name`` tells a loaded model's kind.
+    ``erasing`` and ``lighting`` strengthen the augmentation (see ``augmentation_layers``). The
+    softmax is computed in float32 even under a mixed-precision policy.
     """
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {name!r}; known: {', '.join(ARCHITECTURES)}")
     inputs = keras.Input(INPUT_SHAPE, dtype="float32", name="pixels")
     x = inputs
     if augment:
-        for layer in augmentation_layers():
+        for layer in augmentation_layers(erasing=erasing, lighting=lighting):
             x = layer(x)
     x = layers.Rescaling(1.0 / 255, name="rescale")(x)
     x = ARCHITECTURES[name](x)
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=name)

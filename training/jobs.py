@@ -17,12 +17,9 @@ can be checked quickly (the config, the run name, the dataset's layout, whether 
 resumed) is checked before the thread starts, so the page can answer Start with the problem at
 once; what needs the images decoded fails inside the job and ends up in its ``message``.
 
-Streamlit calls ``keras.backend.clear_session()`` after every script run, fragment reruns
-included (``_clean_problem_modules`` in its script runner). That call replaces Keras' per-thread
-global state for *every* thread, so a training thread building its model while a page refreshes
-lost its layer-name counters and failed with "The name "dropout" is used 2 times in the model"
-(about one start in three here). While a job runs, :func:`_keep_keras_state` therefore turns that
-call into a no-op; the pages load their models once per server and do not need it.
+Streamlit calls ``keras.backend.clear_session()`` after every script run; that would replace
+Keras' per-thread state under a training thread building its model, so the worker imports Keras
+through :func:`app.keras_env.import_keras`, which makes that call a no-op for the server.
 
 Keras is imported only inside the worker (and by that guard), so importing this module stays cheap.
 """
@@ -30,7 +27,6 @@ Keras is imported only inside the worker (and by that guard), so importing this 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import itertools
 import threading
 import time
@@ -40,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.keras_env import import_keras
 from app.runs import read_run
 from training.config import TrainConfig
 from training.data import DatasetError, check_dataset
@@ -48,36 +45,6 @@ from training.data import DatasetError, check_dataset
 ACTIVE_STATES = ("starting", "loading", "training", "validating", "stopping")
 #: How a job ended.
 FINAL_STATES = ("finished", "stopped", "failed")
-
-
-#: Jobs whose thread has been started and has not ended, in this process (all managers).
-_active_jobs = 0
-_active_lock = threading.Lock()
-
-
-def _keep_keras_state() -> None:
-    """Make ``keras.backend.clear_session`` do nothing while any job runs (see the module doc)."""
-    import keras
-
-    original = keras.backend.clear_session
-    if getattr(original, "guarded_by_training_jobs", False):
-        return
-
-    @functools.wraps(original)
-    def clear_session(*args: Any, **kwargs: Any) -> Any:
-        if _active_jobs:
-            return None
-        return original(*args, **kwargs)
-
-    clear_session.guarded_by_training_jobs = True  # type: ignore[attr-defined]
-    keras.backend.clear_session = clear_session
-
-
-def _count_job(delta: int) -> None:
-    """Count a job's thread in or out; the clear_session guard is on while the count is not 0."""
-    global _active_jobs
-    with _active_lock:
-        _active_jobs += delta
 
 
 class JobBusy(RuntimeError):
@@ -241,7 +208,7 @@ class TrainingJob:
         self.stop_event = threading.Event()
         self.channel = ProgressChannel(run_name, run_dir, action, epochs)
         self._run = run
-        self.thread = threading.Thread(target=self._work, name=f"training-{run_name}", daemon=True)
+        self.thread = threading.Thread(target=self._train, name=f"training-{run_name}", daemon=True)
 
     def progress(self) -> Progress:
         """Where the job stands now (see :class:`Progress`)."""
@@ -264,20 +231,9 @@ class TrainingJob:
         return self.progress()
 
     def start(self) -> None:
-        """Start the worker thread; Keras' global state is kept from Streamlit's clean-up meanwhile."""
-        _keep_keras_state()
-        _count_job(+1)
-        try:
-            self.thread.start()
-        except BaseException:
-            _count_job(-1)
-            raise
-
-    def _work(self) -> None:
-        try:
-            self._train()
-        finally:
-            _count_job(-1)
+        """Start the worker thread, with Keras' global state kept from Streamlit's clean-up."""
+        import_keras()
+        self.thread.start()
 
     def _train(self) -> None:
         from training.train import ResumeError, TrainingStopped

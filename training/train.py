@@ -51,8 +51,9 @@ from app.emotions import NUM_CLASSES
 from app.model_card import atomic_output, base_card, write_card
 from app.runs import read_history, write_status
 from model.architectures import ARCHITECTURES, build_model
-from training.config import SCHEDULES, TrainConfig
+from training.config import OPTIMIZERS, PRESETS, SCHEDULES, TrainConfig
 from training.data import Dataset, DatasetError, load_split
+from training.precision import choose_policy, dtype_policy, float32_config
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 # ReduceLROnPlateau settings for the "plateau" schedule: halve the rate after 3 epochs without a
@@ -163,9 +164,10 @@ class Checkpointer(keras.callbacks.Callback):
 
 
 def inference_copy(model: keras.Model) -> keras.Model:
-    """The same layers and weights without optimizer or compile state: what the app needs to load."""
-    copy = type(model).from_config(model.get_config())  # unlike clone_model, does not re-compile
-    copy.set_weights(model.get_weights())
+    """The same layers and weights in float32, without optimizer or compile state: what the app loads."""
+    # from_config, unlike clone_model, does not re-compile; float32_config undoes mixed precision.
+    copy = type(model).from_config(float32_config(model.get_config()))
+    copy.set_weights([keras.ops.cast(weight, "float32") for weight in model.get_weights()])
     return copy
 
 
@@ -199,11 +201,16 @@ def train(
         raise TrainingStopped("stopped before the first epoch; nothing was written")
     with data_parallel(config.batch_size) as devices:
         train_set, val_set = even_split(train_set, devices), even_split(val_set, devices)
-        model = build_model(config.arch, augment=config.augment)
+        policy, why = choose_policy(config.mixed_precision)
+        print(f"precision: {why}")
+        with dtype_policy(policy):
+            model = build_model(
+                config.arch, augment=config.augment, erasing=config.random_erasing, lighting=config.lighting
+            )
         run_dir.mkdir(parents=True)
         write_config(config)
         model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate_for(config, steps_per_epoch(config, train_set))),
+            optimizer=make_optimizer(config, steps_per_epoch(config, train_set)),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
             metrics=["accuracy"],
         )
@@ -414,12 +421,28 @@ def report_data_issues(dataset: Dataset) -> None:
 def learning_rate_for(
     config: TrainConfig, steps_per_epoch: int
 ) -> float | keras.optimizers.schedules.LearningRateSchedule:
-    """The optimizer's learning rate: a number, or a cosine decay over the whole run."""
+    """The optimizer's learning rate: a number, or a cosine decay (after any warm-up) over the run."""
     if config.schedule == "cosine":
+        warmup = config.warmup_epochs * steps_per_epoch
+        if not warmup:
+            return keras.optimizers.schedules.CosineDecay(
+                config.learning_rate, decay_steps=config.epochs * steps_per_epoch
+            )
         return keras.optimizers.schedules.CosineDecay(
-            config.learning_rate, decay_steps=config.epochs * steps_per_epoch
+            0.0,
+            decay_steps=(config.epochs - config.warmup_epochs) * steps_per_epoch,
+            warmup_target=config.learning_rate,
+            warmup_steps=warmup,
         )
     return config.learning_rate
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """Adam, or AdamW with decoupled weight decay, at the config's learning rate or schedule."""
+    rate = learning_rate_for(config, steps_per_epoch)
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(rate, weight_decay=config.weight_decay)
+    return keras.optimizers.Adam(rate)
 
 
 def schedule_callbacks(config: TrainConfig) -> list[keras.callbacks.Callback]:
@@ -503,12 +526,38 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig | ResumeRequest
         "--data", dest="data_dir", type=Path, help="FER2013 folder in the Kaggle layout, or fer2013.csv"
     )
     parser.add_argument("--run-name", help="folder name of this run under --runs-dir")
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help="start from a named recipe (options given as well override its settings): "
+        + "; ".join(f"{name}: {preset.title}" for name, preset in PRESETS.items()),
+    )
     parser.add_argument("--arch", choices=sorted(ARCHITECTURES), help=f"default {defaults.arch}")
     parser.add_argument("--epochs", type=int, help=f"default {defaults.epochs}")
     parser.add_argument("--batch-size", type=int, help=f"default {defaults.batch_size}")
     parser.add_argument("--lr", dest="learning_rate", type=float, help=f"default {defaults.learning_rate}")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default {defaults.optimizer}")
+    parser.add_argument(
+        "--weight-decay", type=float, help=f"AdamW's decoupled weight decay; default {defaults.weight_decay}"
+    )
+    parser.add_argument(
+        "--warmup-epochs", type=int, help=f"cosine warm-up from 0; default {defaults.warmup_epochs}"
+    )
     parser.add_argument(
         "--augment", action=argparse.BooleanOptionalAction, help=f"default {defaults.augment}"
+    )
+    parser.add_argument(
+        "--random-erasing",
+        type=float,
+        help=f"erase a patch in up to this share of images; default {defaults.random_erasing}",
+    )
+    parser.add_argument(
+        "--lighting", type=float, help=f"random brightness/contrast strength; default {defaults.lighting}"
+    )
+    parser.add_argument(
+        "--mixed-precision",
+        action=argparse.BooleanOptionalAction,
+        help=f"bfloat16 where the hardware is fast at it; default {defaults.mixed_precision}",
     )
     parser.add_argument(
         "--class-weights",
@@ -537,8 +586,9 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig | ResumeRequest
     missing = [flag for flag, name in required if name not in given]
     if missing:
         parser.error(f"a new run needs {' and '.join(missing)}")
+    preset = given.pop("preset", None)
     try:
-        return TrainConfig(**given)
+        return TrainConfig.from_preset(preset, **given) if preset else TrainConfig(**given)
     except ValueError as err:
         parser.error(str(err))
 
