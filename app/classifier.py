@@ -9,7 +9,6 @@ Keras is imported lazily: the CLI's ``--help`` and the core tests don't pay for 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from app.emotions import INPUT_SHAPE, NUM_CLASSES
+from app.keras_env import import_keras
 
 
 class ModelError(ValueError):
@@ -39,8 +39,7 @@ class EmotionClassifier:
             raise ModelError(f"model file not found: {path}")
         if path.suffix != ".keras":
             raise ModelError(f"{path.name} is not a .keras model file")
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off
-        import keras
+        keras = import_keras()  # also keeps Streamlit's per-rerun clear_session from stalling us
 
         try:
             model = keras.saving.load_model(path, compile=False)

@@ -136,6 +136,16 @@ class SmoothedFace(Face):
     def confidence(self) -> float:
         return self.probabilities[CLASS_NAMES.index(self.emotion)]
 
+    @property
+    def leader(self) -> str:
+        """The most likely emotion now, which ``emotion`` follows once it leads clearly."""
+        return super().emotion
+
+    @property
+    def held(self) -> bool:
+        """Whether the shown emotion is being held although another one leads (by too little)."""
+        return self.emotion != self.leader
+
 
 @dataclass
 class Track:
@@ -358,14 +368,20 @@ def as_rgb(frame: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class LiveStats:
-    """What the side panel shows: the latest frame's result and the recent rate and latency."""
+    """What the side panel shows: the latest frame's result and the recent rate and latency.
+
+    ``frame_age_s`` is how long ago the latest frame was processed (None before the first), so
+    the panel can tell a stream that stalled from one that shows no face.
+    """
 
     snapshot: Snapshot | None
     fps: float
     latency_ms: float
+    latency_p95_ms: float
     frames: int
     errors: int
     last_error: str | None
+    frame_age_s: float | None = None
 
 
 class LiveResults:
@@ -382,6 +398,7 @@ class LiveResults:
         self._lock = threading.Lock()
         self._recent: deque[tuple[float, float]] = deque()  # (arrival time, latency seconds)
         self._latest: Snapshot | None = None
+        self._latest_at: float | None = None
         self._frames = 0
         self._errors = 0
         self._last_error: str | None = None
@@ -389,7 +406,7 @@ class LiveResults:
     def publish(self, snapshot: Snapshot) -> None:
         now = self.clock()
         with self._lock:
-            self._latest = snapshot
+            self._latest, self._latest_at = snapshot, now
             self._frames += 1
             if snapshot.error:
                 self._errors += 1
@@ -402,17 +419,20 @@ class LiveResults:
         with self._lock:
             self._forget_before(now - self.window_s)
             recent = list(self._recent)
-            latest, frames, errors, last_error = self._latest, self._frames, self._errors, self._last_error
+            latest, latest_at = self._latest, self._latest_at
+            frames, errors, last_error = self._frames, self._errors, self._last_error
         span = recent[-1][0] - recent[0][0] if recent else 0.0
         fps = (len(recent) - 1) / span if span > 0 else 0.0  # a burst within one clock tick: unknown
-        latency = float(np.median([lat for _, lat in recent])) * 1000 if recent else 0.0
-        return LiveStats(latest if recent else None, fps, latency, frames, errors, last_error)
+        latencies = np.array([lat for _, lat in recent]) * 1000
+        median, p95 = (float(np.median(latencies)), float(np.percentile(latencies, 95))) if recent else (0, 0)
+        age = None if latest_at is None else now - latest_at
+        return LiveStats(latest, fps, median, p95, frames, errors, last_error, age)
 
     def reset(self) -> None:
         """Start counting afresh, for a new stream."""
         with self._lock:
             self._recent.clear()
-            self._latest = None
+            self._latest = self._latest_at = None
             self._frames = self._errors = 0
             self._last_error = None
 

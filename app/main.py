@@ -20,17 +20,21 @@ import streamlit as st  # noqa: E402  (after the path fix above, on purpose)
 # Loading streamlit-webrtc first, whatever page a session opens, makes the order safe.
 import streamlit_webrtc  # noqa: E402, F401
 
-st.set_page_config(page_title="Emojify", page_icon="😄", layout="wide")
+# The tab icon is the shipped happy emoji picture, and the menu icons are Material Symbols (a
+# font Streamlit ships): emoji characters turn into empty boxes where no emoji font is installed.
+st.set_page_config(page_title="Emojify", page_icon=str(ROOT / "emojis" / "happy.png"), layout="wide")
 
 PAGES = ROOT / "pages"
 navigation = st.navigation(
     [
-        st.Page(PAGES / "home.py", title="Home", icon="🏠", default=True),
-        st.Page(PAGES / "photo.py", title="Photo", icon="📷", url_path="photo"),
-        st.Page(PAGES / "live.py", title="Live", icon="🎥", url_path="live"),
-        st.Page(PAGES / "video.py", title="Video", icon="🎞️", url_path="video"),
-        st.Page(PAGES / "training.py", title="Training", icon="🏋️", url_path="training"),
-        st.Page(PAGES / "analysis.py", title="Analysis", icon="📊", url_path="analysis"),
+        st.Page(PAGES / "home.py", title="Home", icon=":material/home:", default=True),
+        st.Page(PAGES / "photo.py", title="Photo", icon=":material/photo_camera:", url_path="photo"),
+        st.Page(PAGES / "live.py", title="Live", icon=":material/videocam:", url_path="live"),
+        st.Page(PAGES / "video.py", title="Video", icon=":material/movie:", url_path="video"),
+        st.Page(
+            PAGES / "training.py", title="Training", icon=":material/model_training:", url_path="training"
+        ),
+        st.Page(PAGES / "analysis.py", title="Analysis", icon=":material/analytics:", url_path="analysis"),
     ]
 )
 navigation.run()

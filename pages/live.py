@@ -11,6 +11,7 @@ so a slow frame makes it skip frames instead of building up lag.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 
 import av
@@ -18,9 +19,9 @@ import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from app.detection import DetectorSettings
-from app.emotions import EMOJI
+from app.emotions import CLASS_NAMES
 from app.ice import IceConfig, IceConfigError, ice_config
-from app.live import LiveProcessor, LiveResults, LiveSettings, LiveStats
+from app.live import LiveProcessor, LiveResults, LiveSettings, LiveStats, SmoothedFace
 from app.pipeline import OverlayOptions, Pipeline
 from pages.charts import probability_chart
 from pages.shared import (
@@ -35,6 +36,8 @@ from pages.shared import (
 LOGGER = logging.getLogger(__name__)
 #: How often the side panel reads the latest result; faster only costs reruns.
 PANEL_REFRESH_S = 0.3
+#: Seconds without a processed frame after which the panel says the stream has stalled.
+STALLED_AFTER_S = 1.5
 
 
 def live_settings_ui() -> LiveSettings:
@@ -113,33 +116,61 @@ def rtc_config() -> IceConfig | None:
 
 
 def show_stats(stats: LiveStats, playing: bool) -> None:
-    """The side panel: main face's emoji, name and probabilities; frame rate and latency."""
-    face = stats.snapshot.main_face if stats.snapshot else None
+    """The side panel: what the video shows now, and how fast the server keeps up."""
     if not playing:
         st.info("Press **Start** and allow the camera. Your video goes only to this app's server.")
-    elif face is None:
-        st.markdown("### 👀 Looking for a face…")
+        return
+    if stats.frame_age_s is None:
+        st.markdown("### Connecting to your camera…")
+        st.caption("The first frames take a few seconds to arrive.")
+    elif stats.frame_age_s > STALLED_AFTER_S:
+        st.warning(
+            f"No video frame reached the server for {stats.frame_age_s:.0f} s: the connection "
+            "or this computer is too busy. The video resumes by itself; if it doesn't, press Stop "
+            "and Start."
+        )
+    elif stats.snapshot is None or stats.snapshot.main_face is None:
+        st.markdown("### Looking for a face…")
         st.caption("Face the camera in good light; lower *Smallest face* in the sidebar if you sit far away.")
     else:
-        left, right = st.columns([1, 2], vertical_alignment="center")
-        with left:
-            emoji_image(face.emotion, width=96)
-        right.markdown(f"### {face.emotion}\n{face.confidence:.0%} confident")
-        st.altair_chart(probability_chart(face.probabilities, height=170), use_container_width=True)
-        count = len(stats.snapshot.faces)
-        if count > 1:
-            others = ", ".join(f"{EMOJI[f.emotion]} {f.emotion}" for f in stats.snapshot.faces[1:])
-            st.caption(f"{count} faces; the others: {others}")
-    if playing:
-        fps, latency, frames = st.columns(3)
-        fps.metric("Frames/s", f"{stats.fps:.0f}")
-        latency.metric("Latency", f"{stats.latency_ms:.0f} ms", help="Median time to process a frame.")
-        frames.metric("Frames", f"{stats.frames:,}")
-        if stats.errors:
-            st.warning(f"{stats.errors} frame(s) failed and were shown unprocessed: {stats.last_error}")
+        show_face(stats.snapshot.main_face, stats.snapshot.faces[1:])
+    show_speed(stats)
 
 
-st.title("🎥 Live")
+def show_face(face: SmoothedFace, others: Sequence[SmoothedFace]) -> None:
+    """The main face's verdict, with the numbers that decided it (the ones the video shows)."""
+    left, right = st.columns([1, 3], vertical_alignment="center")
+    with left:
+        emoji_image(face.emotion, width=80)
+    right.markdown(f"### {face.emotion}\n{face.confidence:.0%} confident")
+    if face.held:
+        leader = face.probabilities[CLASS_NAMES.index(face.leader)]
+        right.caption(
+            f"Held: {face.leader} leads with {leader:.0%}, not yet clearly enough to switch "
+            "(lower *Smoothing* to switch sooner)."
+        )
+    st.altair_chart(probability_chart(face.probabilities, shown=face.emotion), width="stretch")
+    if others:
+        names = ", ".join(f"{other.emotion} ({other.confidence:.0%})" for other in others)
+        st.caption(f"{len(others) + 1} faces; the others: {names}")
+
+
+def show_speed(stats: LiveStats) -> None:
+    """Frames per second and latency as the server measures them, and any failed frames."""
+    fps, latency, frames = st.columns(3)
+    fps.metric("Frames/s", f"{stats.fps:.0f}", help="Frames processed per second, last 2 s.")
+    latency.metric(
+        "Latency",
+        f"{stats.latency_ms:.0f} ms",
+        help="Median time to process a frame over the last 2 s.",
+    )
+    frames.metric("Frames", f"{stats.frames:,}")
+    st.caption(f"Latency p95: {stats.latency_p95_ms:.0f} ms")
+    if stats.errors:
+        st.warning(f"{stats.errors} frame(s) failed and were shown unprocessed: {stats.last_error}")
+
+
+st.title("Live")
 st.caption(
     "Your webcam, with an emoji over every face, updated as your expression changes. "
     "Frames are processed in memory and never stored."

@@ -65,7 +65,7 @@ def page(chromium: Browser) -> Iterator[Page]:
 
 def open_live(page: Page, app_url: str) -> None:
     page.goto(f"{app_url}/live")
-    expect(page.get_by_role("heading", name="🎥 Live")).to_be_visible(timeout=60_000)
+    expect(page.get_by_role("heading", name="Live", exact=True)).to_be_visible(timeout=60_000)
 
 
 def test_before_start_the_panel_says_what_to_do(page: Page, app_url: str):
@@ -80,7 +80,7 @@ def test_laughing_face_from_the_camera_reaches_the_panel_as_happy(page: Page, ap
     browser.upload(page, PHOTO)
     expect(page.get_by_text("Face 1:")).to_be_visible(timeout=FIRST_RESULT_TIMEOUT_MS)
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Live").click()
-    expect(page.get_by_role("heading", name="🎥 Live")).to_be_visible(timeout=60_000)
+    expect(page.get_by_role("heading", name="Live", exact=True)).to_be_visible(timeout=60_000)
     browser.start_webrtc(page)
 
     emotion = page.get_by_test_id("stMain").get_by_role("heading", name=EMOTION_HEADING)

@@ -214,8 +214,13 @@ def test_results_channel_reports_rate_and_latest_across_threads():
         results.publish(Snapshot((), latency_s=0.02, timestamp=i / 30))
     stats = results.read()
     assert stats.fps == pytest.approx(30, rel=0.01) and stats.latency_ms == pytest.approx(20)
-    clock_now[0] += 5  # no frames for a while: the rate falls to zero
-    assert results.read().fps == 0 and results.read().snapshot is None
+    assert stats.latency_p95_ms == pytest.approx(20) and stats.frame_age_s == pytest.approx(0)
+    clock_now[0] += 5  # no frames for a while: the rate falls to zero and the panel can tell why
+    stalled = results.read()
+    assert stalled.fps == 0 and stalled.frame_age_s == pytest.approx(5)
+    assert stalled.snapshot is not None  # the last result stays known, marked old by its age
+    results.reset()
+    assert results.read().frame_age_s is None and results.read().snapshot is None
 
 
 def test_streams_in_parallel_threads_share_the_model_but_not_their_faces(pipeline, crying):
