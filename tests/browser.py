@@ -220,3 +220,79 @@ def start_webrtc(page: Page, timeout_ms: float = 60_000) -> None:
     button = component.get_by_role("button", name=re.compile("^start$", re.IGNORECASE))
     expect(button).to_be_visible(timeout=timeout_ms)
     button.click()
+
+
+#: Yellow pixels (at 160×120) from which a sampled frame counts as carrying an emoji.
+MIN_YELLOW_PIXELS = 40
+#: Installed on the Live page's returned <video> (inside the component's iframe): counts the frames
+#: the browser presents (requestVideoFrameCallback) and samples every third one into a small canvas
+#: to tell whether it carries an emoji. The shipped emojis are a saturated yellow (#FDDF30) that
+#: skin, hair and rooms rarely reach, so a frame "carries an emoji" when enough pixels are that
+#: yellow (a 100-pixel emoji in a 640×480 frame is hundreds of such pixels at 160×120).
+VIDEO_PROBE_JS = """(video) => {
+  if (window.emojifyProbe) return;
+  const probe = {frames: 0, sampled: 0, emoji: 0, firstFrame: null, firstEmoji: null};
+  const canvas = document.createElement('canvas');
+  canvas.width = 160; canvas.height = 120;
+  const ctx = canvas.getContext('2d', {willReadFrequently: true});
+  const onFrame = (now) => {
+    probe.frames += 1;
+    if (probe.firstFrame === null) probe.firstFrame = now;
+    if (probe.frames % 3 === 0) {
+      ctx.drawImage(video, 0, 0, canvas.width, canvas.height);
+      const px = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+      let yellow = 0;
+      for (let i = 0; i < px.length; i += 4) {
+        if (px[i] > 200 && px[i + 1] > 170 && px[i + 2] < 110 && px[i] - px[i + 2] > 120) yellow += 1;
+      }
+      probe.sampled += 1;
+      if (yellow >= MIN_YELLOW) {
+        probe.emoji += 1;
+        if (probe.firstEmoji === null) probe.firstEmoji = now;
+      }
+    }
+    video.requestVideoFrameCallback(onFrame);
+  };
+  video.requestVideoFrameCallback(onFrame);
+  window.emojifyProbe = probe;
+}""".replace("MIN_YELLOW", str(MIN_YELLOW_PIXELS))
+
+
+def webrtc_frame(page: Page):
+    """The streamlit-webrtc component's iframe (where its Start button and <video> live)."""
+    return page.frame_locator('iframe[title*="webrtc_streamer"]')
+
+
+def start_live_probe(page: Page, timeout_ms: float = 90_000) -> None:
+    """Press Start, then watch the returned video with VIDEO_PROBE_JS as soon as it exists.
+
+    The click time is kept in the iframe's own clock, so ``read_live_probe`` can tell how long
+    the first emojified frame took from the user's click.
+    """
+    from playwright.sync_api import expect
+
+    component = webrtc_frame(page)
+    component.locator("body").evaluate("() => { window.emojifyStartedAt = performance.now(); }")
+    start_webrtc(page)
+    video = component.locator("video").first
+    expect(video).to_be_attached(timeout=timeout_ms)
+    video.evaluate(VIDEO_PROBE_JS)
+
+
+def read_live_probe(page: Page) -> dict[str, float | None]:
+    """The probe's counters now: frames presented, sampled, with an emoji, and their times (ms).
+
+    ``now`` and the times are in the iframe's clock; ``first_emoji_s`` counts from the Start click.
+    """
+    return (
+        webrtc_frame(page)
+        .locator("body")
+        .evaluate(
+            """() => {
+          const p = window.emojifyProbe || {frames: 0, sampled: 0, emoji: 0};
+          const since = (t) => (t === null || t === undefined) ? null : (t - window.emojifyStartedAt) / 1000;
+          return {now: performance.now(), frames: p.frames, sampled: p.sampled, emoji: p.emoji,
+                  first_frame_s: since(p.firstFrame), first_emoji_s: since(p.firstEmoji)};
+        }"""
+        )
+    )

@@ -1,0 +1,179 @@
+"""What a user of the Live page sees, end to end: real server, real browser, a face on the webcam.
+
+    python -m benchmarks.live_browser [--streams 1 2 4] [--seconds 40] [--video PATH --start S --end S]
+
+Starts ``streamlit run app/main.py`` and Debian's Chromium with a fake webcam that loops part of a
+face video (the Pexels clip's laughing part by default), opens the Live page in N tabs at once,
+presses Start in each, and then for ``--seconds`` reads two things per stream:
+
+* what the *browser* shows: frames presented by the returned ``<video>`` per second
+  (``requestVideoFrameCallback``), the share of sampled presented frames that carry an emoji, and
+  the time from the Start click to the first emojified frame (tests/browser.py's video probe);
+* what the *server* says in the side panel: frames processed per second and the latency
+  (median and p95 over its last 2 s), sampled every few seconds.
+
+Then it replays the same frames through :class:`app.live.LiveProcessor` alone, as
+``benchmarks.live_pipeline`` does, so the gap between the processor and the page is visible.
+Chromium decodes, draws and encodes the video on the same CPU as the server, as on a laptop.
+Targets (2-core machine): ≥ 20 frames/s presented, emoji on ≥ 95 % of them, first emojified frame
+≤ 3 s after Start, server p95 ≤ 50 ms; with 2 streams ≥ 12 frames/s each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.emotions import DEFAULT_MODEL_PATH, REPO_ROOT
+
+sys.path.insert(0, str(REPO_ROOT / "tests"))
+import browser
+
+DEFAULT_VIDEO = REPO_ROOT / "tests" / "fixtures" / "video" / "pexels_woman_sad_to_happy.mp4"
+#: The part of the default clip looped as the webcam: she laughs, face always visible.
+DEFAULT_SPAN = (13.0, 16.5)
+#: How often the browser and the panel are read while measuring.
+SAMPLE_EVERY_S = 5.0
+#: Time allowed for every stream's first emojified frame (TensorFlow loads on the first stream).
+FIRST_EMOJI_TIMEOUT_S = 120.0
+PANEL_NUMBER = {
+    "fps": re.compile(r"Frames/s\s*\n\s*(\d+)"),
+    "latency_ms": re.compile(r"Latency\s*\n\s*(\d+) ms"),
+    "p95_ms": re.compile(r"Latency p95: (\d+) ms"),
+}
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    """One tab's numbers over the measured window."""
+
+    presented_fps: float
+    worst_window_fps: float
+    emoji_share: float
+    first_emoji_s: float | None
+    server_fps: float
+    server_latency_ms: float
+    server_p95_ms: float
+
+    def line(self, index: int) -> str:
+        first = "never" if self.first_emoji_s is None else f"{self.first_emoji_s:4.1f} s"
+        return (
+            f"  stream {index}: presented {self.presented_fps:5.1f} frames/s (worst {SAMPLE_EVERY_S:.0f} s: "
+            f"{self.worst_window_fps:4.1f})   emoji on {self.emoji_share:4.0%}   first emoji {first}   "
+            f"server {self.server_fps:4.1f} frames/s, latency {self.server_latency_ms:3.0f} ms, "
+            f"p95 {self.server_p95_ms:3.0f} ms"
+        )
+
+
+def panel_numbers(page: browser.Page) -> dict[str, float]:
+    """The side panel's frames/s, median latency and p95 latency, as the user reads them."""
+    text = page.get_by_test_id("stMain").inner_text()
+    found = {name: pattern.search(text) for name, pattern in PANEL_NUMBER.items()}
+    return {name: float(match[1]) for name, match in found.items() if match}
+
+
+def measure(camera: Path, streams: int, seconds: float) -> list[StreamResult]:
+    """Run ``streams`` tabs against one fresh server; the per-stream results."""
+    with browser.streamlit_server() as url, browser.chromium(browser.fake_camera_args(camera)) as chromium:
+        pages = []
+        for _ in range(streams):
+            page = chromium.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            page.goto(f"{url}/live")
+            page.locator('iframe[title*="webrtc_streamer"]').wait_for(timeout=120_000)
+            browser.start_live_probe(page)
+            pages.append(page)
+        deadline = time.monotonic() + FIRST_EMOJI_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if all(browser.read_live_probe(page)["first_emoji_s"] is not None for page in pages):
+                break
+            time.sleep(0.5)
+        start = [browser.read_live_probe(page) for page in pages]
+        samples: list[list[dict]] = [[probe] for probe in start]
+        panel: list[list[dict[str, float]]] = [[] for _ in pages]
+        for _ in range(max(1, round(seconds / SAMPLE_EVERY_S))):
+            time.sleep(SAMPLE_EVERY_S)
+            for index, page in enumerate(pages):
+                samples[index].append(browser.read_live_probe(page))
+                panel[index].append(panel_numbers(page))
+        return [summarise(probes, numbers) for probes, numbers in zip(samples, panel, strict=True)]
+
+
+def summarise(probes: list[dict], numbers: list[dict[str, float]]) -> StreamResult:
+    """One stream's rates from its probe readings and panel samples."""
+    first, last = probes[0], probes[-1]
+    span_s = (last["now"] - first["now"]) / 1000
+    windows = [
+        (b["frames"] - a["frames"]) / ((b["now"] - a["now"]) / 1000) for a, b in itertools.pairwise(probes)
+    ]
+    sampled = last["sampled"] - first["sampled"]
+
+    def median(name: str) -> float:
+        values = [sample[name] for sample in numbers if name in sample]
+        return statistics.median(values) if values else float("nan")
+
+    return StreamResult(
+        presented_fps=(last["frames"] - first["frames"]) / span_s if span_s > 0 else 0.0,
+        worst_window_fps=min(windows, default=0.0),
+        emoji_share=(last["emoji"] - first["emoji"]) / sampled if sampled else 0.0,
+        first_emoji_s=last["first_emoji_s"],
+        server_fps=median("fps"),
+        server_latency_ms=median("latency_ms"),
+        server_p95_ms=median("p95_ms"),
+    )
+
+
+def offline_line(video: Path, span: tuple[float, float]) -> str:
+    """The same frames through LiveProcessor alone (no browser, no WebRTC, no Streamlit)."""
+    from app.classifier import EmotionClassifier
+    from app.detection import FaceDetector
+    from app.live import LiveProcessor
+    from app.pipeline import Pipeline
+    from app.video import video_frames
+    from benchmarks.live_pipeline import WEBCAM_SIZE, time_frames
+
+    frames = list(video_frames(video, WEBCAM_SIZE, *span))
+    live = LiveProcessor(Pipeline(FaceDetector(), EmotionClassifier.load(DEFAULT_MODEL_PATH)))
+    timing = time_frames("offline", lambda t, rgb: len(live.process(rgb, timestamp=t)[1].faces), frames)
+    return timing.line()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.live_browser", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--streams", type=int, nargs="+", default=[1, 2], help="tabs at once (default 1 2)")
+    parser.add_argument("--seconds", type=float, default=40.0, help="measured time per run (default 40)")
+    parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO, help="face video for the fake webcam")
+    parser.add_argument("--start", type=float, default=DEFAULT_SPAN[0], help="first second of the video used")
+    parser.add_argument("--end", type=float, default=DEFAULT_SPAN[1], help="last second of the video used")
+    args = parser.parse_args(argv)
+    if (reason := browser.missing_browser()) is not None:
+        parser.error(reason)
+
+    print(
+        f"cpu cores {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}; fake webcam {args.video.name} "
+        f"{args.start:g}-{args.end:g} s at 640×480, looped"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        camera = Path(tmp) / "camera.y4m"
+        if browser.write_y4m(args.video, camera, args.start, args.end) == 0:
+            parser.error(f"no frames in {args.video} between {args.start} and {args.end} s")
+        for streams in args.streams:
+            results = measure(camera, streams, args.seconds)
+            print(f"N={streams} browser stream(s), {args.seconds:.0f} s measured:")
+            for index, result in enumerate(results, 1):
+                print(result.line(index))
+    print("processor alone, same frames: " + offline_line(args.video, (args.start, args.end)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
