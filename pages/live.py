@@ -23,7 +23,7 @@ from app.emotions import CLASS_NAMES
 from app.ice import IceConfig, IceConfigError, ice_config
 from app.live import LiveProcessor, LiveResults, LiveSettings, LiveStats, SmoothedFace
 from app.pipeline import OverlayOptions, Pipeline
-from pages.charts import probability_chart
+from pages.charts import probability_spec
 from pages.shared import (
     emoji_image,
     load_pipeline,
@@ -149,7 +149,7 @@ def show_face(face: SmoothedFace, others: Sequence[SmoothedFace]) -> None:
             f"Held: {face.leader} leads with {leader:.0%}, not yet clearly enough to switch "
             "(lower *Smoothing* to switch sooner)."
         )
-    st.altair_chart(probability_chart(face.probabilities, shown=face.emotion), width="stretch")
+    st.vega_lite_chart(probability_spec(face.probabilities, shown=face.emotion), width="stretch")
     if others:
         names = ", ".join(f"{other.emotion} ({other.confidence:.0%})" for other in others)
         st.caption(f"{len(others) + 1} faces; the others: {names}")

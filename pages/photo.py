@@ -13,7 +13,8 @@ import streamlit as st
 from app.detection import DetectorSettings
 from app.explain import GradCam
 from app.framing import crop_faces
-from app.images import ImageError, encode_image, read_image, to_gray
+from app.images import PHOTO_EXTENSIONS, ImageError, encode_image, format_names, read_image, to_gray
+from app.overlay import reading_order
 from app.pipeline import Face, OverlayOptions, Pipeline
 from pages.charts import probability_chart
 from pages.explanation import HELP, TOGGLE_LABEL, grad_cam, heatmap_ui
@@ -26,7 +27,6 @@ from pages.shared import (
     overlay_options_ui,
 )
 
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 NO_FACE_TIPS = """
 **No face found.** The detector looks for upright faces seen from the front. Try:
 - a photo where the face is well lit and not turned more than ~30° away;
@@ -41,9 +41,9 @@ def photo_input_ui() -> tuple[str, bytes] | None:
     with upload_tab:
         upload = st.file_uploader(
             "Photo with one or more faces",
-            type=UPLOAD_TYPES,
+            type=list(PHOTO_EXTENSIONS),
             key="photo_upload",
-            help="JPEG, PNG, WebP, BMP, GIF or TIFF. Phone photos are turned upright from their EXIF tag.",
+            help=f"{format_names()}. Phone photos are turned upright from their EXIF tag.",
         )
     with camera_tab:
         snapshot = st.camera_input("Smile (or frown) at your camera", key="photo_camera")
@@ -53,9 +53,12 @@ def photo_input_ui() -> tuple[str, bytes] | None:
 
 @st.cache_data(max_entries=8, show_spinner="Finding faces…")
 def analyze(data: bytes, settings: DetectorSettings, model_key: str, _pipeline: Pipeline) -> tuple:
-    """Decode and analyse once per photo, settings and model; redraws with other toggles are free."""
+    """Decode and analyse once per photo, settings and model; redraws with other toggles are free.
+
+    Faces come in reading order, so the numbers drawn on the photo run like the cards below it.
+    """
     rgb = read_image(data)
-    return rgb, _pipeline.analyze(rgb, settings)
+    return rgb, reading_order(_pipeline.analyze(rgb, settings))
 
 
 def face_card(index: int, face: Face, crop: np.ndarray, explainer: GradCam | str) -> None:
@@ -66,30 +69,39 @@ def face_card(index: int, face: Face, crop: np.ndarray, explainer: GradCam | str
             emoji_image(face.emotion, width=64)
         left.markdown(f"**Face {index}: {face.emotion}**  \n{face.confidence:.0%} confident")
         left.image(crop.astype(np.uint8), caption="what the model sees (48×48)", width=96, clamp=True)
-        right.altair_chart(probability_chart(face.probabilities), use_container_width=True)
+        right.altair_chart(probability_chart(face.probabilities), width="stretch")
         if st.toggle(TOGGLE_LABEL, key=f"gradcam_{index}", help=HELP):
             heatmap_ui(f"gradcam_class_{index}", crop, face.probabilities, explainer)
+
+
+def download_ui(name: str, annotated: np.ndarray) -> None:
+    """The annotated photo as a PNG download, offered above the photo so it is in view with it."""
+    stem = Path(name).stem or "photo"
+    st.download_button(
+        "Download the emojified photo",
+        encode_image(annotated, "png"),
+        file_name=f"{stem}_emojify.png",
+        mime="image/png",
+        key="download",
+        icon=":material/download:",
+    )
 
 
 def show_result(
     name: str, rgb: np.ndarray, faces: list[Face], pipeline: Pipeline, options: OverlayOptions, model_key: str
 ) -> None:
+    """The photo with its emojis beside one card per face; without a face, what to try instead."""
+    if not faces:
+        image_col, tips_col = st.columns([3, 2])
+        image_col.image(rgb, width="stretch")
+        tips_col.info(NO_FACE_TIPS)  # nothing was drawn: no download of the unchanged photo
+        return
     annotated = pipeline.annotate(rgb, faces, options)
     image_col, faces_col = st.columns([3, 2])
     with image_col:
-        st.image(annotated, use_container_width=True)
-        stem = Path(name).stem or "photo"
-        st.download_button(
-            "⬇️ Download the emojified photo",
-            encode_image(annotated, "png"),
-            file_name=f"{stem}_emojify.png",
-            mime="image/png",
-            key="download",
-        )
+        download_ui(name, annotated)
+        st.image(annotated, width="stretch")
     with faces_col:
-        if not faces:
-            st.info(NO_FACE_TIPS)
-            return
         st.subheader(f"{len(faces)} face{'s' if len(faces) > 1 else ''}")
         crops = crop_faces(to_gray(rgb), [face.box for face in faces])
         explainer = grad_cam(model_key, pipeline.classifier.model)

@@ -6,10 +6,13 @@ detector keeps one cascade per thread and the classifier is read-only after load
 
 from __future__ import annotations
 
+import base64
+import functools
 import os
 from pathlib import Path
 from typing import Any
 
+import cv2
 import streamlit as st
 
 from app.access import Access, AccessError
@@ -126,8 +129,28 @@ def overlay_options_ui() -> OverlayOptions:
 
 
 def emoji_image(emotion: str, width: int) -> None:
-    """The emotion's emoji as the same PNG the overlay draws (fonts differ between browsers)."""
-    st.image(str(emoji_png(emotion)), width=width)
+    """The emotion's emoji as the same picture the overlay draws (fonts differ between browsers).
+
+    An inline data URL: ``st.image`` would decode and re-encode the 256-pixel PNG on every call,
+    and the Live page's panel draws one three times a second.
+    """
+    st.html(f'<img src="{emoji_data_url(emotion, width)}" width="{width}" alt="{emotion} emoji">')
+
+
+@functools.cache
+def emoji_data_url(emotion: str, width: int) -> str:
+    """The shipped emoji picture of ``emotion``, shrunk for ``width`` CSS pixels, as a PNG data URL.
+
+    Twice the width, for sharp pictures on high-density screens. Pictures rather than emoji
+    characters: not every browser or OS has an emoji font, and a missing one shows empty boxes.
+    """
+    side = 2 * width
+    picture = cv2.imread(str(emoji_png(emotion)), cv2.IMREAD_UNCHANGED)
+    small = cv2.resize(picture, (side, side), interpolation=cv2.INTER_AREA)
+    ok, png = cv2.imencode(".png", small)
+    if not ok:
+        raise ValueError(f"could not encode the {emotion} emoji")
+    return "data:image/png;base64," + base64.b64encode(png.tobytes()).decode("ascii")
 
 
 def model_picker_ui(key: str) -> Path:

@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import altair as alt
 import pandas as pd
@@ -31,14 +32,15 @@ from app.runs import (
     format_duration,
     list_runs,
     read_history,
+    read_run,
     run_table_row,
     set_active_model,
 )
 from model.architectures import ARCHITECTURES
 from pages.shared import access, owner_unlocked
 from training.archive import stored_upload
-from training.config import SCHEDULES, TrainConfig
-from training.jobs import JobBusy, TrainingJob, manager
+from training.config import OPTIMIZERS, PRESETS, SCHEDULES, TrainConfig
+from training.jobs import JobBusy, Progress, TrainingJob, manager
 
 FER2013_ENV = "FER2013_DIR"
 #: Seconds between two looks at a running job.
@@ -52,19 +54,48 @@ BATCH_SIZES = (16, 32, 64, 128, 256, 512)
 SCHEDULE_HELP = {
     "constant": "the same rate throughout",
     "plateau": "halve the rate after 3 epochs without a better validation loss",
-    "cosine": "decay smoothly to zero over the planned epochs",
+    "cosine": "decay smoothly to zero over the planned epochs (after the warm-up)",
+}
+OPTIMIZER_HELP = {
+    "adam": "Adam, as in the tutorials",
+    "adamw": "Adam with decoupled weight decay: regularises without fighting the learning rate",
+}
+PRESET_KEY = "train_preset"
+#: The recipe a new session starts from: the best this project found for the machine it runs on.
+DEFAULT_PRESET = "cpu"
+DEFAULT_SEED = TrainConfig(data_dir=Path(), run_name="defaults").seed
+#: The form's widget keys, by the TrainConfig field each one sets (a preset sets them all).
+FIELD_KEYS = {
+    "arch": "train_arch",
+    "epochs": "train_epochs",
+    "batch_size": "train_batch",
+    "learning_rate": "train_lr",
+    "optimizer": "train_optimizer",
+    "schedule": "train_schedule",
+    "augment": "train_augment",
+    "class_weights": "train_class_weights",
+    "label_smoothing": "train_smoothing",
+    "weight_decay": "train_weight_decay",
+    "warmup_epochs": "train_warmup",
+    "early_stopping_patience": "train_patience",
+    "random_erasing": "train_erasing",
+    "lighting": "train_lighting",
+    "mixed_precision": "train_mixed_precision",
 }
 STATE_WORDS = {
     "starting": "starting",
     "loading": "loading the dataset",
     "training": "training",
     "validating": "validating",
-    "stopping": "stopping after this batch",
+    "stopping": "stopping…",
     "finished": "finished",
     "stopped": "stopped",
     "failed": "failed",
 }
 NEW_NAME = "train_new_name"
+PICK_KEY = "runs_pick"
+#: The (job id, alive) the run picker last followed: it follows each change once, then the user.
+PICKED_FOR = "runs_picked_for"
 #: Errors that mean "this cannot start as asked"; anything else is a bug and shows as one.
 START_ERRORS = (ValueError, FileExistsError, JobBusy, AccessError, OSError)
 
@@ -110,52 +141,123 @@ def suggested_run_name() -> str:
     return f"{st.session_state.get('train_arch', 'classic')}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
-def new_training_ui(runs_dir: Path) -> None:
-    """Dataset, architecture and hyper-parameters, and the Start button."""
-    st.subheader("New training")
-    data = dataset_source_ui(runs_dir)
-    defaults = TrainConfig(data_dir=Path(), run_name="defaults")
+def preset_fields(name: str) -> dict[str, Any]:
+    """Every field of the form as preset ``name`` sets it, TrainConfig's defaults for the rest."""
+    config = TrainConfig.from_preset(name, data_dir=Path(), run_name="preset")
+    return {name: getattr(config, name) for name in FIELD_KEYS}
+
+
+def apply_preset() -> None:
+    """Fill the form with the chosen preset's values; the user may change any of them afterwards."""
+    for name, value in preset_fields(st.session_state[PRESET_KEY]).items():
+        st.session_state[FIELD_KEYS[name]] = value
+
+
+def preset_ui() -> str:
+    """The recipe choice and what it does; choosing one fills the form (see apply_preset)."""
+    if PRESET_KEY not in st.session_state:  # first look, or back from another page
+        st.session_state[PRESET_KEY] = DEFAULT_PRESET
+        apply_preset()
+    name = st.radio(
+        "Recipe",
+        list(PRESETS),
+        key=PRESET_KEY,
+        horizontal=True,
+        format_func=lambda key: PRESETS[key].title,
+        on_change=apply_preset,
+    )
+    st.caption(f"{PRESETS[name].description} Its settings fill the form below; change any of them.")
+    return name
+
+
+def bullet_help(docs: dict[str, str]) -> str:
+    """A widget's help listing every option: option texts stay short enough for the dropdown."""
+    return "\n".join(f"- **{name}**: {text}" for name, text in docs.items())
+
+
+def first_line(obj: object) -> str:
+    """The first line of ``obj``'s docstring: an architecture's one-line description."""
+    lines = (obj.__doc__ or "").strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def model_fields_ui() -> None:
+    """Architecture, length, batch, optimiser and schedule: the settings most runs change."""
     left, middle, right = st.columns(3)
-    arch = left.selectbox(
+    left.selectbox(
         "Architecture",
         list(ARCHITECTURES),
-        key="train_arch",
-        format_func=lambda name: f"{name}: {(ARCHITECTURES[name].__doc__ or '').splitlines()[0]}",
+        key=FIELD_KEYS["arch"],
+        help=bullet_help({name: first_line(build) for name, build in ARCHITECTURES.items()}),
     )
-    epochs = middle.number_input("Epochs", 1, 1000, defaults.epochs, key="train_epochs")
-    batch_size = right.selectbox(
-        "Batch size", BATCH_SIZES, index=BATCH_SIZES.index(defaults.batch_size), key="train_batch"
+    middle.number_input("Epochs", 1, 1000, key=FIELD_KEYS["epochs"])
+    right.selectbox("Batch size", BATCH_SIZES, key=FIELD_KEYS["batch_size"])
+    left.number_input("Learning rate", 1e-6, 1.0, step=1e-4, format="%.5f", key=FIELD_KEYS["learning_rate"])
+    middle.selectbox(
+        "Learning-rate schedule", SCHEDULES, key=FIELD_KEYS["schedule"], help=bullet_help(SCHEDULE_HELP)
     )
-    learning_rate = left.number_input(
-        "Learning rate", 1e-6, 1.0, defaults.learning_rate, step=1e-4, format="%.5f", key="train_lr"
-    )
-    schedule = middle.selectbox(
-        "Learning-rate schedule",
-        SCHEDULES,
-        index=SCHEDULES.index(defaults.schedule),
-        key="train_schedule",
-        format_func=lambda name: f"{name}: {SCHEDULE_HELP.get(name, '')}",
-    )
-    patience = right.number_input(
-        "Early stopping patience (epochs; 0 = off)",
-        0,
-        1000,
-        defaults.early_stopping_patience,
-        key="train_patience",
-        help="Stop when validation accuracy has not improved for this many epochs.",
-    )
-    augment = left.toggle(
-        "Augmentation", defaults.augment, key="train_augment", help="Random flips, shifts, zooms, rotations."
-    )
-    class_weights = middle.toggle(
+    right.selectbox("Optimizer", OPTIMIZERS, key=FIELD_KEYS["optimizer"], help=bullet_help(OPTIMIZER_HELP))
+    left.toggle("Augmentation", key=FIELD_KEYS["augment"], help="Random flips, shifts, zooms, rotations.")
+    middle.toggle(
         "Class weights",
-        defaults.class_weights,
-        key="train_class_weights",
+        key=FIELD_KEYS["class_weights"],
         help="Weigh classes by inverse frequency (FER2013 has 16× more happy than disgust faces).",
     )
-    smoothing = right.slider(
-        "Label smoothing", 0.0, 0.3, defaults.label_smoothing, 0.05, key="train_smoothing"
-    )
+    right.slider("Label smoothing", 0.0, 0.3, step=0.05, key=FIELD_KEYS["label_smoothing"])
+
+
+def advanced_fields_ui() -> None:
+    """Regularisation, warm-up, stronger augmentation and precision: what the presets tune."""
+    with st.expander("Advanced settings"):
+        left, middle, right = st.columns(3)
+        left.number_input(
+            "Weight decay",
+            0.0,
+            0.99,
+            step=0.01,
+            format="%.3f",
+            key=FIELD_KEYS["weight_decay"],
+            help="AdamW's decoupled weight decay (Adam ignores it).",
+        )
+        middle.number_input(
+            "Warm-up epochs",
+            0,
+            100,
+            key=FIELD_KEYS["warmup_epochs"],
+            help="Ramp the learning rate up from zero first: keeps a fresh batch-normalised net stable.",
+        )
+        right.number_input(
+            "Early stopping patience (epochs; 0 = off)",
+            0,
+            1000,
+            key=FIELD_KEYS["early_stopping_patience"],
+            help="Stop when validation accuracy has not improved for this many epochs.",
+        )
+        left.slider(
+            "Random erasing",
+            0.0,
+            1.0,
+            step=0.05,
+            key=FIELD_KEYS["random_erasing"],
+            help="Share of training images with a random patch blanked out (needs augmentation).",
+        )
+        middle.slider(
+            "Lighting changes",
+            0.0,
+            0.5,
+            step=0.05,
+            key=FIELD_KEYS["lighting"],
+            help="Strength of random brightness and contrast changes (needs augmentation).",
+        )
+        right.toggle(
+            "Mixed precision",
+            key=FIELD_KEYS["mixed_precision"],
+            help="Compute in bfloat16 where the hardware does it fast, in float32 elsewhere.",
+        )
+
+
+def quick_trial_ui() -> tuple[int, int]:
+    """Images per class (0 = all) and the random seed."""
     with st.expander("Quick trial and reproducibility"):
         limit = st.number_input(
             "Images per class (0 = all)",
@@ -165,7 +267,28 @@ def new_training_ui(runs_dir: Path) -> None:
             key="train_limit",
             help="Train and validate on the first N images of each class only: a run in seconds.",
         )
-        seed = st.number_input("Random seed", 0, 2**31 - 1, defaults.seed, key="train_seed")
+        seed = st.number_input("Random seed", 0, 2**31 - 1, DEFAULT_SEED, key="train_seed")
+    return int(limit), int(seed)
+
+
+def form_values() -> dict[str, Any]:
+    """The form's TrainConfig fields, typed as TrainConfig wants them."""
+    values = {name: st.session_state[key] for name, key in FIELD_KEYS.items()}
+    for name in ("epochs", "batch_size", "warmup_epochs", "early_stopping_patience"):
+        values[name] = int(values[name])
+    for name in ("learning_rate", "weight_decay", "random_erasing", "lighting", "label_smoothing"):
+        values[name] = float(values[name])
+    return values
+
+
+def new_training_ui(runs_dir: Path) -> None:
+    """Dataset, recipe and settings, and the Start button."""
+    st.subheader("New training")
+    data = dataset_source_ui(runs_dir)
+    preset = preset_ui()
+    model_fields_ui()
+    advanced_fields_ui()
+    limit, seed = quick_trial_ui()
     if st.session_state.pop(NEW_NAME, False) or "train_run_name" not in st.session_state:
         st.session_state.train_run_name = suggested_run_name()
     run_name = st.text_input("Run name", key="train_run_name", help="The run's folder in the runs folder.")
@@ -176,21 +299,14 @@ def new_training_ui(runs_dir: Path) -> None:
         return
     try:
         with st.spinner("Checking the dataset…"):
-            config = TrainConfig(
+            config = TrainConfig.from_preset(
+                preset,
                 data_dir=data(),
                 run_name=run_name.strip(),
-                arch=arch,
-                epochs=int(epochs),
-                batch_size=int(batch_size),
-                learning_rate=float(learning_rate),
-                augment=augment,
-                class_weights=class_weights,
-                label_smoothing=float(smoothing),
-                schedule=schedule,
-                early_stopping_patience=int(patience),
-                seed=int(seed),
+                seed=seed,
                 runs_dir=runs_dir,
-                limit_per_class=int(limit) or None,
+                limit_per_class=limit or None,
+                **form_values(),
             )
             manager().start(config)
     except START_ERRORS as err:
@@ -227,41 +343,62 @@ def curves(history: Sequence[dict[str, float]], key: str) -> None:
         column.altair_chart(chart, width="stretch", key=f"{key}_{metric}")
 
 
-def job_panel(job: TrainingJob) -> None:
-    """Where the job stands: progress in the epoch, times, the curves so far, and Stop."""
-    title, button = st.columns([5, 1], vertical_alignment="center")
-    with button:
-        if job.alive and st.button("⏹ Stop", key=f"stop_{job.id}", help="Ends within one batch."):
-            job.stop()
-    progress = job.progress()
-    title.subheader(f"Run `{progress.run_name}`: {STATE_WORDS.get(progress.state, progress.state)}")
-    history = read_history(progress.run_dir / "history.csv")
-    if progress.active:
-        if progress.epoch:
-            text = f"Epoch {progress.epoch} of {progress.epochs}: "
-            text += f"batch {progress.batch} of {progress.batches}"
-            if progress.state == "validating":
-                text += ", validating"
-            st.progress(progress.epoch_fraction, text=text)
-        else:
-            st.progress(0.0, text="Loading the dataset and building the model…")
-        elapsed, eta, done, best = st.columns(4)
-        elapsed.metric("Elapsed", format_duration(progress.elapsed_s()))
-        eta.metric(
-            "Time left", format_duration(progress.eta_s()), help="At most: early stopping may end it sooner."
-        )
-        done.metric("Epochs done", f"{len(history)} / {progress.epochs}")
-        best_accuracy = max((row["val_accuracy"] for row in history), default=None)
-        best.metric("Best val. accuracy", "–" if best_accuracy is None else f"{best_accuracy:.1%}")
-    elif progress.state == "finished":
-        st.success(f"Finished ({progress.message}) in {format_duration(progress.elapsed_s())}.")
+def progress_bar(progress: Progress) -> None:
+    """Where the run stands: a bar over all planned epochs (it never goes back), the batch in words."""
+    if not progress.epoch:
+        st.progress(0.0, text="Loading the dataset and building the model…")
+        return
+    text = f"Epoch {progress.epoch} of {progress.epochs}: batch {progress.batch} of {progress.batches}"
+    if progress.state == "validating":
+        text += ", validating"
+    st.progress(progress.run_fraction, text=f"{text} ({progress.run_fraction:.0%} of the run)")
+
+
+def running_panel(progress: Progress, history: Sequence[dict[str, float]]) -> None:
+    """Progress bar, times and the best score so far of a job at work."""
+    progress_bar(progress)
+    elapsed, eta, done, best = st.columns(4)
+    elapsed.metric("Elapsed", format_duration(progress.elapsed_s()))
+    eta.metric(
+        "Time left", format_duration(progress.eta_s()), help="At most: early stopping may end it sooner."
+    )
+    done.metric("Epochs done", f"{len(history)} / {progress.epochs}")
+    best_accuracy = max((row["val_accuracy"] for row in history), default=None)
+    best.metric("Best val. accuracy", "–" if best_accuracy is None else f"{best_accuracy:.1%}")
+
+
+def ended_banner(progress: Progress) -> None:
+    """How the job ended; times as the table of runs counts them (its epochs), so the two agree."""
+    run = read_run(progress.run_dir)
+    trained = format_duration(run.duration_s) if run is not None and run.history else "–"
+    with_loading = f"this job took {format_duration(progress.elapsed_s())} with loading the data"
+    if progress.state == "finished":
+        st.success(f"Finished ({progress.message}) in {trained} of training ({with_loading}).")
     elif progress.state == "stopped":
-        st.warning(f"Stopped: {progress.message}. Resume it from the table of runs below.")
+        st.warning(
+            f"Stopped: {progress.message} ({trained} of training). "
+            "Resume it from the table of runs below, where it is picked."
+        )
     else:
         st.error(f"The training failed: {progress.message}")
+
+
+def job_panel(job: TrainingJob) -> None:
+    """Where the job stands: progress in the run, times and the curves so far; or how it ended.
+
+    An ended job's curves are not drawn here: the table of runs below picks its run and shows
+    them, and the same charts twice on one page only confused.
+    """
+    progress = job.progress()
+    st.subheader(f"Run `{progress.run_name}`: {STATE_WORDS.get(progress.state, progress.state)}")
+    if not progress.active:
+        ended_banner(progress)
+        return
+    history = read_history(progress.run_dir / "history.csv")
+    running_panel(progress, history)
     if history:
         curves(history, key=f"job_{job.id}")
-    elif progress.active:
+    else:
         st.caption("The loss and accuracy charts appear when the first epoch ends.")
 
 
@@ -274,6 +411,32 @@ def live_job_panel() -> None:
     job_panel(job)
     if not job.alive:
         st.rerun()  # the whole page once: the table of runs changes, and polling stops
+
+
+def stop_clicked(job_id: int) -> None:
+    """Stop's on_click: Streamlit runs it before the script, so nothing in the script can lose it.
+
+    A click used to be read from the button's return value inside the polling fragment: a run
+    interrupted before it reached the button dropped the click, and the job trained on.
+    """
+    manager().stop(job_id)
+
+
+def stop_button(job: TrainingJob) -> None:
+    """Stop, outside the polling fragment: its click reruns the page at once instead of queueing
+    behind a fragment run, and the job is named by id so a newer job is never the one stopped."""
+    stopping = job.progress().state == "stopping"
+    left, right = st.columns([5, 1], vertical_alignment="center")
+    left.caption("Stop ends the run within one batch and keeps every finished epoch; resume it later.")
+    right.button(
+        "⏹ Stop",
+        key=f"stop_{job.id}",
+        on_click=stop_clicked,
+        args=(job.id,),
+        disabled=stopping,
+        help="Ends within one batch.",
+        width="stretch",
+    )
 
 
 # --- past runs ---------------------------------------------------------------------------------------
@@ -349,6 +512,21 @@ def run_actions(run: Run, active: Path) -> None:
                 )
 
 
+def follow_job(names: Sequence[str]) -> None:
+    """Pick the current job's run in the table when the job starts and again when it ends.
+
+    Otherwise the picker kept whatever this session picked before, and a stopped run's banner
+    said "resume it from the table" while the table showed another run.
+    """
+    job = manager().current()
+    if job is None:
+        return
+    name, mark = job.progress().run_name, (job.id, job.alive)
+    if st.session_state.get(PICKED_FOR) != mark and name in names:
+        st.session_state[PICK_KEY] = name
+        st.session_state[PICKED_FOR] = mark
+
+
 def runs_ui(runs_dir: Path) -> None:
     """Every run in the runs folder, newest first, and what can be done with one."""
     st.subheader("Runs")
@@ -364,12 +542,16 @@ def runs_ui(runs_dir: Path) -> None:
         column_config={"best val. accuracy": st.column_config.NumberColumn(format="percent")},
     )
     names = [run.name for run in runs]
-    picked = st.selectbox("Run", names, key="runs_pick")
+    follow_job(names)
+    picked = st.selectbox("Run", names, key=PICK_KEY)
     run = runs[names.index(picked)]
     if run.message:
         st.caption(f"Status: {run.state}: {run.message}")
     run_actions(run, active)
-    if run.history:
+    running = manager().running()
+    if running is not None and running.progress().run_name == run.name:
+        st.caption("Its loss and accuracy curves are in the panel above while it trains.")
+    elif run.history:
         curves(run.history, key=f"run_{run.name}")
 
 
@@ -386,6 +568,7 @@ runs_dir = default_runs_dir()
 job = manager().current()
 if job is not None:
     if job.alive:
+        stop_button(job)
         live_job_panel()
     else:
         job_panel(job)
