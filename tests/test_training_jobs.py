@@ -179,3 +179,37 @@ def test_stopping_is_not_overwritten_by_a_late_batch_report() -> None:
     assert (channel.snapshot().state, channel.snapshot().batch) == ("stopping", 7)
     channel.update(state="stopped")
     assert channel.snapshot().state == "stopped"
+
+
+def test_stop_ends_the_run_within_one_validation_batch() -> None:
+    """The trainer looks for Stop after training batches only; the job's callback also looks after
+    each validation batch, so a Stop during a long validation neither waits for it nor records
+    the unfinished epoch."""
+    from training.train import TrainingStopped
+
+    stop = threading.Event()
+    report = ProgressChannel("r", Path("r"), "train", epochs=3).keras_callback(stop)
+    report.on_test_batch_end(0)
+
+    stop.set()
+
+    with pytest.raises(TrainingStopped):
+        report.on_test_batch_end(1)
+
+
+def test_run_fraction_only_grows_through_epochs_and_validation() -> None:
+    """The page's bar: it used to show the batch share of the epoch and fell to 0 at each epoch."""
+    steps = [
+        ten_epochs(state="loading"),
+        ten_epochs(state="training", epoch=1, batch=0, batches=4),
+        ten_epochs(state="training", epoch=1, batch=4, batches=4),
+        ten_epochs(state="validating", epoch=1, batch=4, batches=4),
+        ten_epochs(state="validating", epoch=1, epochs_done=1, batch=4, batches=4),
+        ten_epochs(state="training", epoch=2, epochs_done=1, batch=0, batches=4),
+        ten_epochs(state="training", epoch=2, epochs_done=1, batch=1, batches=4),
+    ]
+
+    fractions = [step.run_fraction for step in steps]
+
+    assert fractions == sorted(fractions)
+    assert fractions[-1] == pytest.approx(1.25 / 10)

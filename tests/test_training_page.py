@@ -68,6 +68,7 @@ def page(runs_dir: Path, fer2013_dir: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def fill_tiny_run(at: AppTest, name: str, epochs: int) -> None:
+    at.radio(key="train_preset").set_value("classic").run()  # the tutorial CNN: quickest to train
     at.number_input(key="train_epochs").set_value(epochs)
     at.selectbox(key="train_batch").set_value(16)
     at.number_input(key="train_limit").set_value(40)
@@ -100,10 +101,15 @@ def test_page_trains_resumes_and_makes_the_model_the_active_one(
     page.run()
 
     assert "Run `from-page`: finished" in texts(page.subheader)
-    assert any(text.startswith("Finished (2 epochs)") for text in texts(page.success))
-    assert len(page.get("vega_lite_chart")) == 4  # the job's loss + accuracy, and the picked run's
+    assert len(page.get("vega_lite_chart")) == 2  # loss + accuracy once, under the picked run
+    assert page.selectbox(key="runs_pick").value == "from-page"
     table = page.dataframe[0].value
     row = table[table["run"] == "from-page"].iloc[0]
+    # The banner's training time is the table's (the job's time with loading the data follows it).
+    assert any(
+        text.startswith(f"Finished (2 epochs) in {row['duration']} of training")
+        for text in texts(page.success)
+    )
     assert (row["status"], row["epochs"], row["architecture"]) == ("finished", "2 / 2", "classic")
     assert 0 <= row["best val. accuracy"] <= 1
     best = runs_dir / "from-page" / "best.keras"
@@ -372,6 +378,8 @@ def test_browser_trains_an_uploaded_zip_survives_a_reload_and_stops(
         expect(page.get_by_role("heading", name="Training", level=1)).to_be_visible(timeout=90_000)
         browser.wait_until_idle(page)
 
+        page.get_by_text("Tutorial CNN").click()  # the quickest recipe, named classic-…
+        browser.wait_until_idle(page)
         page.get_by_text("Upload a .zip").click()
         expect(page.get_by_test_id("stFileUploader")).to_be_visible(timeout=30_000)
         browser.upload(page, upload)

@@ -90,6 +90,19 @@ class Progress:
         """How much of the current epoch's training steps are done, 0..1."""
         return min(1.0, self.batch / self.batches) if self.batches else 0.0
 
+    @property
+    def run_fraction(self) -> float:
+        """How much of the planned epochs is done, 0..1, never going back while the job runs.
+
+        A bar of ``epoch_fraction`` falls from full to empty at every new epoch, and the browser
+        animates that fall, so users saw it run backwards; this one only grows.
+        """
+        if not self.epochs:
+            return 0.0
+        under_way = self.epoch > self.epochs_done
+        done = self.epoch - 1 + self.epoch_fraction if under_way else self.epochs_done
+        return min(1.0, max(0.0, done / self.epochs))
+
     def elapsed_s(self, now: float | None = None) -> float:
         """Seconds since the job started (to its end once it has ended)."""
         end = self.ended if self.ended is not None else (time.monotonic() if now is None else now)
@@ -148,11 +161,19 @@ class ProgressChannel:
                 epoch_seconds=(*progress.epoch_seconds, time.monotonic() - started),
             )
 
-    def keras_callback(self) -> Any:
-        """A Keras callback feeding this channel (Keras is imported here, not with this module)."""
+    def keras_callback(self, stop: threading.Event | None = None) -> Any:
+        """A Keras callback feeding this channel (Keras is imported here, not with this module).
+
+        With ``stop`` it also ends the run within one validation batch once ``stop`` is set:
+        the trainer itself looks only after training batches, so a Stop pressed while a large
+        validation set is scored would wait for all of it, and then record the epoch.
+        """
         import keras
 
+        from training.train import TrainingStopped
+
         channel = self
+        stop = stop or threading.Event()
 
         class _Report(keras.callbacks.Callback):
             def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
@@ -180,6 +201,10 @@ class ProgressChannel:
 
             def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
                 channel.update(state="validating")
+
+            def on_test_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+                if stop.is_set():
+                    raise TrainingStopped
 
             def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
                 channel.finish_epoch(epoch + 1)
@@ -240,7 +265,7 @@ class TrainingJob:
 
         self.channel.update(state="stopping" if self.stop_event.is_set() else "loading")
         try:
-            run_dir = self._run([self.channel.keras_callback()], self.stop_event)
+            run_dir = self._run([self.channel.keras_callback(self.stop_event)], self.stop_event)
         except TrainingStopped as err:
             self._end("stopped", str(err) or "stopped")
         except DatasetError as err:  # found only by decoding every image: after the quick check
@@ -269,6 +294,18 @@ class JobManager:
     def current(self) -> TrainingJob | None:
         """The job started last, whether it still runs or not; None before the first."""
         return self._job
+
+    def stop(self, job_id: int) -> bool:
+        """Stop job ``job_id`` if it is still the current one and runs; whether it was asked to.
+
+        By id, not by a job object a page kept: a page drawn before a new job started must not
+        stop that new one, and one drawn for this job must reach it whatever ran in between.
+        """
+        job = self._job
+        if job is None or job.id != job_id or not job.alive:
+            return False
+        job.stop()
+        return True
 
     def running(self) -> TrainingJob | None:
         """The job whose thread is at work, if any."""

@@ -1,0 +1,274 @@
+"""The Training page around a running job: Stop, the progress bar, the banner, the run picker, presets.
+
+The job here is a stand-in (no Keras, no dataset): a real TrainingJob in the server's job registry
+whose work is to write a run folder and wait for Stop, while the test moves its progress channel by
+hand. So each test can put the page in the exact moment a user saw go wrong, in a second or two.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from app.emotions import REPO_ROOT
+from app.runs import RUNS_DIR_ENV, format_duration, write_status
+from training.config import PRESETS, TrainConfig
+from training.jobs import JobManager, TrainingJob, manager
+from training.train import TrainingStopped
+
+MAIN = str(REPO_ROOT / "app" / "main.py")
+TRAINING_PAGE = str(REPO_ROOT / "pages" / "training.py")
+EPOCHS, BATCHES = 3, 6
+#: Seconds of training the stand-in's history.csv records: the table of runs shows this.
+EPOCH_SECONDS = (30.0, 47.0)
+
+
+def write_run(run_dir: Path, epochs_done: int, state: str, message: str = "") -> None:
+    """A run folder as training.train leaves it: config, status and ``epochs_done`` history rows."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = TrainConfig(data_dir=Path("x"), run_name=run_dir.name, epochs=EPOCHS, runs_dir=run_dir.parent)
+    (run_dir / "config.json").write_text(json.dumps(config.to_dict()))
+    with (run_dir / "history.csv").open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"])
+        for epoch in range(1, epochs_done + 1):
+            writer.writerow([epoch, 1.8, 0.3, 1.7, 0.35, 0.001, EPOCH_SECONDS[epoch - 1]])
+    write_status(run_dir, state, message, epochs=EPOCHS)
+
+
+class StandIn:
+    """A job that writes its run folder, then waits for Stop (and for ``release``) and ends stopped."""
+
+    def __init__(self, runs_dir: Path, name: str) -> None:
+        self.run_dir = runs_dir / name
+        self.release = threading.Event()
+        self.job = TrainingJob(name, self.run_dir, "train", EPOCHS, self._work)
+
+    def _work(self, callbacks: Any, stop: threading.Event) -> Path:
+        write_run(self.run_dir, 0, "running")
+        self.job.channel.update(state="training", epochs=EPOCHS, batches=BATCHES, epoch=1, batch=2)
+        stop.wait(60)
+        self.release.wait(60)
+        done = len(EPOCH_SECONDS)
+        write_run(self.run_dir, done, "stopped", f"stopped after epoch {done} of {EPOCHS}")
+        raise TrainingStopped(f"stopped after epoch {done} of {EPOCHS}")
+
+    def launch(self) -> TrainingJob:
+        """Start it as the server's current job (as JobManager.start does, without the checks)."""
+        manager()._launch(self.job, lambda: None)
+        return self.job
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "runs"
+    monkeypatch.setenv(RUNS_DIR_ENV, str(path))
+    monkeypatch.setenv("FER2013_DIR", str(tmp_path / "fer2013"))
+    return path
+
+
+@pytest.fixture
+def stand_in(runs_dir: Path) -> Iterator[StandIn]:
+    """A running stand-in job; stopped and released at the end whatever the test did."""
+    before = manager().current()
+    assert before is None or not before.alive, "another test left a training running"
+    job = StandIn(runs_dir, "newer")
+    job.launch()
+    yield job
+    job.job.stop()
+    job.release.set()
+    job.job.wait(30)
+
+
+def open_page() -> AppTest:
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.run()
+    at.switch_page(TRAINING_PAGE).run()
+    assert not at.exception
+    return at
+
+
+def heading(at: AppTest) -> str:
+    return next(text.value for text in at.subheader if text.value.startswith("Run `"))
+
+
+def wait_for_folder(stand_in: StandIn) -> None:
+    """Until the stand-in wrote its run folder (it does at once, in its own thread)."""
+    for _ in range(200):
+        if (stand_in.run_dir / "status.json").is_file():
+            return
+        time.sleep(0.05)
+    raise AssertionError("the stand-in job wrote no run folder")
+
+
+# --- 1. Stop ----------------------------------------------------------------------------------------
+
+
+def test_stop_shows_stopping_at_once_and_the_job_ends(stand_in: StandIn) -> None:
+    at = open_page()
+    job = stand_in.job
+    assert heading(at) == "Run `newer`: training"
+
+    at.button(key=f"stop_{job.id}").click().run()
+
+    assert job.stop_event.is_set()
+    assert heading(at) == "Run `newer`: stopping…"
+    assert at.button(key=f"stop_{job.id}").disabled  # a second click has nothing left to do
+    stand_in.release.set()
+    assert job.wait(30).state == "stopped"
+
+
+def test_stop_is_not_lost_when_a_rerun_interrupts_the_run_carrying_the_click(
+    stand_in: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lost click: the script run that carried it was cut short by a rerun before it reached
+    the button. Here the page's first look at the job manager triggers that rerun."""
+    at = open_page()
+    job = stand_in.job
+    current = JobManager.current
+    interrupt = [True]
+
+    def interrupted(self: JobManager) -> TrainingJob | None:
+        if interrupt:
+            interrupt.clear()
+            st.rerun()
+        return current(self)
+
+    monkeypatch.setattr(JobManager, "current", interrupted)
+
+    at.button(key=f"stop_{job.id}").click().run()
+
+    assert not interrupt, "the page never looked at the job"
+    assert job.stop_event.is_set(), "the Stop click was lost"
+    stand_in.release.set()
+    assert job.wait(30).state == "stopped"
+
+
+def test_stop_of_an_older_job_never_stops_the_one_running_now(stand_in: StandIn) -> None:
+    assert not manager().stop(stand_in.job.id + 1000)
+    assert not stand_in.job.stop_event.is_set()
+    assert manager().stop(stand_in.job.id) and stand_in.job.stop_event.is_set()
+
+
+# --- 2. the progress bar ------------------------------------------------------------------------------
+
+
+def test_progress_bar_never_goes_back_across_an_epoch_boundary(stand_in: StandIn) -> None:
+    at = open_page()
+    channel = stand_in.job.channel
+    values = []
+    for changes in (
+        {"epoch": 1, "batch": 5},
+        {"batch": 6},
+        {"state": "validating"},
+        {"epochs_done": 1},
+        {"state": "training", "epoch": 2, "batch": 0},
+        {"batch": 1},
+        {"batch": 2},
+    ):
+        channel.update(**changes)
+        at.run()
+        (bar,) = at.get("progress")
+        values.append(bar.proto.value)
+        assert f"batch {channel.snapshot().batch} of {BATCHES}" in bar.proto.text
+
+    assert values == sorted(values), values
+    assert values[-1] == round(100 * (1 + 2 / BATCHES) / EPOCHS)
+
+
+# --- 3. the banner's time and the charts, 4. the run picker ---------------------------------------------
+
+
+def test_after_a_stop_the_picker_shows_the_stopped_run_once_with_the_tables_duration(
+    stand_in: StandIn, runs_dir: Path
+) -> None:
+    write_run(runs_dir / "older", 2, "finished", "2 epochs")
+    wait_for_folder(stand_in)
+    at = open_page()
+    assert at.selectbox(key="runs_pick").value == "newer"  # the job's run, picked when it started
+    at.selectbox(key="runs_pick").set_value("older").run()  # the user looks at another one
+    assert at.selectbox(key="runs_pick").value == "older"
+
+    at.button(key=f"stop_{stand_in.job.id}").click().run()
+    stand_in.release.set()
+    assert stand_in.job.wait(30).state == "stopped"
+    at.run()
+
+    assert not at.exception
+    assert heading(at) == "Run `newer`: stopped"
+    assert at.selectbox(key="runs_pick").value == "newer"  # where the banner says to resume it
+    (banner,) = at.warning
+    assert "Resume it from the table of runs below" in banner.value
+    table = at.dataframe[0].value
+    duration = table.set_index("run").loc["newer", "duration"]
+    assert duration == format_duration(sum(EPOCH_SECONDS)) == "1 min 17 s"
+    assert f"({duration} of training)" in banner.value
+    assert len(at.get("vega_lite_chart")) == 2  # loss and accuracy once, under the picked run
+
+    at.selectbox(key="runs_pick").set_value("older").run()  # and the user may look elsewhere again
+    assert at.selectbox(key="runs_pick").value == "older"
+
+
+def test_a_running_jobs_curves_are_drawn_once(stand_in: StandIn) -> None:
+    wait_for_folder(stand_in)
+    write_run(stand_in.run_dir, 1, "running")  # its first epoch is done
+    at = open_page()
+
+    assert at.selectbox(key="runs_pick").value == "newer"
+    assert len(at.get("vega_lite_chart")) == 2
+
+
+# --- presets and the form ----------------------------------------------------------------------------
+
+
+def test_each_preset_fills_the_form_and_the_user_can_still_change_it(
+    runs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[TrainConfig] = []
+
+    def capture(self: JobManager, config: TrainConfig) -> TrainingJob:
+        started.append(config)
+        raise ValueError("captured")
+
+    monkeypatch.setattr(JobManager, "start", capture)
+    at = open_page()
+    preset = at.radio(key="train_preset")
+    assert preset.value == "cpu"
+    assert preset.options == ["Best on a CPU", "Best on a GPU", "Tutorial CNN"]
+    for name in ("gpu", "classic", "cpu"):
+        at.radio(key="train_preset").set_value(name).run()
+        assert any(PRESETS[name].description in caption.value for caption in at.caption)
+        wanted = TrainConfig.from_preset(name, data_dir=Path(), run_name="x")
+        assert at.selectbox(key="train_arch").value == wanted.arch
+        assert at.number_input(key="train_epochs").value == wanted.epochs
+        assert at.selectbox(key="train_optimizer").value == wanted.optimizer
+        assert at.number_input(key="train_weight_decay").value == pytest.approx(wanted.weight_decay)
+        assert at.slider(key="train_erasing").value == pytest.approx(wanted.random_erasing)
+        assert at.toggle(key="train_mixed_precision").value == wanted.mixed_precision
+
+    at.number_input(key="train_epochs").set_value(7)
+    at.number_input(key="train_warmup").set_value(1)
+    at.text_input(key="train_run_name").set_value("mine")
+    at.button(key="train_start").click().run()
+
+    assert any("Can't start: captured" in error.value for error in at.error)
+    (config,) = started
+    expected = TrainConfig.from_preset(
+        "cpu", data_dir=config.data_dir, run_name="mine", runs_dir=runs_dir, epochs=7, warmup_epochs=1
+    )
+    assert config == expected
+
+
+def test_dropdown_options_are_short_enough_to_read_whole(runs_dir: Path) -> None:
+    at = open_page()
+    for key in ("train_arch", "train_schedule", "train_optimizer", "train_batch"):
+        assert all(len(option) <= 20 for option in at.selectbox(key=key).options), key
