@@ -1,8 +1,9 @@
 """Emojify photos from the shell: ``python -m app IMAGE [IMAGE ...] [--out DIR] [--json]``.
 
-Writes an annotated copy of each image and, with ``--json``, prints one JSON object per image
-per line. A file that can't be read gets an error object and the batch goes on; the exit code
-is 1 if any image failed, so scripts can tell.
+Writes an annotated copy of each image (into ``./emojified/`` unless ``--out`` says otherwise)
+and, with ``--json``, prints one JSON object per image per line, faces in reading order (left
+to right, top to bottom) as they are numbered on the copy. A file that can't be read gets an
+error object and the batch goes on; the exit code is 1 if any image failed, so scripts can tell.
 """
 
 from __future__ import annotations
@@ -15,13 +16,25 @@ from pathlib import Path
 from app.detection import DetectorSettings, FaceDetector
 from app.emotions import DEFAULT_MODEL_PATH
 from app.images import ImageError, encode_image, read_image
+from app.overlay import reading_order
 from app.pipeline import OverlayOptions, Pipeline
+
+#: Where annotated copies go without ``--out``: a folder of their own, relative to where it runs.
+DEFAULT_OUT = "emojified"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m app",
+        description="Put an emoji over every face in each photo and write an annotated copy of it.",
+    )
     parser.add_argument("images", nargs="+", type=Path, help="photos to emojify")
-    parser.add_argument("--out", type=Path, default=Path("emojified"), help="folder for annotated copies")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(DEFAULT_OUT),
+        help=f"folder for the annotated copies, made if missing (default: ./{DEFAULT_OUT}/)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object per image")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="a .keras emotion model")
     parser.add_argument("--boxes", action="store_true", help="also outline each face")
@@ -47,7 +60,7 @@ def emojify_file(pipeline: Pipeline, path: Path, args: argparse.Namespace) -> di
     """Annotate one image; the returned dict is what ``--json`` prints for it."""
     settings = DetectorSettings(args.scale_factor, args.min_neighbors, args.min_size)
     rgb = read_image(path)
-    faces = pipeline.analyze(rgb, settings)
+    faces = reading_order(pipeline.analyze(rgb, settings))  # numbered on the copy as listed
     annotated = pipeline.annotate(rgb, faces, OverlayOptions(boxes=args.boxes))
     fmt = "jpg" if path.suffix.lower() in (".jpg", ".jpeg") else "png"
     args.out.mkdir(parents=True, exist_ok=True)

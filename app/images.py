@@ -21,10 +21,29 @@ MAX_PIXELS = 120_000_000
 #: Decoded images are shrunk so their long side is at most this: faces stay far larger than the
 #: 48 px the model sees, and memory and drawing time stay bounded.
 MAX_SIDE = 4096
+#: The photo formats we read, by the name users know, with their file extensions: the one list
+#: the Photo page's uploader accepts and the message for anything else names. (Pillow reads more,
+#: but these are the ones tested.)
+PHOTO_FORMATS: dict[str, tuple[str, ...]] = {
+    "JPEG": ("jpg", "jpeg"),
+    "PNG": ("png",),
+    "WebP": ("webp",),
+    "BMP": ("bmp",),
+    "GIF": ("gif",),
+    "TIFF": ("tif", "tiff"),
+}
+#: Every extension in :data:`PHOTO_FORMATS`, lower case and without the dot (for uploaders).
+PHOTO_EXTENSIONS: tuple[str, ...] = tuple(ext for exts in PHOTO_FORMATS.values() for ext in exts)
 
 
 class ImageError(ValueError):
     """An input that is not a usable image; the message is meant for the user."""
+
+
+def format_names() -> str:
+    """The accepted formats as a user reads them: "JPEG, PNG, WebP, BMP, GIF or TIFF"."""
+    *first, last = PHOTO_FORMATS
+    return f"{', '.join(first)} or {last}"
 
 
 def read_image(source: bytes | str | Path) -> np.ndarray:
@@ -51,7 +70,7 @@ def read_image(source: bytes | str | Path) -> np.ndarray:
             f"the image is far too large; the limit is {MAX_PIXELS / 1e6:.0f} megapixels"
         ) from err
     except UnidentifiedImageError as err:
-        raise ImageError("this is not an image format we can read (use JPEG, PNG, WebP or BMP)") from err
+        raise ImageError(f"this is not an image format we can read (use {format_names()})") from err
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise ImageError(f"the image is damaged or truncated ({err})") from err
 

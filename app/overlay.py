@@ -6,9 +6,10 @@ photo as for a webcam frame and never loops over pixels in Python.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import cv2
 import numpy as np
@@ -19,6 +20,36 @@ from app.emotions import CLASS_NAMES, EMOJI_DIR
 #: Label colours (RGB): dark text on a light band reads on any photo.
 _BAND = (255, 255, 255)
 _TEXT = (20, 20, 20)
+#: A label is never drawn in this bottom share of the image: a video player's controls cover it.
+BOTTOM_CLEARANCE = 0.15
+#: Faces whose centres are less than this share of a face's height apart, vertically, are one row.
+SAME_ROW = 0.5
+
+
+class HasBox(Protocol):
+    """Anything with a face box: a detected face, a tracked one."""
+
+    @property
+    def box(self) -> Box: ...
+
+
+FaceT = TypeVar("FaceT", bound=HasBox)
+
+
+def reading_order(faces: Sequence[FaceT]) -> list[FaceT]:
+    """``faces`` left to right, top to bottom: the order people read the numbers on a photo.
+
+    The detector returns faces largest first, so a group photo was numbered #3, #2, #1 across.
+    Faces whose centres are within half a face height of a row's first face share its row, so a
+    head a little lower than its neighbours is not numbered after the whole row.
+    """
+    rows: list[list[FaceT]] = []
+    for face in sorted(faces, key=lambda face: face.box.center[1]):
+        if rows and face.box.center[1] - rows[-1][0].box.center[1] < SAME_ROW * rows[-1][0].box.h:
+            rows[-1].append(face)
+        else:
+            rows.append([face])
+    return [face for row in rows for face in sorted(row, key=lambda face: face.box.center[0])]
 
 
 @lru_cache(maxsize=4)
@@ -56,13 +87,18 @@ def draw_box(image: np.ndarray, box: Box, color: tuple[int, int, int] = (255, 20
 
 
 def draw_label(image: np.ndarray, box: Box, text: str) -> None:
-    """Write ``text`` on a light band just above the box (below it at the top edge), in place."""
+    """Write ``text`` on a light band just above the box, in place.
+
+    Where there is no room above, the band goes below the box, unless that puts it in the bottom
+    :data:`BOTTOM_CLEARANCE` of the image, where a video player's controls would hide it; then it
+    sits at the top edge, over the top of the face.
+    """
     scale = max(0.4, min(2.0, box.w / 220))
     thickness = max(1, round(scale * 2))
     (text_w, text_h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
     pad = max(2, round(4 * scale))
     band_h = text_h + baseline + 2 * pad
-    top = box.y - band_h if box.y - band_h >= 0 else min(box.y + box.h, image.shape[0] - band_h)
+    top = label_top(box, band_h, image.shape[0])
     left = min(max(box.x, 0), max(0, image.shape[1] - text_w - 2 * pad))
     cv2.rectangle(image, (left, top), (left + text_w + 2 * pad, top + band_h), _BAND, cv2.FILLED)
     cv2.putText(
@@ -75,3 +111,13 @@ def draw_label(image: np.ndarray, box: Box, text: str) -> None:
         thickness,
         cv2.LINE_AA,
     )
+
+
+def label_top(box: Box, band_h: int, height: int) -> int:
+    """Where a label band ``band_h`` high starts: above the box, else below it, else at the top."""
+    if box.y - band_h >= 0:
+        return box.y - band_h
+    below = box.y + box.h
+    if below + band_h <= height * (1 - BOTTOM_CLEARANCE):
+        return below
+    return 0

@@ -7,12 +7,33 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 from app.emotions import CLASS_NAMES
-from app.images import read_image
+from app.images import encode_image, read_image
 
 from bad_inputs import FIXTURES
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+#: Three portraits for a group photo, placed left to right, each larger than the one before it.
+GROUP = [("london_010_happy.jpg", 220), ("london_013_neutral.jpg", 280), ("london_016_happy.jpg", 340)]
+
+
+def group_photo(path: Path) -> Path:
+    """Write a 1,000×360 PNG of three faces growing left to right: largest-first order is backwards."""
+    canvas = np.full((360, 1000, 3), 255, np.uint8)
+    left = 20
+    for name, side in GROUP:
+        picture = read_image(FIXTURES / "faces" / name)
+        portrait = cv2.resize(picture, (side, side), interpolation=cv2.INTER_AREA)
+        top = (360 - side) // 2
+        canvas[top : top + side, left : left + side] = portrait
+        left += side + 40
+    path.write_bytes(encode_image(canvas, "png"))
+    return path
 
 
 def run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
@@ -57,3 +78,23 @@ def test_missing_model_is_a_clear_error(tmp_path):
     done = run_cli(FIXTURES / "astronaut.png", "--model", tmp_path / "gone.keras", cwd=tmp_path)
     assert done.returncode == 2
     assert "model file not found" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_faces_are_listed_in_reading_order_as_numbered_on_the_copy(tmp_path):
+    photo = group_photo(tmp_path / "group.png")
+    done = run_cli(photo, "--json", "--out", tmp_path / "out", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    faces = json.loads(done.stdout)["faces"]
+    assert len(faces) == 3
+    lefts = [face["box"][0] for face in faces]
+    assert lefts == sorted(lefts)  # left to right, although the largest face is on the right
+
+
+def test_help_and_default_output_folder(tmp_path):
+    done = run_cli("--help", cwd=tmp_path)
+    assert done.returncode == 0 and "(default: ./emojified/)" in " ".join(done.stdout.split())
+
+    done = run_cli(FIXTURES / "astronaut.png", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    output = Path(json.loads(done.stdout)["output"])
+    assert output == Path("emojified") / "astronaut_emojify.png" and (tmp_path / output).is_file()

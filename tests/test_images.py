@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from app.detection import FaceDetector
-from app.images import MAX_SIDE, ImageError, encode_image, read_image, to_gray
+from app.images import (
+    MAX_SIDE,
+    PHOTO_EXTENSIONS,
+    PHOTO_FORMATS,
+    ImageError,
+    encode_image,
+    format_names,
+    read_image,
+    to_gray,
+)
 
 from bad_inputs import FIXTURES, cases
 
@@ -54,3 +66,20 @@ def test_missing_file_is_a_clear_message(tmp_path):
 def test_encode_round_trips_png():
     rgb = read_image(FIXTURES / "astronaut.png")
     assert np.array_equal(read_image(encode_image(rgb, "png")), rgb)
+
+
+@pytest.mark.parametrize("name", list(PHOTO_FORMATS))
+def test_every_accepted_format_decodes(name):
+    """The formats the uploader accepts are the ones read_image reads (one list for both)."""
+    picture = Image.fromarray(read_image(FIXTURES / "astronaut.png")[:64, :48])
+    data = io.BytesIO()
+    picture.save(data, format=name.upper())
+    assert read_image(data.getvalue()).shape == (64, 48, 3)
+
+
+def test_the_not_an_image_message_names_every_accepted_format():
+    with pytest.raises(ImageError, match="not an image format") as caught:
+        read_image(b"these are words, not pixels\n" * 20)
+    message = str(caught.value)
+    assert format_names() in message and all(name in message for name in PHOTO_FORMATS)
+    assert {"gif", "tif", "tiff", "jpeg"} <= set(PHOTO_EXTENSIONS)
