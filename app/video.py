@@ -7,6 +7,12 @@ timeline has the same tracking, smoothing and steady labels as the Live page (on
 mirror view is off). With ``step`` N only every N-th frame is processed and written, so the
 output keeps the video's duration at 1/N of its frame rate.
 
+A file, unlike a webcam, can be looked at twice, and two things are done afterwards that a live
+stream cannot do: a face the tracker confirms is also drawn on the few frames it spent confirming
+it (:class:`Backfill`), so the video opens with its emoji, not on a bare face; and a track that
+ends and starts again where it was, moments later (hands over the face), is one face in the
+timeline, not two (:func:`rejoin_tracks`).
+
 PyAV (FFmpeg, already installed for streamlit-webrtc) decodes and encodes. It tells apart the
 inputs users get wrong (empty, not a video, audio only) before any work starts, gives each frame
 its presentation time and rotation (phones store portrait videos sideways), and writes H.264 in
@@ -24,8 +30,9 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO, TextIO
@@ -33,17 +40,27 @@ from typing import BinaryIO, TextIO
 import av
 import numpy as np
 
+from app.detection import Box
 from app.emotions import CLASS_NAMES, DEFAULT_MODEL_PATH
 from app.live import LiveProcessor, LiveSettings, SmoothedFace
-from app.pipeline import Pipeline
+from app.pipeline import OverlayOptions, Pipeline
 
 #: A file path, or the bytes of an upload as a seekable binary file: uploads never touch the disk.
 VideoSource = str | Path | BinaryIO
 #: Videos are processed and written with their long side at most this: faces stay far larger than
 #: the 48 px the model sees, and a phone's 4K video costs what a 720p one does.
 MAX_SIDE = 1280
-#: The Live page's settings without its selfie mirror: a video file is already the right way round.
-VIDEO_SETTINGS = LiveSettings(mirror=False)
+#: The Live page's settings without its selfie mirror (a video file is already the right way
+#: round), and with three detections, not two, before a face is shown: the cascade's brief second
+#: hits on a forehead or a hand then stay hidden. The delay costs nothing here, as the confirming
+#: frames are back-filled.
+VIDEO_SETTINGS = LiveSettings(mirror=False, min_hits=3)
+#: A track that starts within this long after another one ended, where that one was last seen,
+#: continues it: the same person reappearing from behind a hand, not a new face.
+REJOIN_GAP_S = 2.0
+#: ... also when the two overlap this long: the old track is still shown for a few frames after
+#: its face is lost, while the new one is being confirmed.
+REJOIN_OVERLAP_S = 0.6
 #: A label must hold this long to count as a moment of change (shorter runs are flicker).
 MIN_STEADY_S = 0.5
 #: H.264 options: "veryfast" keeps encoding a small share of the time per frame (a tenth or so, at
@@ -301,15 +318,19 @@ def process_video(
     ``progress`` is called after every processed frame; ``should_stop`` is asked before each one,
     and when it says yes the result so far comes back with ``cancelled`` set (the MP4 is then
     complete and plays, only shorter). An exception raised inside ``progress`` (Streamlit stops a
-    script that way) propagates, and the output file is still closed.
+    script that way) propagates, and the output file is still closed. Each face is drawn and
+    reported from the first frame it was detected in (:class:`Backfill`), and each person is one
+    track (:func:`rejoin_tracks`).
     """
     if step < 1:
         raise ValueError("step must be at least 1")
+    settings = replace(settings, mirror=False)  # a file is the right way round; back-fill needs it so
     info = probe(source)
     if not isinstance(source, (str, Path)):
         source.seek(0)
     size = info.processing_size()
     processor = LiveProcessor(pipeline, settings)
+    backfill = Backfill(pipeline, settings.overlay, depth=settings.min_hits - 1)
     total = math.ceil(info.frames / step)
     frames: list[FrameResult] = []
     errors, cancelled, started = 0, False, time.perf_counter()
@@ -320,13 +341,128 @@ def process_video(
                 break
             annotated, snapshot = processor.process(rgb, timestamp=seconds)
             errors += snapshot.error is not None
-            frames.append(FrameResult(index, seconds, snapshot.faces, snapshot.error))
-            write(annotated)
+            result = FrameResult(index, seconds, snapshot.faces, snapshot.error)
+            for drawn, finished in backfill.add(rgb, annotated, result):
+                write(drawn)
+                frames.append(finished)
             if progress is not None:
-                elapsed = time.perf_counter() - started
-                progress(Progress(len(frames), max(total, len(frames)), seconds, elapsed))
+                done = len(frames) + backfill.held
+                progress(Progress(done, max(total, done), seconds, time.perf_counter() - started))
+        for drawn, finished in backfill.flush():
+            write(drawn)
+            frames.append(finished)
     elapsed = time.perf_counter() - started
-    return VideoResult(info, step, tuple(frames), elapsed, cancelled, errors)
+    return VideoResult(info, step, rejoin_tracks(frames), elapsed, cancelled, errors)
+
+
+class Backfill:
+    """Holds back the last ``depth`` processed frames, to draw a newly confirmed face on them too.
+
+    The tracker shows a face only after ``min_hits`` detections in a row, one per frame while it
+    is tentative: the ``min_hits - 1`` frames before the one that confirms it already had the
+    face. Holding them back until then costs a frame or two of memory and no processing; the
+    first frames of a video then carry the emoji, and so do the results for them.
+    """
+
+    def __init__(self, pipeline: Pipeline, overlay: OverlayOptions, depth: int) -> None:
+        self.pipeline = pipeline
+        self.overlay = overlay
+        self.depth = depth
+        self._held: deque[tuple[np.ndarray, np.ndarray, FrameResult]] = deque()  # raw, drawn, result
+        self._shown: set[int] = set()
+
+    @property
+    def held(self) -> int:
+        """Frames processed but not yet handed out."""
+        return len(self._held)
+
+    def add(
+        self, raw: np.ndarray, annotated: np.ndarray, result: FrameResult
+    ) -> Iterator[tuple[np.ndarray, FrameResult]]:
+        """Take one processed frame; yield the frames that can no longer change, oldest first."""
+        new = [face for face in result.faces if face.track_id not in self._shown]
+        self._shown.update(face.track_id for face in new)
+        if new:
+            self._held = deque(self._with_faces(held, new) for held in self._held)
+        self._held.append((raw, annotated, result))
+        while len(self._held) > self.depth:
+            _, drawn, done = self._held.popleft()
+            yield drawn, done
+
+    def flush(self) -> Iterator[tuple[np.ndarray, FrameResult]]:
+        """The frames still held, at the end of the video."""
+        while self._held:
+            _, drawn, done = self._held.popleft()
+            yield drawn, done
+
+    def _with_faces(
+        self, held: tuple[np.ndarray, np.ndarray, FrameResult], new: list[SmoothedFace]
+    ) -> tuple[np.ndarray, np.ndarray, FrameResult]:
+        raw, _, result = held
+        if result.error is not None:  # written as it came, as the processor left it
+            return held
+        faces = tuple(sorted((*result.faces, *new), key=lambda face: face.box.area, reverse=True))
+        return raw, self.pipeline.annotate(raw, faces, self.overlay), replace(result, faces=faces)
+
+
+@dataclass
+class _Span:
+    """Where and when one track was shown: its first and last frame's time and box."""
+
+    first_s: float
+    last_s: float
+    first_box: Box
+    last_box: Box
+
+
+def rejoin_tracks(
+    frames: Sequence[FrameResult], gap_s: float = REJOIN_GAP_S, overlap_s: float = REJOIN_OVERLAP_S
+) -> tuple[FrameResult, ...]:
+    """The frames with each person under one track number, numbered 1, 2, … as they appear.
+
+    The live tracker ends a track when its face is missed a few detection passes in a row (hands
+    over the face) and starts a new one when it reappears. Here a track that starts at most
+    ``gap_s`` after another ended (or overlaps its end by at most ``overlap_s``), less than a
+    face's width from where that one was last shown, continues it. Where both are shown in one
+    frame, the newer (fresh) box is kept and the older (held) one dropped.
+    """
+    spans: dict[int, _Span] = {}
+    for frame in frames:
+        for face in frame.faces:
+            span = spans.get(face.track_id)
+            if span is None:
+                spans[face.track_id] = _Span(frame.time_s, frame.time_s, face.box, face.box)
+            else:
+                span.last_s, span.last_box = frame.time_s, face.box
+    person: dict[int, int] = {}  # track id -> the first track id of its person
+    ends: dict[int, _Span] = {}  # person -> the span of its latest track
+    for track_id, span in spans.items():  # in order of first appearance
+        before = _continued(span, ends, gap_s, overlap_s)
+        person[track_id] = track_id if before is None else before
+        latest = ends.get(person[track_id])
+        ends[person[track_id]] = span if latest is None or span.last_s >= latest.last_s else latest
+    number = {first: n for n, first in enumerate(dict.fromkeys(person.values()), start=1)}
+    return tuple(_renumbered(frame, person, number) for frame in frames)
+
+
+def _continued(span: _Span, ends: dict[int, _Span], gap_s: float, overlap_s: float) -> int | None:
+    """The person whose latest track ``span`` continues, if any (the nearest one)."""
+    candidates = []
+    for first, end in ends.items():
+        gap = span.first_s - end.last_s
+        moved = math.dist(span.first_box.center, end.last_box.center)
+        if -overlap_s <= gap <= gap_s and end.first_s < span.first_s and moved < end.last_box.w:
+            candidates.append((moved, first))
+    return min(candidates)[1] if candidates else None
+
+
+def _renumbered(frame: FrameResult, person: dict[int, int], number: dict[int, int]) -> FrameResult:
+    """``frame`` with person numbers for track ids; of two tracks of one person, the newer."""
+    kept: dict[int, SmoothedFace] = {}
+    for face in sorted(frame.faces, key=lambda face: face.track_id):  # newer tracks have larger ids
+        kept[number[person[face.track_id]]] = replace(face, track_id=number[person[face.track_id]])
+    faces = tuple(sorted(kept.values(), key=lambda face: face.box.area, reverse=True))
+    return frame if faces == frame.faces else replace(frame, faces=faces)
 
 
 @contextlib.contextmanager
@@ -502,7 +638,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: keep what was done
     try:
-        settings = LiveSettings(mirror=False, smoothing=args.smoothing)
+        settings = replace(VIDEO_SETTINGS, smoothing=args.smoothing)
         result = process_video(
             args.video,
             pipeline,

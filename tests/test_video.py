@@ -22,11 +22,22 @@ import pytest
 
 from app import video
 from app.classifier import EmotionClassifier
-from app.detection import FaceDetector
+from app.detection import Box, FaceDetector
 from app.emotions import CLASS_NAMES, DEFAULT_MODEL_PATH
 from app.images import read_image
+from app.live import SmoothedFace
+from app.overlay import BOTTOM_CLEARANCE, draw_label
 from app.pipeline import Pipeline
-from app.video import VideoError, VideoResult, mp4_writer, probe, process_video, steady_changes
+from app.video import (
+    FrameResult,
+    VideoError,
+    VideoResult,
+    mp4_writer,
+    probe,
+    process_video,
+    rejoin_tracks,
+    steady_changes,
+)
 
 from bad_inputs import FIXTURES
 
@@ -94,6 +105,60 @@ def test_output_has_one_frame_per_step_and_plays_as_h264(processed):
     assert len(frames) == len(result.frames)
     assert frames[0].shape == (360, 640, 3)
     assert probe(out).duration_s == pytest.approx(probe(VIDEO).duration_s, abs=0.2)
+
+
+def test_the_emojified_video_opens_with_the_emoji_on_her_face(processed):
+    """The tracker confirms a face only after a few frames; those frames get the emoji too."""
+    result, out, _ = processed
+    first = result.frames[0]
+    assert first.index == 0 and first.main_face is not None
+
+    original, emojified = decoded_frames(VIDEO)[0], decoded_frames(out)[0]
+    x, y, w, h = first.main_face.box.as_list()
+    changed = np.abs(emojified[y : y + h, x : x + w].astype(int) - original[y : y + h, x : x + w]).max(axis=2)
+    assert (changed > 60).mean() > 0.3  # an emoji covers her face, not just compression noise
+
+
+def test_she_is_one_face_although_her_hands_hide_her_face_for_a_moment(processed):
+    """One woman, one timeline: no "Face 1" and "Face 3" with a short "Face 2" between them."""
+    result, _, _ = processed
+    assert [track.face for track in result.summary().tracks] == [1]
+    assert {face.track_id for frame in result.frames for face in frame.faces} == {1}
+
+
+def _faces(track_id: int, x: int, frames: range, step_s: float = 0.1) -> list[tuple[float, SmoothedFace]]:
+    probabilities = (0.1, 0.0, 0.0, 0.6, 0.3, 0.0, 0.0)
+    box = Box(x, 50, 100, 100)
+    return [(i * step_s, SmoothedFace(box, probabilities, track_id, "happy")) for i in frames]
+
+
+def _frames(*tracks: list[tuple[float, SmoothedFace]]) -> list[FrameResult]:
+    by_time: dict[float, list[SmoothedFace]] = {}
+    for track in tracks:
+        for time_s, face in track:
+            by_time.setdefault(time_s, []).append(face)
+    return [FrameResult(round(t * 10), t, tuple(by_time[t])) for t in sorted(by_time)]
+
+
+def test_a_face_that_reappears_where_it_was_keeps_its_number():
+    hidden = _faces(1, 100, range(0, 20)) + _faces(4, 110, range(25, 40))  # 0.5 s behind a hand
+    overlapping = _faces(6, 600, range(0, 30)) + _faces(7, 620, range(27, 40))  # held box, new track
+    elsewhere = _faces(9, 350, range(41, 50))  # someone else, in the middle of the frame
+
+    frames = rejoin_tracks(_frames(hidden, overlapping, elsewhere))
+
+    numbers = {(face.box.x, face.track_id) for frame in frames for face in frame.faces}
+    assert numbers == {(100, 1), (110, 1), (600, 2), (620, 2), (350, 3)}
+    assert all(len({f.track_id for f in frame.faces}) == len(frame.faces) for frame in frames)
+    assert [f.box.x for f in frames[28].faces if f.track_id == 2] == [620]  # the fresh box, not the held one
+
+
+def test_labels_stay_clear_of_the_bottom_where_player_controls_are():
+    """A face filling the frame's height gets its label at the top, not at the bottom edge."""
+    frame = np.zeros((360, 640, 3), np.uint8)
+    draw_label(frame, Box(300, 10, 330, 330), "happy 93%")
+    rows = np.flatnonzero((frame == 255).all(axis=2).any(axis=1))  # the label's white band
+    assert rows.size and rows.max() < 360 * (1 - BOTTOM_CLEARANCE)
 
 
 def test_progress_is_reported_after_every_frame(processed):
