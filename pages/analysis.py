@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import streamlit as st
+from pandas.io.formats.style import Styler
 
 from app.classifier import ModelError
 from app.emotions import CLASS_NAMES, DEFAULT_MODEL_PATH, REPO_ROOT
@@ -38,6 +39,9 @@ OTHER_MODEL = "Another .keras file on the server…"
 NO_COMPARISON = "— nothing —"
 ANY = "any"
 GALLERY_SIZE = 30
+#: A change smaller than this is rounding (the table shows 3 decimals): not coloured.
+CHANGE_SHOWN = 5e-4
+BETTER, WORSE = "rgba(34, 197, 94, 0.25)", "rgba(239, 68, 68, 0.25)"
 #: (model key, split key) pairs this session asked to evaluate; their results come from the cache.
 REQUESTED = "analysis_requested"
 
@@ -233,6 +237,24 @@ def evaluate(
         bar.empty()
 
 
+def evaluate_here(choice: ModelChoice, split: SplitChoice) -> Evaluation | None:
+    """Evaluate ``choice`` on ``split`` (once: cached) with its progress bar at this point of the page.
+
+    Called where the user asked, not after a rerun from the top: a rerun put the bar at the top
+    of the page, out of sight of a button at the bottom, while the rest of the page greyed out.
+    """
+    request = (choice.key, split.key)
+    requested: set = st.session_state.setdefault(REQUESTED, set())
+    requested.add(request)
+    try:
+        return evaluate(choice.key, split.key, split.label, split.load)
+    except (ModelError, DatasetError) as err:
+        requested.discard(request)  # fix the path or file, then try again
+        kind = "model" if isinstance(err, ModelError) else "images"
+        st.error(f"The {kind} can't be used: {err}")
+        return None
+
+
 def read_model_card(choice: ModelChoice) -> dict[str, Any] | None:
     try:
         return read_card(choice.path)
@@ -259,23 +281,21 @@ def outcome(
         if stored is not None:
             return Outcome(stored, None, f"from the model card of `{choice.path.name}`")
     if request not in requested:
-        if split.card_key:
-            st.info(
-                f"The model card of **{choice.label}** has no results for **{split.label}**: evaluate it."
-            )
-        else:
-            st.info(f"Evaluate **{choice.label}** on the images of **{split.label}**.")
-        who = "model B " if slot == "compare" else ""
-        if st.button(f"Evaluate {who}on {split.label}", key=f"evaluate_{slot}", type="primary"):
-            requested.add(request)
-            st.rerun()  # a clean run: the progress bar, then results without this prompt
-        return None
-    try:
-        evaluation = evaluate(choice.key, split.key, split.label, split.load)
-    except (ModelError, DatasetError) as err:
-        requested.discard(request)  # fix the path or file, then try again
-        kind = "model" if isinstance(err, ModelError) else "images"
-        st.error(f"The {kind} can't be used: {err}")
+        prompt = st.empty()
+        with prompt.container():
+            if split.card_key:
+                st.info(
+                    f"The model card of **{choice.label}** has no results for **{split.label}**: evaluate it."
+                )
+            else:
+                st.info(f"Evaluate **{choice.label}** on the images of **{split.label}**.")
+            who = "model B " if slot == "compare" else ""
+            clicked = st.button(f"Evaluate {who}on {split.label}", key=f"evaluate_{slot}", type="primary")
+        if not clicked:
+            return None
+        prompt.empty()  # the progress bar takes the prompt's place, where the user clicked
+    evaluation = evaluate_here(choice, split)
+    if evaluation is None:
         return None
     if evaluation.note:
         st.caption(f"Note: {evaluation.note}.")
@@ -472,6 +492,24 @@ def training_section(choice: ModelChoice, card: dict[str, Any] | None) -> None:
     )
 
 
+def images_prompt(chosen: ModelChoice, split: SplitChoice) -> Evaluation | None:
+    """The offer to evaluate the split for its faces; on the click, the evaluation right here.
+
+    The progress bar takes the offer's place, where the user's eyes are (this sits low on the page).
+    """
+    prompt = st.empty()
+    with prompt.container():
+        st.caption(
+            "The model card keeps the counts, not the images. Evaluate the split to browse them: "
+            "click a cell of the matrix or pick a row and column below."
+        )
+        clicked = st.button(f"Evaluate on {split.label} to see the images", key="evaluate_images")
+    if not clicked:
+        return None
+    prompt.empty()
+    return evaluate_here(chosen, split)
+
+
 def comparison(first: ModelChoice, first_outcome: Outcome, split: SplitChoice, normalised: bool) -> None:
     """A second model on the same images: its numbers with changes, both matrices, per-class Δ."""
     st.subheader("Compare with another model")
@@ -488,23 +526,37 @@ def comparison(first: ModelChoice, first_outcome: Outcome, split: SplitChoice, n
         st.warning(
             f"A was scored on {a['n']:,} images and B on {b['n']:,}: not the same images, compare with care."
         )
+    st.markdown(f"**A**: {first.label}")
+    metrics_row(a)
+    st.markdown(f"**B**: {second.label}, with its change from A")
     metrics_row(b, baseline=a)
     left, right = st.columns(2)
     for column, result, name in ((left, a, f"A: {first.label}"), (right, b, f"B: {second.label}")):
         chart = confusion_chart(result, normalised=normalised, title=name, selectable=False, cell_px=40)
         column.altair_chart(chart, width="content", key=f"matrix_{name[0].lower()}")
-    frame = analysis.compare_frame(a, b)
-    deltas = [column for column in frame.columns if column.startswith("Δ")]
+    st.caption("Per class, A's figures beside B's; a change is green where B does better, red where worse.")
     st.dataframe(
-        frame,
-        hide_index=True,
-        width="stretch",
-        key="compare_table",
-        column_config={
-            column: st.column_config.NumberColumn(column, format="%+.3f" if column in deltas else "%.3f")
-            for column in frame.columns
-            if column not in ("class", "support")
-        },
+        coloured_changes(analysis.compare_frame(a, b)), hide_index=True, width="stretch", key="compare_table"
+    )
+
+
+def change_style(value: float) -> str:
+    """CSS for one change (B − A): green if better, red if worse, none within rounding."""
+    if value >= CHANGE_SHOWN:
+        return f"background-color: {BETTER}"
+    if value <= -CHANGE_SHOWN:
+        return f"background-color: {WORSE}"
+    return ""
+
+
+def coloured_changes(frame: pd.DataFrame) -> Styler:
+    """The comparison table with its Δ columns coloured, so better and worse read at a glance."""
+    deltas = [column for column in frame.columns if column.startswith("Δ")]
+    figures = [column for column in frame.columns if column not in ("class", "support", *deltas)]
+    return (
+        frame.style.map(change_style, subset=deltas)
+        .format("{:+.3f}", subset=deltas)
+        .format("{:.3f}", subset=figures)
     )
 
 
@@ -543,17 +595,10 @@ if shown is not None:
     sync_cell(clicked)
 
     st.subheader("The faces behind a cell")
-    if shown.evaluation is None:
-        st.caption(
-            "The model card keeps the counts, not the images. Evaluate the split to browse them: "
-            "click a cell of the matrix or pick a row and column below."
-        )
-        if st.button(f"Evaluate on {split.label} to see the images", key="evaluate_images"):
-            st.session_state.setdefault(REQUESTED, set()).add((chosen.key, split.key))
-            st.rerun()
-    else:
+    evaluation = shown.evaluation or images_prompt(chosen, split)
+    if evaluation is not None:
         st.caption("Click a cell of the matrix, or pick a row and column; *any* shows mistakes only.")
-        gallery(shown.evaluation, chosen.key)
+        gallery(evaluation, chosen.key)
 
 training_section(chosen, card)
 with st.expander("Model card"):

@@ -192,6 +192,38 @@ def test_card_without_the_split_asks_for_an_evaluation_and_explains_a_missing_da
     assert errors(at) == [f"The images can't be used: dataset path does not exist: {tmp_path / 'nowhere'}"]
 
 
+def flat(block: Any) -> Iterator[Any]:
+    """Every element of an AppTest tree in page order."""
+    yield block
+    for child in getattr(block, "children", {}).values():
+        yield from flat(child)
+
+
+def test_evaluating_for_the_images_shows_its_progress_by_the_button_and_then_the_faces(
+    default_with_card: Path, fer2013_mini: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The "Evaluate on PrivateTest to see the images" button sits low on the page: its progress
+    bar must appear there, not at the top after a rerun of the whole page."""
+    import streamlit as st
+
+    def marked(*args: Any, **kwargs: Any):
+        st.caption("MARK: evaluating here")  # drawn where the progress bar is
+        return predict_dataset(*args, **kwargs)
+
+    monkeypatch.setattr("training.analysis.predict_dataset", marked)
+    at = open_page()
+    at.text_input(key="fer2013_dir").input(str(fer2013_mini)).run()
+
+    at.button(key="evaluate_images").click().run()
+
+    assert not at.exception and not errors(at)
+    order = [value for element in flat(at.main) if isinstance(value := getattr(element, "value", None), str)]
+    mark = order.index("MARK: evaluating here")
+    assert mark > order.index("The faces behind a cell"), "the progress was drawn above, out of sight"
+    assert at.get("image"), "the faces show right after the evaluation"
+    assert "evaluate_images" not in [button.key for button in at.button]
+
+
 def evaluate_folder(folder: Path) -> AppTest:
     """A fresh session of the page that evaluates the shipped model on ``folder``."""
     at = open_page()
@@ -355,6 +387,21 @@ def test_comparison_shows_both_matrices_and_the_per_class_change(
     assert table.set_index("class").loc["fear", "Δ recall"] == pytest.approx(1 - 2 / 4)
     accuracy_b = [metric for metric in at.metric if metric.label == "Accuracy"][-1]
     assert accuracy_b.value == f"{21 / 28:.1%}" and accuracy_b.delta == f"{2 / 28 * 100:+.1f} pts"
+    # A's figures stand beside B's in the comparison (not only at the top of the page).
+    top, accuracy_a, _ = [metric for metric in at.metric if metric.label == "Accuracy"]
+    assert accuracy_a.value == top.value == f"{19 / 28:.1%}" and not accuracy_a.delta
+    # The change table is coloured: green where B does better, nothing where nothing changed.
+    styles = at.dataframe[-1].proto.arrow_data.styler.styles
+    assert "rgba(34, 197, 94" in styles and "rgba(239, 68, 68" not in styles
+    coloured = {(int(row), int(col)) for row, col in re.findall(r"_row(\d+)_col(\d+)", styles)}
+    changed = {
+        (row, col)
+        for col, name in enumerate(table.columns)
+        if name.startswith("Δ")
+        for row in range(len(table))
+        if abs(table[name].iloc[row]) >= 5e-4
+    }
+    assert coloured == changed and changed
 
     # The run as the main model: its training curves from history.csv.
     at.selectbox(key="model").set_value(run_label).run()
