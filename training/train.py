@@ -228,7 +228,8 @@ def resume(
     """Continue the run in ``run_dir`` from ``last.keras`` up to ``epochs`` (default: its own).
 
     The optimizer state, learning rate and history carry over, so the result matches an
-    uninterrupted run except for the random augmentation. Raises ResumeError when the folder
+    uninterrupted run except for the random augmentation. A cosine schedule is rebuilt for
+    ``epochs``, so a run can be shortened or extended and still anneal to zero at its end. Raises ResumeError when the folder
     holds no resumable run or has already run ``epochs`` epochs, and TrainingStopped when ``stop``
     was set while the data was loading (nothing is written then).
     """
@@ -252,6 +253,10 @@ def resume(
             raise ResumeError(
                 f"{run_dir} has already run {done} of {config.epochs} epochs; pass a larger --epochs"
             )
+        if config.schedule == "cosine":
+            # The cosine runs over the run's epochs: resuming for more or fewer stretches or
+            # squeezes what is left of it, from the current step, instead of ending mid-curve.
+            model.optimizer.learning_rate = learning_rate_for(config, steps_per_epoch(config, train_set))
         keras.utils.set_random_seed(config.seed + done)
         write_config(config)
         print(f"resuming {run_dir} after epoch {done} of {config.epochs}")
