@@ -94,6 +94,8 @@ STATE_WORDS = {
 }
 NEW_NAME = "train_new_name"
 PICK_KEY = "runs_pick"
+#: The run name this page last suggested, told apart from one the user typed.
+SUGGESTED = "train_suggested_name"
 #: The (job id, alive) the run picker last followed: it follows each change once, then the user.
 PICKED_FOR = "runs_picked_for"
 #: Errors that mean "this cannot start as asked"; anything else is a bug and shows as one.
@@ -139,6 +141,16 @@ def dataset_source_ui(runs_dir: Path) -> Callable[[], Path] | None:
 def suggested_run_name() -> str:
     """A fresh default name (architecture and time), so pressing Start twice never collides."""
     return f"{st.session_state.get('train_arch', 'classic')}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def suggest_run_name() -> None:
+    """Put a fresh suggested name in the form: at first, after a start, and when the architecture
+    changed under a suggestion the user kept (a recipe's ``resnet`` run must not say ``classic``)."""
+    name, suggested = st.session_state.get("train_run_name"), st.session_state.get(SUGGESTED)
+    arch = st.session_state.get(FIELD_KEYS["arch"], "classic")
+    stale = name is not None and name == suggested and not name.startswith(f"{arch}-")
+    if st.session_state.pop(NEW_NAME, False) or name is None or stale:
+        st.session_state.train_run_name = st.session_state[SUGGESTED] = suggested_run_name()
 
 
 def preset_fields(name: str) -> dict[str, Any]:
@@ -289,8 +301,7 @@ def new_training_ui(runs_dir: Path) -> None:
     model_fields_ui()
     advanced_fields_ui()
     limit, seed = quick_trial_ui()
-    if st.session_state.pop(NEW_NAME, False) or "train_run_name" not in st.session_state:
-        st.session_state.train_run_name = suggested_run_name()
+    suggest_run_name()
     run_name = st.text_input("Run name", key="train_run_name", help="The run's folder in the runs folder.")
     if not st.button("▶ Start training", type="primary", key="train_start"):
         return

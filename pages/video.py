@@ -44,6 +44,17 @@ MIN_TIMELINE_S = 1.0
 MAX_TIMELINES = 4
 #: Points per timeline; longer videos are thinned so the chart stays quick in the browser.
 TIMELINE_POINTS = 800
+#: Processing speed to expect at 640×360 on 2 CPU cores, frames/s: ~55 on an idle machine (the
+#: README's 8–9 s for the 472-frame clip), 12–15 measured while a training ran on the same cores.
+EXPECTED_FPS = (12, 55)
+#: What the user can change, by its name in the sidebar, for the hint that a result is outdated.
+SETTING_NAMES = {
+    "step": "Frame step",
+    "smoothing": "Smoothing",
+    "min_face": "Smallest face",
+    "overlay": "Overlay",
+    "model": "Model",
+}
 COLOURS = {
     "angry": "#dc2626",
     "disgust": "#65a30d",
@@ -68,6 +79,7 @@ class Processed:
     result: VideoResult
     mp4: bytes
     csv: bytes
+    made_with: dict[str, object]
 
 
 def video_settings_ui() -> tuple[int, LiveSettings]:
@@ -96,7 +108,31 @@ def video_settings_ui() -> tuple[int, LiveSettings]:
     return int(step), settings
 
 
-def run(upload: UploadedFile, pipeline: Pipeline, step: int, settings: LiveSettings) -> Processed:
+def settings_used(step: int, settings: LiveSettings, model: str) -> dict[str, object]:
+    """The settings a result depends on, by their name in the sidebar, to compare with later ones."""
+    return {
+        "step": step,
+        "smoothing": settings.smoothing,
+        "min_face": settings.min_face,
+        "overlay": settings.overlay,
+        "model": model,
+    }
+
+
+def changed_settings(before: dict[str, object], now: dict[str, object]) -> list[str]:
+    """Names of the settings that differ between two :func:`settings_used`."""
+    return [SETTING_NAMES[key] for key in SETTING_NAMES if before.get(key) != now.get(key)]
+
+
+def expected_time(frames: int) -> str:
+    """How long processing ``frames`` should take at :data:`EXPECTED_FPS`, as a user reads it."""
+    fastest, slowest = (math.ceil(frames / fps) for fps in reversed(EXPECTED_FPS))
+    return f"about {fastest}–{slowest} s"
+
+
+def run(
+    upload: UploadedFile, pipeline: Pipeline, step: int, settings: LiveSettings, made_with: dict[str, object]
+) -> Processed:
     """Process the upload with a progress bar; the bar's updates are where a rerun stops it."""
     bar = st.progress(0.0, text="Starting…")
     shown = {"percent": -1}
@@ -116,7 +152,7 @@ def run(upload: UploadedFile, pipeline: Pipeline, step: int, settings: LiveSetti
     bar.empty()
     table = io.StringIO()
     result.write_csv(table)
-    return Processed(upload.file_id, upload.name, result, mp4, table.getvalue().encode())
+    return Processed(upload.file_id, upload.name, result, mp4, table.getvalue().encode(), made_with)
 
 
 def share_chart(share: dict[str, float]) -> alt.Chart:
@@ -198,7 +234,7 @@ def show_summary(processed: Processed) -> None:
         "Processing", f"{result.fps:.0f} frames/s", help=f"{result.elapsed_s:.1f} s for the whole video"
     )
     st.markdown("**Share of time per emotion** (the largest face)")
-    st.altair_chart(share_chart(summary.share), use_container_width=True)
+    st.altair_chart(share_chart(summary.share), width="stretch")
     if summary.changes:
         st.markdown("**Moments of change**")
         st.dataframe(
@@ -230,7 +266,7 @@ def show_timelines(processed: Processed) -> None:
             f"{EMOJI[track.dominant]} {track.dominant}"
         )
         chart = timeline_chart(rows[rows["face"] == track.face], duration_s)
-        st.altair_chart(chart, use_container_width=True)
+        st.altair_chart(chart, width="stretch")
     if len(tracks) > MAX_TIMELINES:
         st.caption(f"{len(tracks) - MAX_TIMELINES} more faces are in the CSV.")
 
@@ -245,10 +281,20 @@ def show_result(processed: Processed) -> None:
         st.video(processed.mp4, format="video/mp4")
         mp4_col, csv_col = st.columns(2)
         mp4_col.download_button(
-            "⬇️ Emojified video (MP4)", processed.mp4, f"{stem}_emojify.mp4", "video/mp4", key="video_mp4"
+            "Emojified video (MP4)",
+            processed.mp4,
+            f"{stem}_emojify.mp4",
+            "video/mp4",
+            key="video_mp4",
+            icon=":material/download:",
         )
         csv_col.download_button(
-            "⬇️ Per-frame results (CSV)", processed.csv, f"{stem}_emotions.csv", "text/csv", key="video_csv"
+            "Per-frame results (CSV)",
+            processed.csv,
+            f"{stem}_emotions.csv",
+            "text/csv",
+            key="video_csv",
+            icon=":material/download:",
         )
         st.caption(
             f"{len(result.frames):,} frames processed (every {result.step}), "
@@ -291,23 +337,31 @@ except VideoError as err:
 to_process = math.ceil(info.frames / step)
 st.caption(
     f"{info.width}×{info.height}, {float(info.fps):.1f} fps, {info.duration_s:.1f} s: "
-    f"{to_process:,} frames to process at frame step {step}."
+    f"{to_process:,} frames to process at frame step {step}, {expected_time(to_process)} "
+    f"({EXPECTED_FPS[0]}–{EXPECTED_FPS[1]} frames/s at 640×360 on 2 CPU cores, slower when the server "
+    "is busy or the video larger; the progress bar shows the real speed)."
 )
 if to_process > MANY_FRAMES:
     st.info(
         f"That is a long video: a **Frame step** of {math.ceil(to_process / MANY_FRAMES)} or more is quicker."
     )
+made_with = settings_used(step, settings, str(model_path))
 start_col, cancel_col, _ = st.columns([1, 1, 4])
-if start_col.button("▶️ Start", type="primary", key="video_start"):
+if start_col.button("Start", type="primary", key="video_start", icon=":material/play_arrow:"):
     cancel_slot = cancel_col.empty()
-    cancel_slot.button("⏹️ Cancel", key="video_cancel")  # its click reruns the page, stopping the run
+    cancel_slot.button("Cancel", key="video_cancel", icon=":material/stop:")  # a click reruns: stops the run
     st.session_state[RUNNING] = True
     try:
-        st.session_state[RESULT] = run(upload, pipeline, step, settings)
+        st.session_state[RESULT] = run(upload, pipeline, step, settings, made_with)
     except VideoError as err:
         st.error(f"**{upload.name}**: {err}.")
     st.session_state.pop(RUNNING, None)
     cancel_slot.empty()
 processed: Processed | None = st.session_state.get(RESULT)
 if processed is not None and processed.file_id == upload.file_id:
+    if changed := changed_settings(processed.made_with, made_with):
+        st.info(
+            f"**{', '.join(changed)}** changed since this result was made: press **Start** to apply "
+            "the new settings. The result below is still the earlier one."
+        )
     show_result(processed)

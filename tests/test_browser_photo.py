@@ -21,8 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_cli import group_photo
 
 from app.emotions import CLASS_NAMES
+from app.images import PHOTO_FORMATS, encode_image, read_image
 
 import browser
 
@@ -59,11 +61,9 @@ def photo_page(page: Page, app_url: str) -> Page:
     return page
 
 
-@pytest.fixture(scope="module")
-def cli_result(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """What ``python -m app SMILING --json`` reports, with the model the server uses."""
-    out_dir = tmp_path_factory.mktemp("cli_out")
-    command = [sys.executable, "-m", "app", str(SMILING), "--json", "--out", str(out_dir)]
+def run_cli(photo: Path, out_dir: Path) -> dict:
+    """What ``python -m app PHOTO --json`` reports, with the model the server uses."""
+    command = [sys.executable, "-m", "app", str(photo), "--json", "--out", str(out_dir)]
     result = subprocess.run(
         command,
         cwd=browser.REPO_ROOT,
@@ -74,6 +74,12 @@ def cli_result(tmp_path_factory: pytest.TempPathFactory) -> dict:
     )
     assert result.returncode == 0, f"CLI failed:\n{result.stdout}\n{result.stderr}"
     return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def cli_result(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """What ``python -m app SMILING --json`` reports."""
+    return run_cli(SMILING, tmp_path_factory.mktemp("cli_out"))
 
 
 def face_card_title(page: Page, index: int) -> Locator:
@@ -133,6 +139,38 @@ def test_photo_without_a_face_explains_what_to_try(photo_page: Page):
     expect(tips).to_contain_text("No face found", timeout=RESULT_TIMEOUT_MS)
     expect(tips).to_contain_text("Smallest face")  # what to try, not just the headline
     expect(face_card_title(photo_page, 1)).to_have_count(0)
+    browser.wait_until_idle(photo_page)
+    expect(photo_page.get_by_role("button", name="Download")).to_have_count(0)  # nothing was drawn
+
+
+def test_faces_are_numbered_left_to_right_on_the_photo_and_the_cards(photo_page: Page, tmp_path: Path):
+    """Three faces growing left to right: the largest, on the right, is Face 3, not Face 1."""
+    photo = group_photo(tmp_path / "group.png")
+    left_to_right = sorted(run_cli(photo, tmp_path / "out")["faces"], key=lambda face: face["box"][0])
+    browser.upload(photo_page, photo)
+
+    expect(face_card_title(photo_page, 3)).to_be_visible(timeout=RESULT_TIMEOUT_MS)
+    # The title's paragraph: "Face 1: happy" and, on the next line, "93% confident".
+    paragraphs = [face_card_title(photo_page, i).locator("xpath=..") for i in (1, 2, 3)]
+    cards = [" ".join(paragraph.inner_text().split()) for paragraph in paragraphs]
+    expected = [
+        f"Face {i}: {face['emotion']} {face['confidence']:.0%} confident"
+        for i, face in enumerate(left_to_right, start=1)
+    ]
+    assert cards == expected
+
+
+def test_a_portrait_photo_has_its_download_in_view(photo_page: Page, tmp_path: Path):
+    """A tall photo fills more than the window: its Download button must not be below the fold."""
+    square = read_image(SMILING)
+    tall = tmp_path / "portrait.png"
+    tall.write_bytes(encode_image(np.concatenate([square, square[: square.shape[0] // 2]]), "png"))
+    browser.upload(photo_page, tall)
+
+    button = photo_page.get_by_role("button", name="Download the emojified photo")
+    expect(button).to_be_visible(timeout=RESULT_TIMEOUT_MS)
+    browser.wait_until_idle(photo_page)
+    expect(button).to_be_in_viewport()
 
 
 def test_text_file_named_png_is_refused_politely(photo_page: Page, tmp_path: Path):
@@ -147,6 +185,8 @@ def test_text_file_named_png_is_refused_politely(photo_page: Page, tmp_path: Pat
     expect(photo_page.locator("body")).not_to_contain_text("Traceback")
     expect(error).to_contain_text("not an image")
     expect(error).to_contain_text("not_a_photo.png")
+    for name in PHOTO_FORMATS:  # every format the uploader takes, GIF and TIFF too
+        expect(error).to_contain_text(name)
 
 
 def _sidebar_link(page: Page) -> Locator:

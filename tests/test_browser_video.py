@@ -9,6 +9,7 @@ step of 4 (118 frames) to keep the test short.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,6 +58,7 @@ def upload_at_step(page: Page, step: int) -> None:
 def test_the_clip_gets_a_timeline_a_player_and_downloads(video_page: Page, tmp_path: Path):
     page = video_page
     upload_at_step(page, STEP)
+    expect(page.get_by_text(re.compile(r"frames to process .* about \d+–\d+ s"))).to_be_visible()
     page.get_by_role("button", name="Start").click()
 
     expect(page.get_by_role("heading", name="Timeline")).to_be_visible(timeout=RESULT_TIMEOUT_MS)
@@ -87,6 +89,13 @@ def test_the_clip_gets_a_timeline_a_player_and_downloads(video_page: Page, tmp_p
     saved = tmp_path / download.suggested_filename
     download.save_as(saved)
     assert saved.read_text().splitlines()[0].split(",") == CSV_COLUMNS
+
+    # A setting changed after the result: the page says the result is the earlier one.
+    hint = page.get_by_test_id("stAlertContentInfo").filter(has_text="press Start")
+    expect(hint).to_have_count(0)
+    page.get_by_role("switch", name="Emotion labels").uncheck(force=True)
+    expect(hint).to_contain_text("Overlay", timeout=PAGE_TIMEOUT_MS)
+    expect(page.get_by_role("heading", name="Timeline")).to_be_visible()  # still shown, marked as earlier
 
 
 def test_cancel_stops_processing_and_says_so(video_page: Page):

@@ -243,6 +243,7 @@ def test_each_preset_fills_the_form_and_the_user_can_still_change_it(
     at = open_page()
     preset = at.radio(key="train_preset")
     assert preset.value == "cpu"
+    assert at.text_input(key="train_run_name").value.startswith("resnet-")
     assert preset.options == ["Best on a CPU", "Best on a GPU", "Tutorial CNN"]
     for name in ("gpu", "classic", "cpu"):
         at.radio(key="train_preset").set_value(name).run()
@@ -254,6 +255,7 @@ def test_each_preset_fills_the_form_and_the_user_can_still_change_it(
         assert at.number_input(key="train_weight_decay").value == pytest.approx(wanted.weight_decay)
         assert at.slider(key="train_erasing").value == pytest.approx(wanted.random_erasing)
         assert at.toggle(key="train_mixed_precision").value == wanted.mixed_precision
+        assert at.text_input(key="train_run_name").value.startswith(f"{wanted.arch}-")  # a kept suggestion
 
     at.number_input(key="train_epochs").set_value(7)
     at.number_input(key="train_warmup").set_value(1)

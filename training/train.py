@@ -229,9 +229,10 @@ def resume(
 
     The optimizer state, learning rate and history carry over, so the result matches an
     uninterrupted run except for the random augmentation. A cosine schedule is rebuilt for
-    ``epochs``, so a run can be shortened or extended and still anneal to zero at its end. Raises ResumeError when the folder
-    holds no resumable run or has already run ``epochs`` epochs, and TrainingStopped when ``stop``
-    was set while the data was loading (nothing is written then).
+    ``epochs``, so a run can be shortened or extended and still anneal to zero at its end.
+    Raises ResumeError when the folder holds no resumable run or has already run ``epochs``
+    epochs, and TrainingStopped when ``stop`` was set while the data was loading (nothing is
+    written then).
     """
     config = read_config(run_dir)
     if epochs is not None:
