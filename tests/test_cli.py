@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +99,18 @@ def test_help_and_default_output_folder(tmp_path):
     assert done.returncode == 0, done.stderr
     output = Path(json.loads(done.stdout)["output"])
     assert output == Path("emojified") / "astronaut_emojify.png" and (tmp_path / output).is_file()
+
+
+def test_clis_keep_tensorflows_start_up_lines_off_the_console(tmp_path: Path) -> None:
+    """Without a log level set by the caller, no TensorFlow/absl start-up line reaches stderr."""
+    env = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
+    commands = [
+        ["app", str(FIXTURES / "astronaut.png"), "--json", "--out", str(tmp_path)],
+        ["training.train", "--help"],  # imports Keras at once, before anything of app/
+    ]
+    for command in commands:
+        result = subprocess.run(
+            [sys.executable, "-m", *command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+        )
+        noise = [line for line in result.stderr.splitlines() if "absl" in line or "cpu_feature_guard" in line]
+        assert not noise, f"python -m {command[0]} printed TensorFlow's start-up lines: {noise}"

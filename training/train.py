@@ -110,7 +110,8 @@ class StopWhenAsked(keras.callbacks.Callback):
         if self.event.is_set():
             raise TrainingStopped
 
-    on_epoch_begin = on_train_batch_end
+    # Validation batches too: a Stop pressed during validation must not wait for all of it.
+    on_test_batch_end = on_epoch_begin = on_train_batch_end
 
 
 class Checkpointer(keras.callbacks.Callback):
