@@ -13,8 +13,9 @@ import pytest
 
 from app.detection import DetectorSettings, FaceDetector
 from app.images import read_image, to_gray
-from bad_inputs import FIXTURES
 from training.data import load_split
+
+from bad_inputs import FIXTURES
 
 WITHOUT_RETRY = DetectorSettings(close_ups=False)
 
