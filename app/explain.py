@@ -17,7 +17,10 @@ What a model must expose (every model built by :mod:`model.architectures` does):
 - at least one 2D convolution layer at its top level (``Conv2D``, ``SeparableConv2D`` or
   ``DepthwiseConv2D``; a whole backbone nested as one layer is opaque), or a ``layer_name``;
 - nothing after that layer that reads an earlier tensor (no skip connection around it), because
-  the model is split there into a *head* (input → feature maps) and a *tail* (maps → softmax).
+  the model is split there into a *head* (input → feature maps) and a *tail* (maps → softmax);
+  in a residual net that is the last block's output rather than its last convolution
+  (:func:`feature_layers`). A model that wraps whole models (test-time augmentation or an
+  ensemble, :mod:`training.export`) is explained through its first member.
 
 Each cell of the feature map is drawn at the centre of its receptive field, found by walking the
 layers up to the chosen one (:func:`feature_grid`). Stretching the map over the crop instead is
@@ -56,16 +59,32 @@ class ExplainError(ValueError):
     """A model Grad-CAM can't take apart; the message says what it lacks."""
 
 
-def last_conv_layer(model: Any) -> Any:
-    """The last top-level 2D convolution layer of ``model`` (its output is the finest map
-    that still knows *where*; later layers pool or flatten the places away)."""
+def feature_layers(model: Any) -> list[Any]:
+    """Where Grad-CAM may cut ``model``, best first: its last top-level 2D convolution (the finest
+    map that still knows *where*), then the last top-level layer with a spatial output.
+
+    In a residual net the last convolution has a skip connection around it, so the model can't be
+    cut there; the block's output (after the addition) can be, one layer later.
+    """
     convs = [layer for layer in model.layers if type(layer).__name__ in CONV_LAYER_TYPES]
     if not convs:
         raise ExplainError(
             "the model has no 2D convolution layer at its top level; Grad-CAM needs one "
             "(or name one with layer_name)"
         )
-    return convs[-1]
+    spatial = [layer for layer in model.layers if len(layer.output.shape) == 4 and layer.output.shape[1] > 1]
+    return [convs[-1], *spatial[-1:]]
+
+
+def explained_member(model: Any) -> Any:
+    """The model whose layers Grad-CAM reads: ``model`` itself, or for a model that wraps whole
+    models (a test-time-augmentation average or an ensemble, see training.export) its first member,
+    seen on the unflipped input: one member's reasons stand for the average's.
+    """
+    if any(type(layer).__name__ in CONV_LAYER_TYPES for layer in model.layers):
+        return model
+    members = [layer for layer in model.layers if hasattr(layer, "layers") and hasattr(layer, "inputs")]
+    return members[0] if members else model
 
 
 @dataclass(frozen=True)
@@ -134,20 +153,27 @@ class GradCam:
     def __init__(self, model: Any, layer_name: str | None = None) -> None:
         import keras
 
-        layer = model.get_layer(layer_name) if layer_name else last_conv_layer(model)
-        if len(layer.output.shape) != 4:
-            raise ExplainError(
-                f"{layer.name!r} outputs {layer.output.shape}, not (N, height, width, channels)"
-            )
-        self.layer_name = layer.name
-        self.grid = feature_grid(model, layer)
-        try:
-            self._head = keras.Model(model.inputs[0], layer.output)
-            self._tail = keras.Model(layer.output, model.outputs[0])
-        except Exception as err:  # Keras raises several types for a graph it can't cut
-            raise ExplainError(
-                f"the model can't be split at {layer.name!r} (a skip connection around it?): {err}"
-            ) from err
+        model = explained_member(model)
+        candidates = [model.get_layer(layer_name)] if layer_name else feature_layers(model)
+        problems = []
+        for layer in candidates:
+            if len(layer.output.shape) != 4:
+                problems.append(
+                    f"{layer.name!r} outputs {layer.output.shape}, not (N, height, width, channels)"
+                )
+                continue
+            try:
+                self._head = keras.Model(model.inputs[0], layer.output)
+                self._tail = keras.Model(layer.output, model.outputs[0])
+            except Exception as err:  # Keras raises several types for a graph it can't cut
+                problems.append(
+                    f"the model can't be split at {layer.name!r} (a skip connection around it?): {err}"
+                )
+                continue
+            self.layer_name = layer.name
+            self.grid = feature_grid(model, layer)
+            return
+        raise ExplainError("; ".join(problems))
 
     def __call__(self, crops: np.ndarray, classes: Sequence[int]) -> np.ndarray:
         crops = np.asarray(crops, dtype=np.float32)

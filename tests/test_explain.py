@@ -127,13 +127,25 @@ def test_a_model_without_convolutions_is_refused_with_a_reason():
         GradCam(_contract_model(lambda x: keras.layers.Flatten()(x)))
 
 
-def test_a_skip_connection_around_the_last_convolution_is_refused_with_a_reason():
+def test_a_residual_net_is_cut_after_its_last_addition_instead_of_inside_the_block():
+    from model.architectures import build_model
+
+    model = build_model("resnet")  # the last convolution has the block's skip connection around it
+    cam = GradCam(model)
+
+    assert type(model.get_layer(cam.layer_name)).__name__ == "Activation"  # the block's output
+    heat = cam(np.random.default_rng(0).uniform(0, 255, (2, *INPUT_SHAPE)), [3, 4])
+    assert heat.shape == (2, IMAGE_SIZE, IMAGE_SIZE) and np.isfinite(heat).all()
+
+
+def test_a_model_that_cannot_be_cut_anywhere_is_refused_with_a_reason():
     from keras import layers
 
-    def residual(x):
+    def two_paths(x):
         first = layers.Conv2D(4, 3, padding="same")(x)
         second = layers.Conv2D(4, 3, padding="same")(first)
-        return layers.GlobalAveragePooling2D()(layers.Add()([first, second]))
+        pooled = [layers.GlobalAveragePooling2D()(maps) for maps in (first, second)]
+        return layers.Concatenate()(pooled)
 
     with pytest.raises(ExplainError, match="can't be split"):
-        GradCam(_contract_model(residual))
+        GradCam(_contract_model(two_paths))

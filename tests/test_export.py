@@ -1,0 +1,99 @@
+"""``python -m training.export``: mirror averaging and ensembles inside one contract-keeping file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from app.classifier import EmotionClassifier
+from app.emotions import INPUT_SHAPE, NUM_CLASSES, REPO_ROOT
+from app.explain import GradCam
+from app.model_card import read_card, write_card
+from model.architectures import build_model
+from training.export import averaged_model
+
+LOAD_AND_PREDICT = """
+import sys, keras, numpy as np
+model = keras.saving.load_model(sys.argv[1])
+print(np.asarray(model.predict(np.load(sys.argv[2]), verbose=0)).tolist())
+"""
+
+
+def faces(n: int) -> np.ndarray:
+    return np.random.default_rng(1).uniform(0, 255, size=(n, *INPUT_SHAPE)).astype(np.float32)
+
+
+def trained_looking(name: str, seed: int) -> keras.Model:
+    """An untrained model with random (not symmetric) weights: mirroring must change its answers."""
+    keras.utils.set_random_seed(seed)
+    return build_model(name)
+
+
+def test_the_mirror_average_is_exactly_the_mean_over_face_and_mirror_image() -> None:
+    member = trained_looking("resnet", 3)
+    x = faces(5)
+
+    averaged = averaged_model([member])
+
+    expected = (member.predict(x, verbose=0) + member.predict(x[:, :, ::-1], verbose=0)) / 2
+    np.testing.assert_allclose(averaged.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(member.predict(x, verbose=0), expected, atol=1e-4)  # the mirror did count
+
+
+def test_cli_writes_an_ensemble_that_loads_without_the_project(tmp_path: Path) -> None:
+    paths = []
+    for index, name in enumerate(("resnet", "classic")):
+        path = tmp_path / f"{name}.keras"
+        trained_looking(name, index).save(path)
+        write_card(path, {"architecture": name, "training": {"epochs_run": index + 1}})
+        paths.append(path)
+    out = tmp_path / "export" / "emotion_cnn.keras"
+
+    done = subprocess.run(
+        [sys.executable, "-m", "training.export", *map(str, paths), "--out", str(out)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert done.returncode == 0, done.stderr
+    classifier = EmotionClassifier.load(out)
+    np.save(tmp_path / "x.npy", faces(3))
+    loaded = subprocess.run(
+        [sys.executable, "-I", "-c", LOAD_AND_PREDICT, str(out), str(tmp_path / "x.npy")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    outside = np.array(json.loads(loaded.stdout))
+    np.testing.assert_allclose(outside, classifier(faces(3)), rtol=1e-4, atol=1e-6)
+    assert outside.shape == (3, NUM_CLASSES)
+    card = read_card(out)
+    assert card["architecture"] == "ensemble" and card["export"]["mirror_average"] is True
+    assert [member["architecture"] for member in card["export"]["members"]] == ["resnet", "classic"]
+    assert card["training"] == {"epochs_run": 1}  # the first member's, for the pages
+    assert GradCam(classifier.model)(faces(1), [3]).shape == (1, 48, 48)  # explained via member 1
+
+
+def test_a_broken_member_is_refused_with_a_message(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(b"not a model")
+
+    done = subprocess.run(
+        [sys.executable, "-m", "training.export", str(broken), "--out", str(tmp_path / "out.keras")],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert done.returncode == 2 and "not a readable Keras model" in done.stderr
+    assert not (tmp_path / "out.keras").exists()
