@@ -20,6 +20,8 @@ import streamlit as st  # noqa: E402  (after the path fix above, on purpose)
 # Loading streamlit-webrtc first, whatever page a session opens, makes the order safe.
 import streamlit_webrtc  # noqa: E402, F401
 
+from pages.shared import warm_up  # noqa: E402
+
 # The tab icon is the shipped happy emoji picture, and the menu icons are Material Symbols (a
 # font Streamlit ships): emoji characters turn into empty boxes where no emoji font is installed.
 st.set_page_config(page_title="Emojify", page_icon=str(ROOT / "emojis" / "happy.png"), layout="wide")
@@ -37,4 +39,9 @@ navigation = st.navigation(
         st.Page(PAGES / "analysis.py", title="Analysis", icon=":material/analytics:", url_path="analysis"),
     ]
 )
-navigation.run()
+try:
+    navigation.run()
+finally:
+    # Once the first page a visitor opens is drawn, TensorFlow and the active model load in the
+    # background (app.model_loading): started earlier, the import slows the drawing itself down.
+    warm_up()

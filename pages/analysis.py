@@ -562,7 +562,7 @@ def coloured_changes(frame: pd.DataFrame) -> Styler:
 
 # --- the page ------------------------------------------------------------------------------------
 
-st.title("📊 Analysis")
+st.title("Analysis")
 st.caption(
     "How good a model is per emotion, which emotions it confuses, the faces behind each mistake, "
     "and what a new training changed. Rows of the matrix are the true class, columns the prediction."

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from app.emotions import CLASS_NAMES, EMOJI
+from app.emotions import CLASS_NAMES
 from app.model_card import ModelCardError, read_card
 from app.runs import active_model_path
+from pages.shared import emoji_image
 
-st.title("😄 Emojify")
+st.title("Emojify")
 st.markdown(
     "Emojify reads the facial expression of every face in a photo or a webcam stream and shows "
     "the matching emoji. Behind it: OpenCV's Haar face detector and a Keras convolutional network "
@@ -18,11 +19,11 @@ st.markdown(
 )
 PAGES = Path(__file__).parent
 for page, label, icon, what in (
-    ("photo.py", "Try it on a photo", "📷", "upload one or take one with your camera"),
-    ("live.py", "Live webcam", "🎥", "emojis over your face in real time"),
-    ("video.py", "Video", "🎞️", "an emotion timeline and an emojified copy of a video"),
-    ("training.py", "Training", "🏋️", "train your own model and watch it learn"),
-    ("analysis.py", "Analysis", "📊", "per-emotion scores, the confusion matrix and the mistakes"),
+    ("photo.py", "Try it on a photo", ":material/photo_camera:", "upload one or take one with your camera"),
+    ("live.py", "Live webcam", ":material/videocam:", "emojis over your face in real time"),
+    ("video.py", "Video", ":material/movie:", "an emotion timeline and an emojified copy of a video"),
+    ("training.py", "Training", ":material/model_training:", "train your own model and watch it learn"),
+    ("analysis.py", "Analysis", ":material/analytics:", "per-emotion scores, confusion matrix, mistakes"),
 ):
     link, description = st.columns([1, 3], vertical_alignment="center")
     with link:
@@ -31,10 +32,9 @@ for page, label, icon, what in (
 
 st.subheader("Seven emotions")
 for column, name in zip(st.columns(len(CLASS_NAMES)), CLASS_NAMES, strict=True):
-    column.markdown(
-        f"<div style='text-align:center'><span style='font-size:2.6rem'>{EMOJI[name]}</span><br>{name}</div>",
-        unsafe_allow_html=True,
-    )
+    with column:  # the pictures the overlay draws: emoji fonts differ, and some systems have none
+        emoji_image(name, width=56)
+        st.caption(name)
 
 st.subheader("How it works")
 st.markdown(

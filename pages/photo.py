@@ -109,7 +109,7 @@ def show_result(
             face_card(index, face, crop[:, :, 0], explainer)
 
 
-st.title("📷 Photo")
+st.title("Photo")
 st.caption(
     "Upload a photo or take one: Emojify puts an emoji over every face it finds. "
     "Your photo is processed in memory and never stored."
@@ -117,8 +117,9 @@ st.caption(
 settings = detector_settings_ui()
 options = overlay_options_ui()
 model_path = model_picker_ui(key="photo_model")
-pipeline = load_pipeline(model_path)
 photo = photo_input_ui()
+# After the uploader: it is on screen while the model may still be loading (first visit).
+pipeline = load_pipeline(model_path)
 if pipeline is not None and photo is not None:
     name, data = photo
     model_key = model_version(model_path)

@@ -7,6 +7,7 @@ detector keeps one cascade per thread and the classifier is read-only after load
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import os
 from pathlib import Path
@@ -19,6 +20,7 @@ from app.access import Access, AccessError
 from app.classifier import EmotionClassifier, ModelError
 from app.detection import DetectorSettings, FaceDetector
 from app.emotions import DEFAULT_MODEL_PATH, REPO_ROOT, emoji_png
+from app.model_loading import is_ready, load_in_background, loaded
 from app.pipeline import OverlayOptions, Pipeline
 from app.runs import active_model_path, list_runs
 
@@ -28,14 +30,22 @@ def face_detector() -> FaceDetector:
     return FaceDetector()
 
 
-@st.cache_resource(show_spinner="Loading the emotion model…", max_entries=4)
 def cached_classifier(path: str, modified_ns: int) -> EmotionClassifier:
-    """One classifier per model file version for every page and session (read-only once loaded).
+    """The classifier of ``path`` for every page and session, loaded once (see app.model_loading).
 
-    ``path`` is resolved and ``modified_ns`` its mtime, so a retrained file reloads and two pages
-    naming the same file share one model in memory.
+    If it is still loading (the first visit after the server started), say so while waiting.
+    ``modified_ns`` is the caller's version of the file; the loader checks the file itself.
     """
-    return EmotionClassifier.load(path)
+    if not is_ready(path):
+        with st.spinner("Loading the emotion model (once after the server starts, about 10 s)…"):
+            return loaded(path)
+    return loaded(path)
+
+
+def warm_up() -> None:
+    """Start loading the active model now, so it is ready by the time a page needs it."""
+    with contextlib.suppress(OSError):  # a missing model file is reported by the page that needs it
+        load_in_background(active_model_path())
 
 
 def model_version(model_path: Path | None = None) -> str:

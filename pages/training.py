@@ -303,7 +303,7 @@ def new_training_ui(runs_dir: Path) -> None:
     limit, seed = quick_trial_ui()
     suggest_run_name()
     run_name = st.text_input("Run name", key="train_run_name", help="The run's folder in the runs folder.")
-    if not st.button("▶ Start training", type="primary", key="train_start"):
+    if not st.button("Start training", type="primary", key="train_start", icon=":material/play_arrow:"):
         return
     if data is None:
         st.error("Choose a dataset first.")
@@ -568,7 +568,7 @@ def runs_ui(runs_dir: Path) -> None:
 
 # --- the page ---------------------------------------------------------------------------------------
 
-st.title("🏋️ Training")
+st.title("Training")
 st.caption(
     "Train an emotion model on FER2013 and watch it learn. The training runs on the server: leave "
     "or reload this page and it goes on. One training at a time."

@@ -305,20 +305,21 @@ def show_result(processed: Processed) -> None:
     show_timelines(processed)
 
 
-st.title("🎞️ Video")
+st.title("Video")
 st.caption(
     "Upload a video: Emojify follows every face, charts its emotions over time and puts an emoji over it. "
     "The video is processed in memory and not stored."
 )
 step, settings = video_settings_ui()
 model_path = model_picker_ui(key="video_model")
-pipeline = load_pipeline(model_path)
 upload = st.file_uploader(
     "Video with one or more faces",
     type=UPLOAD_TYPES,
     key="video_upload",
     help="MP4, MOV, WebM, MKV or AVI. Phone videos are turned upright.",
 )
+# After the uploader: it is on screen while the model may still be loading (first visit).
+pipeline = load_pipeline(model_path)
 if st.session_state.pop(RUNNING, False):
     st.warning(
         "Processing stopped before the end (Cancel, or a setting changed). Press **Start** to run it again."

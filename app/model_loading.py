@@ -1,0 +1,62 @@
+"""Load emotion models once per process, in the background, so pages never wait blank for them.
+
+Importing TensorFlow and loading a model takes ~10 s on a small server. A page that did it before
+drawing anything stayed white that long at a cold start, and the Photo page's uploader appeared
+after half a minute. Here the first page a visitor opens starts the load on a worker thread and
+draws itself at once; only the step that needs the model waits for it, with a message. Models
+are kept per file version (path and modification time), the newest few only, and shared by all
+sessions: an :class:`~app.classifier.EmotionClassifier` is read-only once loaded.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from app.classifier import EmotionClassifier
+
+#: Model versions kept loaded: the active one, the shipped one and a couple being compared.
+KEPT = 4
+
+_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader")
+_lock = threading.Lock()
+_loads: OrderedDict[tuple[str, int], Future[EmotionClassifier]] = OrderedDict()
+
+
+def model_key(path: str | Path) -> tuple[str, int]:
+    """Which file version ``path`` is now: resolved path and mtime; OSError if it is missing."""
+    path = Path(path).resolve()
+    return str(path), path.stat().st_mtime_ns
+
+
+def load_in_background(path: str | Path) -> Future[EmotionClassifier]:
+    """The (possibly still running) load of ``path``'s current version; starts it if needed.
+
+    A failed load is forgotten once its error has been delivered, so a fixed file can be retried.
+    OSError (missing file) is raised at once, before anything is queued.
+    """
+    key = model_key(path)
+    with _lock:
+        future = _loads.get(key)
+        if future is None or (future.done() and future.exception() is not None):
+            future = _executor.submit(EmotionClassifier.load, key[0])
+            _loads[key] = future
+        _loads.move_to_end(key)
+        while len(_loads) > KEPT:
+            _loads.popitem(last=False)
+    return future
+
+
+def loaded(path: str | Path) -> EmotionClassifier:
+    """``path``'s classifier, waiting for its background load; ModelError if the file is unusable."""
+    return load_in_background(path).result()
+
+
+def is_ready(path: str | Path) -> bool:
+    """Whether ``path``'s current version is loaded (or failed) already, i.e. ``loaded`` won't wait."""
+    try:
+        return load_in_background(path).done()
+    except OSError:
+        return True  # nothing to wait for: loading it fails at once
