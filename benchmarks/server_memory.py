@@ -5,7 +5,8 @@
 Starts ``streamlit run app/main.py`` as a user would, then in headless Chromium: opens Home, runs
 one photo through the Photo page, and streams the Pexels clip through the Live page's fake camera
 for ``--seconds``. Prints the server process's resident memory (VmRSS and peak VmHWM from
-/proc) after each step. Community Cloud gives an app 690 MB–2.7 GB; the target is under 1 GB.
+/proc) after each step, and every minute of the stream. Community Cloud gives an app
+690 MB–2.7 GB; the target is under 1 GB.
 Needs Debian's Chromium and Playwright, like the browser tests (Linux only: it reads /proc).
 """
 
@@ -26,6 +27,8 @@ import browser  # the browser tests' helpers: server, Chromium, fake camera
 VIDEO = REPO_ROOT / "tests" / "fixtures" / "video" / "pexels_woman_sad_to_happy.mp4"
 PHOTO = REPO_ROOT / "tests" / "fixtures" / "faces" / "london_009_happy.jpg"
 TIMEOUT_MS = 120_000
+#: How often the server's memory is reported during the stream.
+REPORT_EVERY_S = 60.0
 
 
 def server_pid(url: str) -> int:
@@ -85,8 +88,11 @@ def main(argv: list[str] | None = None) -> int:
             page.goto(f"{url}/live")
             browser.start_webrtc(page, TIMEOUT_MS)
             expect(page.get_by_test_id("stMetric").first).to_be_visible(timeout=TIMEOUT_MS)
-            time.sleep(args.seconds)
-            report(f"live stream for {args.seconds:.0f} s")
+            # Every minute (and at the end), so a slow leak shows as a rising line, not one number.
+            started = time.monotonic()
+            while (elapsed := time.monotonic() - started) < args.seconds:
+                time.sleep(min(REPORT_EVERY_S, args.seconds - elapsed))
+                report(f"live stream for {time.monotonic() - started:.0f} s")
     return 0
 
 
