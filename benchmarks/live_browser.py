@@ -1,6 +1,6 @@
 """What a user of the Live page sees, end to end: real server, real browser, a face on the webcam.
 
-    python -m benchmarks.live_browser [--streams 1 2 4] [--seconds 40] [--video PATH --start S --end S]
+    python -m benchmarks.live_browser [--streams 1 2 4] [--seconds S] [--busy N] [--video V --start S --end S]
 
 Starts ``streamlit run app/main.py`` and Debian's Chromium with a fake webcam that loops part of a
 face video (the Pexels clip's laughing part by default), opens the Live page in N tabs at once,
@@ -22,13 +22,16 @@ Targets (2-core machine): ≥ 20 frames/s presented, emoji on ≥ 95 % of them, 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import os
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,6 +133,18 @@ def summarise(probes: list[dict], numbers: list[dict[str, float]]) -> StreamResu
     )
 
 
+@contextlib.contextmanager
+def busy_processes(count: int) -> Iterator[None]:
+    """``count`` processes spinning on the CPU for the duration of the block (contention test)."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+
+
 def offline_line(video: Path, span: tuple[float, float]) -> str:
     """The same frames through LiveProcessor alone (no browser, no WebRTC, no Streamlit)."""
     from app.classifier import EmotionClassifier
@@ -151,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 2], help="tabs at once (default 1 2)")
     parser.add_argument("--seconds", type=float, default=40.0, help="measured time per run (default 40)")
+    parser.add_argument(
+        "--busy", type=int, default=0, help="CPU-bound processes running alongside, as on a loaded laptop"
+    )
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO, help="face video for the fake webcam")
     parser.add_argument("--start", type=float, default=DEFAULT_SPAN[0], help="first second of the video used")
     parser.add_argument("--end", type=float, default=DEFAULT_SPAN[1], help="last second of the video used")
@@ -167,8 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         if browser.write_y4m(args.video, camera, args.start, args.end) == 0:
             parser.error(f"no frames in {args.video} between {args.start} and {args.end} s")
         for streams in args.streams:
-            results = measure(camera, streams, args.seconds)
-            print(f"N={streams} browser stream(s), {args.seconds:.0f} s measured:")
+            with busy_processes(args.busy):
+                results = measure(camera, streams, args.seconds)
+            load = f", {args.busy} busy process(es) alongside" if args.busy else ""
+            print(f"N={streams} browser stream(s), {args.seconds:.0f} s measured{load}:")
             for index, result in enumerate(results, 1):
                 print(result.line(index))
     print("processor alone, same frames: " + offline_line(args.video, (args.start, args.end)))
