@@ -57,7 +57,10 @@ class LiveSettings:
     ``min_face`` is the smallest face to look for, as a fraction of the frame's shorter side, so
     it means the same at any camera resolution. ``smoothing`` runs from 0 (raw per-frame
     verdicts) to 1 (steadiest). ``detect_every`` is how often the cascade runs while every
-    tracked face is confirmed; ``max_missed`` is how many detection passes a face may be missed
+    tracked face is confirmed; ``classify_every_s`` is how long a face's verdict is kept before the
+    model looks at it again (the smoothing spans several times that, so ~16 looks a second read
+    the same as 30 and leave half the frames' time to the browser's video); ``max_missed`` is how
+    many detection passes a face may be missed
     (turned away, a hand in front) before its track ends; ``min_hits`` is how many detections a
     new track needs before it is shown, which hides the cascade's one-frame false positives.
     """
@@ -69,6 +72,7 @@ class LiveSettings:
     mirror: bool = True
     smoothing: float = 0.6
     detect_every: int = 3
+    classify_every_s: float = 0.06
     max_missed: int = 2
     min_hits: int = 2
     iou_threshold: float = 0.3
@@ -78,8 +82,10 @@ class LiveSettings:
             raise ValueError("smoothing must be between 0 and 1")
         if not 0.0 < self.min_face <= 1.0:
             raise ValueError("min_face is a fraction of the frame: more than 0, at most 1")
-        if self.detect_every < 1 or self.max_missed < 0 or self.min_hits < 1:
-            raise ValueError("detect_every ≥ 1, max_missed ≥ 0 and min_hits ≥ 1 are required")
+        if self.detect_every < 1 or self.max_missed < 0 or self.min_hits < 1 or self.classify_every_s < 0:
+            raise ValueError(
+                "detect_every ≥ 1, max_missed ≥ 0, min_hits ≥ 1 and classify_every_s ≥ 0 are required"
+            )
         if not 0.0 < self.iou_threshold <= 1.0:
             raise ValueError("iou_threshold must be in (0, 1]")
 
@@ -232,6 +238,14 @@ class FaceTracker:
         """Tracks found by the latest detection pass: the ones worth classifying now."""
         return [track for track in self.tracks if track.missed == 0]
 
+    def due(self, now: float, every_s: float) -> list[Track]:
+        """Tracks in view that have no verdict yet, or one older than ``every_s`` seconds."""
+        return [
+            track
+            for track in self.in_view()
+            if track.probabilities is None or now - track.classified_at >= every_s
+        ]
+
     def observe(
         self, track: Track, probabilities: Sequence[float], now: float, settings: LiveSettings
     ) -> None:
@@ -343,10 +357,11 @@ class LiveProcessor:
             self._frames_since_detection = 0
         else:
             self._frames_since_detection += 1
-        in_view = self.tracker.in_view()
-        fresh = self.pipeline.classify(gray, [track.box for track in in_view])
-        for track, face in zip(in_view, fresh, strict=True):
-            self.tracker.observe(track, face.probabilities, now, settings)
+        due = self.tracker.due(now, settings.classify_every_s)
+        if due:
+            fresh = self.pipeline.classify(gray, [track.box for track in due])
+            for track, face in zip(due, fresh, strict=True):
+                self.tracker.observe(track, face.probabilities, now, settings)
         faces = self.tracker.shown(settings)
         annotated = self.pipeline.annotate(rgb, faces, settings.overlay)
         return annotated, faces, detect

@@ -45,6 +45,8 @@ DEFAULT_VIDEO = REPO_ROOT / "tests" / "fixtures" / "video" / "pexels_woman_sad_t
 DEFAULT_SPAN = (13.0, 16.5)
 #: How often the browser and the panel are read while measuring.
 SAMPLE_EVERY_S = 5.0
+#: Time allowed for any one step in a tab (loading the page, reading the probe) before it counts as failed.
+PAGE_TIMEOUT_MS = 120_000
 #: Time allowed for every stream's first emojified frame (TensorFlow loads on the first stream).
 FIRST_EMOJI_TIMEOUT_S = 120.0
 PANEL_NUMBER = {
@@ -88,9 +90,11 @@ def measure(camera: Path, streams: int, seconds: float) -> list[StreamResult]:
     with browser.streamlit_server() as url, browser.chromium(browser.fake_camera_args(camera)) as chromium:
         pages = []
         for _ in range(streams):
-            page = chromium.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            context = chromium.new_context(viewport={"width": 1400, "height": 1000})
+            context.set_default_timeout(PAGE_TIMEOUT_MS)  # a starved server answers late, not never
+            page = context.new_page()
             page.goto(f"{url}/live")
-            page.locator('iframe[title*="webrtc_streamer"]').wait_for(timeout=120_000)
+            page.locator('iframe[title*="webrtc_streamer"]').wait_for()
             browser.start_live_probe(page)
             pages.append(page)
         deadline = time.monotonic() + FIRST_EMOJI_TIMEOUT_S
@@ -175,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if (reason := browser.missing_browser()) is not None:
         parser.error(reason)
+    from playwright.sync_api import Error as PlaywrightError
 
     print(
         f"cpu cores {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}; fake webcam {args.video.name} "
@@ -185,9 +190,13 @@ def main(argv: list[str] | None = None) -> int:
         if browser.write_y4m(args.video, camera, args.start, args.end) == 0:
             parser.error(f"no frames in {args.video} between {args.start} and {args.end} s")
         for streams in args.streams:
-            with busy_processes(args.busy):
-                results = measure(camera, streams, args.seconds)
             load = f", {args.busy} busy process(es) alongside" if args.busy else ""
+            try:
+                with busy_processes(args.busy):
+                    results = measure(camera, streams, args.seconds)
+            except PlaywrightError as err:  # the page never came up: that is the result
+                print(f"N={streams} browser stream(s){load}: FAILED, {str(err).splitlines()[0]}")
+                continue
             print(f"N={streams} browser stream(s), {args.seconds:.0f} s measured{load}:")
             for index, result in enumerate(results, 1):
                 print(result.line(index))

@@ -36,7 +36,7 @@ from app.runs import (
     run_table_row,
     set_active_model,
 )
-from model.architectures import ARCHITECTURES
+from model.catalog import ARCHITECTURE_NOTES
 from pages.shared import access, owner_unlocked
 from training.archive import stored_upload
 from training.config import OPTIMIZERS, PRESETS, SCHEDULES, TrainConfig
@@ -187,20 +187,14 @@ def bullet_help(docs: dict[str, str]) -> str:
     return "\n".join(f"- **{name}**: {text}" for name, text in docs.items())
 
 
-def first_line(obj: object) -> str:
-    """The first line of ``obj``'s docstring: an architecture's one-line description."""
-    lines = (obj.__doc__ or "").strip().splitlines()
-    return lines[0] if lines else ""
-
-
 def model_fields_ui() -> None:
     """Architecture, length, batch, optimiser and schedule: the settings most runs change."""
     left, middle, right = st.columns(3)
     left.selectbox(
         "Architecture",
-        list(ARCHITECTURES),
+        list(ARCHITECTURE_NOTES),
         key=FIELD_KEYS["arch"],
-        help=bullet_help({name: first_line(build) for name, build in ARCHITECTURES.items()}),
+        help=bullet_help(ARCHITECTURE_NOTES),
     )
     middle.number_input("Epochs", 1, 1000, key=FIELD_KEYS["epochs"])
     right.selectbox("Batch size", BATCH_SIZES, key=FIELD_KEYS["batch_size"])

@@ -109,5 +109,13 @@ def test_classic_is_the_tutorial_cnn() -> None:
 
 
 def test_unknown_architecture_lists_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="unknown architecture 'resnet9000'; known: classic, vgg_bn"):
+    with pytest.raises(
+        ValueError, match="unknown architecture 'resnet9000'; known: classic, vgg_bn, resnet, resnet_wide"
+    ):
         build_model("resnet9000")
+
+
+def test_the_catalog_the_pages_read_names_exactly_the_registered_architectures() -> None:
+    from model.catalog import ARCHITECTURE_NOTES
+
+    assert list(ARCHITECTURE_NOTES) == list(ARCHITECTURES)

@@ -118,12 +118,28 @@ def test_smoothing_stops_a_near_tie_from_flickering(pipeline, crying):
 
     def label_changes(smoothing: float) -> int:
         processor = LiveProcessor(Pipeline(pipeline.detector, scripted(lambda n: tie[n % 2])))
-        snapshots = run(processor, crying, LiveSettings(smoothing=smoothing))
+        # Every frame classified: this is about the smoothing, not about how often the model looks.
+        snapshots = run(processor, crying, LiveSettings(smoothing=smoothing, classify_every_s=0))
         labels = [s.faces[0].emotion for s in snapshots if s.faces]
         return sum(a != b for a, b in itertools.pairwise(labels))
 
     assert label_changes(0.0) > 40  # raw verdicts flicker on nearly every frame
     assert label_changes(LiveSettings().smoothing) <= 1
+
+
+def test_the_model_looks_at_a_tracked_face_about_sixteen_times_a_second(pipeline, crying):
+    calls: list[int] = []
+
+    def counting(crops: np.ndarray) -> np.ndarray:
+        calls.append(len(crops))
+        return pipeline.classifier(crops)
+
+    snapshots = run(LiveProcessor(Pipeline(pipeline.detector, counting)), crying)
+
+    seconds = crying[-1][0] - crying[0][0]
+    assert len(calls) < 0.7 * len(crying)  # the clip is 24 frames/s: not every frame
+    assert 12 <= len(calls) / seconds <= 18
+    assert all(s.faces for s in snapshots[len(snapshots) // 4 :])  # every frame still shows a verdict
 
 
 def test_a_real_change_of_expression_shows_within_a_third_of_a_second(pipeline, crying):
