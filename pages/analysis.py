@@ -495,7 +495,8 @@ def training_section(choice: ModelChoice, card: dict[str, Any] | None) -> None:
 def images_prompt(chosen: ModelChoice, split: SplitChoice) -> Evaluation | None:
     """The offer to evaluate the split for its faces; on the click, the evaluation right here.
 
-    The progress bar takes the offer's place, where the user's eyes are (this sits low on the page).
+    The progress bar takes the offer's place, where the user's eyes are (this sits low on the page);
+    once done, the page is drawn again from the cached evaluation.
     """
     prompt = st.empty()
     with prompt.container():
@@ -507,7 +508,12 @@ def images_prompt(chosen: ModelChoice, split: SplitChoice) -> Evaluation | None:
     if not clicked:
         return None
     prompt.empty()
-    return evaluate_here(chosen, split)
+    evaluation = evaluate_here(chosen, split)
+    if evaluation is not None:
+        # Cached now: redraw the whole page from it, so the numbers above (drawn from the card
+        # before the click) are the ones of the images shown, e.g. when the server's copy differs.
+        st.rerun()
+    return evaluation
 
 
 def comparison(first: ModelChoice, first_outcome: Outcome, split: SplitChoice, normalised: bool) -> None:

@@ -211,12 +211,17 @@ def test_evaluating_for_the_images_shows_its_progress_by_the_button_and_then_the
         return predict_dataset(*args, **kwargs)
 
     monkeypatch.setattr("training.analysis.predict_dataset", marked)
+    # The page redraws itself from the cached evaluation once it is done (so the numbers at the
+    # top are the evaluation's: test_browser_evaluates_… checks that); held here, to see this run.
+    reruns: list[bool] = []
+    monkeypatch.setattr(st, "rerun", lambda *args, **kwargs: reruns.append(True))
     at = open_page()
     at.text_input(key="fer2013_dir").input(str(fer2013_mini)).run()
 
     at.button(key="evaluate_images").click().run()
 
     assert not at.exception and not errors(at)
+    assert reruns == [True]
     order = [value for element in flat(at.main) if isinstance(value := getattr(element, "value", None), str)]
     mark = order.index("MARK: evaluating here")
     assert mark > order.index("The faces behind a cell"), "the progress was drawn above, out of sight"
