@@ -81,7 +81,9 @@ def test_bad_dataset_stops_before_the_run_folder_is_made(tmp_path: Path, capsys)
     [
         (["--epochs", "0"], "epochs must be >= 1"),
         (["--run-name", "../escape"], "run_name must be a plain folder name"),
-        (["--arch", "resnet"], "invalid choice: 'resnet'"),
+        (["--arch", "resnet50"], "invalid choice: 'resnet50'"),
+        (["--preset", "fast"], "invalid choice: 'fast'"),
+        (["--optimizer", "sgd"], "invalid choice: 'sgd'"),
         (["--schedule", "linear"], "invalid choice: 'linear'"),
     ],
 )
