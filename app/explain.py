@@ -20,7 +20,7 @@ What a model must expose (every model built by :mod:`model.architectures` does):
   the model is split there into a *head* (input → feature maps) and a *tail* (maps → softmax);
   in a residual net that is the last block's output rather than its last convolution
   (:func:`feature_layers`). A model that wraps whole models (test-time augmentation or an
-  ensemble, :mod:`training.export`) is explained through its first member.
+  ensemble, :mod:`training.export`) is explained through one member (:func:`explained_member`).
 
 Each cell of the feature map is drawn at the centre of its receptive field, found by walking the
 layers up to the chosen one (:func:`feature_grid`). Stretching the map over the crop instead is
@@ -78,13 +78,22 @@ def feature_layers(model: Any) -> list[Any]:
 
 def explained_member(model: Any) -> Any:
     """The model whose layers Grad-CAM reads: ``model`` itself, or for a model that wraps whole
-    models (a test-time-augmentation average or an ensemble, see training.export) its first member,
-    seen on the unflipped input: one member's reasons stand for the average's.
+    models (a test-time-augmentation average or an ensemble, see training.export) the member with
+    the finest last feature map, seen on the unflipped input: one member's reasons stand for the
+    average's, and the finer map places them better (the shipped ensemble's classic CNN has 8×8
+    cells against the residual net's 6×6, and puts a smile on the mouth where the 6×6 map blurs it).
     """
     if any(type(layer).__name__ in CONV_LAYER_TYPES for layer in model.layers):
         return model
     members = [layer for layer in model.layers if hasattr(layer, "layers") and hasattr(layer, "inputs")]
-    return members[0] if members else model
+    if not members:
+        return model
+
+    def finest_map(member: Any) -> int:
+        convs = [layer for layer in member.layers if type(layer).__name__ in CONV_LAYER_TYPES]
+        return int(convs[-1].output.shape[1]) if convs else 0
+
+    return max(members, key=finest_map)
 
 
 @dataclass(frozen=True)

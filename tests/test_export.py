@@ -80,7 +80,7 @@ def test_cli_writes_an_ensemble_that_loads_without_the_project(tmp_path: Path) -
     assert card["architecture"] == "ensemble" and card["export"]["mirror_average"] is True
     assert [member["architecture"] for member in card["export"]["members"]] == ["resnet", "classic"]
     assert card["training"] == {"epochs_run": 1}  # the first member's, for the pages
-    assert GradCam(classifier.model)(faces(1), [3]).shape == (1, 48, 48)  # explained via member 1
+    assert GradCam(classifier.model)(faces(1), [3]).shape == (1, 48, 48)  # explained through one member
 
 
 def test_a_broken_member_is_refused_with_a_message(tmp_path: Path) -> None:

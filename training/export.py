@@ -53,9 +53,11 @@ def averaged_model(members: Sequence[keras.Model], *, mirror: bool = True, name:
         views.append(mirrored)
     outputs = [member(view) for member in members for view in views]
     probabilities = outputs[0] if len(outputs) == 1 else layers.Average(name="probabilities")(outputs)
-    label = name or "_".join(dict.fromkeys(member.name for member in members)) + (
-        "_mirrored" if mirror else ""
-    )
+    kinds = [
+        member.name.split("_", 2)[-1] if member.name.startswith("member_") else member.name
+        for member in members
+    ]
+    label = name or "_".join(kinds) + ("_mirrored" if mirror else "")
     return keras.Model(pixels, probabilities, name=label)
 
 
