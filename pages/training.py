@@ -170,6 +170,11 @@ def preset_ui() -> str:
     if PRESET_KEY not in st.session_state:  # first look, or back from another page
         st.session_state[PRESET_KEY] = DEFAULT_PRESET
         apply_preset()
+    # Streamlit drops a keyed widget's value after a run that did not draw it (no dataset chosen
+    # yet, say); the form then came back with its first options (batch 16). Re-storing keeps them.
+    for key in FIELD_KEYS.values():
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
     name = st.radio(
         "Recipe",
         list(PRESETS),
