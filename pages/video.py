@@ -44,9 +44,10 @@ MIN_TIMELINE_S = 1.0
 MAX_TIMELINES = 4
 #: Points per timeline; longer videos are thinned so the chart stays quick in the browser.
 TIMELINE_POINTS = 800
-#: Processing speed to expect at 640×360 on 2 CPU cores, frames/s: ~55 on an idle machine (the
-#: README's 8–9 s for the 472-frame clip), 12–15 measured while a training ran on the same cores.
-EXPECTED_FPS = (12, 55)
+#: Processing speed to expect at 640×360 on 2 CPU cores, frames/s: ~35 on an idle machine with the
+#: shipped ensemble (the 472-frame clip: 23 s with start-up, see the README), 12–15 measured while a
+#: training ran on the same cores.
+EXPECTED_FPS = (12, 35)
 #: What the user can change, by its name in the sidebar, for the hint that a result is outdated.
 SETTING_NAMES = {
     "step": "Frame step",
