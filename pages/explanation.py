@@ -16,7 +16,7 @@ import streamlit as st
 from app.emotions import CLASS_NAMES, EMOJI
 from app.explain import ExplainError, GradCam, heatmap_image
 
-TOGGLE_LABEL = "🔍 What did the model look at?"
+TOGGLE_LABEL = "What did the model look at?"
 HELP = (
     "Grad-CAM (its HiResCAM form): the parts of the face whose features raised the model's score for "
     "the chosen emotion. Warm colours mattered most; the map is coarse because the last convolution "

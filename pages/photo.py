@@ -37,7 +37,9 @@ NO_FACE_TIPS = """
 
 def photo_input_ui() -> tuple[str, bytes] | None:
     """An uploaded file or a camera snapshot, as (name, bytes)."""
-    upload_tab, camera_tab = st.tabs(["📁 Upload a photo", "📸 Take a photo"])
+    upload_tab, camera_tab = st.tabs(
+        [":material/upload: Upload a photo", ":material/photo_camera: Take a photo"]
+    )
     with upload_tab:
         upload = st.file_uploader(
             "Photo with one or more faces",

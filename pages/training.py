@@ -439,7 +439,8 @@ def stop_button(job: TrainingJob) -> None:
     left, right = st.columns([5, 1], vertical_alignment="center")
     left.caption("Stop ends the run within one batch and keeps every finished epoch; resume it later.")
     right.button(
-        "⏹ Stop",
+        "Stop",
+        icon=":material/stop:",
         key=f"stop_{job.id}",
         on_click=stop_clicked,
         args=(job.id,),

@@ -403,7 +403,7 @@ def test_browser_trains_an_uploaded_zip_survives_a_reload_and_stops(
         expect(page.get_by_test_id("stVegaLiteChart").first).to_be_visible(timeout=120_000)  # epoch 1 done
         expect(page.get_by_test_id("stMetric").filter(has_text="Time left")).not_to_contain_text("–")
 
-        page.get_by_role("button", name="⏹ Stop", exact=True).click()
+        page.get_by_role("button", name="Stop").click()
         expect(page.get_by_role("heading", name=f"Run {run_name}: stopped")).to_be_visible(timeout=120_000)
         expect(page.get_by_test_id("stAlertContentWarning").first).to_contain_text("Resume it")
         assert page.get_by_test_id("stVegaLiteChart").count() >= 2
