@@ -5,9 +5,10 @@ per-frame verdict flickers between two close emotions and the emoji jitters with
 boxes. So the live path keeps a small IoU tracker whose tracks carry an exponential moving average
 (EMA) of the model's probabilities and of the box, both with a *half-life in seconds* — frames
 arrive irregularly when slow ones are dropped, and a time constant keeps "a real change shows
-within ~0.3 s" true at any frame rate. The Haar cascade runs on a downscaled grayscale frame and
-only every few frames while the tracker holds the faces; the tracked boxes are classified in one
-batched call in between (:meth:`app.pipeline.Pipeline.classify`).
+within ~0.3 s" true at any frame rate. The Haar cascade runs only every few frames while the
+tracker holds the faces, and then only around them (:meth:`app.detection.FaceDetector.detect_near`,
+~5× cheaper); the whole frame, downscaled, is searched for new faces about once a second. The
+tracked boxes are classified in one batched call (:meth:`app.pipeline.Pipeline.classify`).
 
 Nothing here imports Streamlit: the Live page wraps :class:`LiveProcessor` in a WebRTC frame
 callback and hands results to its own thread through :class:`LiveResults`.
@@ -16,6 +17,7 @@ callback and hands results to its own thread through :class:`LiveResults`.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -57,11 +59,12 @@ class LiveSettings:
     ``min_face`` is the smallest face to look for, as a fraction of the frame's shorter side, so
     it means the same at any camera resolution. ``smoothing`` runs from 0 (raw per-frame
     verdicts) to 1 (steadiest). ``detect_every`` is how often the cascade runs while every
-    tracked face is confirmed; ``classify_every_s`` is how long a face's verdict is kept before the
-    model looks at it again (the smoothing spans several times that, so ~16 looks a second read
-    the same as 30 and leave half the frames' time to the browser's video); ``max_missed`` is how
-    many detection passes a face may be missed
-    (turned away, a hand in front) before its track ends; ``min_hits`` is how many detections a
+    tracked face is confirmed, and then only near them; ``rescan_every_s`` is how often the whole
+    frame is searched for new faces meanwhile; ``classify_every_s`` is how long a face's verdict
+    is kept before the model looks at it again (the smoothing spans several times that, so ~16
+    looks a second read the same as 30 and leave half the frames' time to the browser's video);
+    ``max_missed`` is how many detection passes a face may be missed (turned away, a hand in
+    front) before its track ends; ``min_hits`` is how many detections a
     new track needs before it is shown, which hides the cascade's one-frame false positives.
     """
 
@@ -72,6 +75,7 @@ class LiveSettings:
     mirror: bool = True
     smoothing: float = 0.6
     detect_every: int = 3
+    rescan_every_s: float = 1.0
     classify_every_s: float = 0.06
     max_missed: int = 2
     min_hits: int = 2
@@ -82,10 +86,10 @@ class LiveSettings:
             raise ValueError("smoothing must be between 0 and 1")
         if not 0.0 < self.min_face <= 1.0:
             raise ValueError("min_face is a fraction of the frame: more than 0, at most 1")
-        if self.detect_every < 1 or self.max_missed < 0 or self.min_hits < 1 or self.classify_every_s < 0:
-            raise ValueError(
-                "detect_every ≥ 1, max_missed ≥ 0, min_hits ≥ 1 and classify_every_s ≥ 0 are required"
-            )
+        if self.detect_every < 1 or self.max_missed < 0 or self.min_hits < 1:
+            raise ValueError("detect_every ≥ 1, max_missed ≥ 0 and min_hits ≥ 1 are required")
+        if self.classify_every_s < 0 or self.rescan_every_s < 0:
+            raise ValueError("classify_every_s and rescan_every_s must be ≥ 0")
         if not 0.0 < self.iou_threshold <= 1.0:
             raise ValueError("iou_threshold must be in (0, 1]")
 
@@ -107,12 +111,13 @@ class LiveSettings:
         The frame is shrunk until the smallest wanted face just fills the cascade's window:
         no wanted face is lost to shrinking, and none of the cost goes on smaller ones. A 640×480
         webcam frame with the default ``min_face`` is searched at 265×199, ~6× cheaper than at
-        full size; a smaller ``min_face`` costs more.
+        full size; a smaller ``min_face`` costs more. There is no second look (photos get one):
+        a face the cascade misses for a frame is held by its track.
         """
         long_side = max(height, width)
         min_size = max(1, round(self.min_face * min(height, width)))
         side = max(64, min(long_side, round(long_side * HAAR_WINDOW / min_size)))
-        return DetectorSettings(self.scale_factor, self.min_neighbors, min_size, side)
+        return DetectorSettings(self.scale_factor, self.min_neighbors, min_size, side, look_again=False)
 
 
 def ema(old: np.ndarray, new: np.ndarray, elapsed: float, half_life: float) -> np.ndarray:
@@ -307,6 +312,7 @@ class LiveProcessor:
         self.errors = 0
         self._lock = threading.Lock()
         self._frames_since_detection = 0
+        self._scanned_at = self._looked_again_at = -math.inf
         self._layout: tuple | None = None
 
     def reset(self) -> None:
@@ -314,6 +320,7 @@ class LiveProcessor:
         with self._lock:
             self.tracker.reset()
             self._frames_since_detection = 0
+            self._scanned_at = self._looked_again_at = -math.inf
             self._layout = None
 
     def process(
@@ -352,8 +359,7 @@ class LiveProcessor:
         due = self._frames_since_detection + 1 >= settings.detect_every
         detect = due or not self.tracker.all_confirmed(settings.min_hits)
         if detect:
-            detector_settings = settings.detector_settings(*gray.shape[:2])
-            self.tracker.update(self.pipeline.detector.detect(gray, detector_settings), now, settings)
+            self.tracker.update(self._detect(gray, settings, now), now, settings)
             self._frames_since_detection = 0
         else:
             self._frames_since_detection += 1
@@ -365,6 +371,37 @@ class LiveProcessor:
         faces = self.tracker.shown(settings)
         annotated = self.pipeline.annotate(rgb, faces, settings.overlay)
         return annotated, faces, detect
+
+    def _detect(self, gray: np.ndarray, settings: LiveSettings, now: float) -> list[Box]:
+        """Faces in the whole frame when new ones may have come, else only near the tracked ones."""
+        detector = self.pipeline.detector
+        tracks = self.tracker.tracks
+        rescan = now - self._scanned_at >= settings.rescan_every_s
+        if rescan or not self.tracker.all_confirmed(settings.min_hits):
+            self._scanned_at = now
+            whole = settings.detector_settings(*gray.shape[:2])
+            boxes = detector.detect(gray, whole)
+            if not boxes and now - self._looked_again_at >= settings.rescan_every_s:
+                # A face filling the frame (leaning in) needs the second look; an empty room
+                # would pay for it on every frame, so it comes once per rescan interval.
+                self._looked_again_at = now
+                boxes = detector.look_again(gray, whole)
+            return boxes
+        cascade = DetectorSettings(settings.scale_factor, settings.min_neighbors)
+        found = [detector.detect_near(gray, track.box, cascade)[:1] for track in tracks]
+        return distinct([box for boxes in found for box in boxes], settings.iou_threshold)
+
+
+def distinct(boxes: Sequence[Box], threshold: float) -> list[Box]:
+    """``boxes`` without those overlapping an earlier one by ``threshold`` IoU or more.
+
+    Two tracks close together can each find the same face near them; it is one face.
+    """
+    kept: list[Box] = []
+    for box in boxes:
+        if all(box.iou(other) < threshold for other in kept):
+            kept.append(box)
+    return kept
 
 
 def as_rgb(frame: np.ndarray) -> np.ndarray:

@@ -16,7 +16,10 @@ from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
+
 from app.classifier import EmotionClassifier
+from app.emotions import INPUT_SHAPE
 
 #: Model versions kept loaded: the active one, the shipped one and a couple being compared.
 KEPT = 4
@@ -59,8 +62,12 @@ def _load(path: str) -> EmotionClassifier:
     cycles piled up between them (server memory rose ~20 MB a minute after 5 minutes of
     streaming). ``gc.freeze`` takes the loaded libraries and model out of every later collection,
     so collections stay cheap and come as often as the stream's own garbage needs.
+
+    The first call of a model builds its compiled graph (~0.85 s for the shipped ensemble); made
+    here, it is not the first webcam frame's or photo's wait, and its objects are frozen too.
     """
     classifier = EmotionClassifier.load(path)
+    classifier(np.zeros((1, *INPUT_SHAPE), dtype=np.float32))
     gc.collect()
     gc.freeze()
     return classifier

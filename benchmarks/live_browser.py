@@ -8,7 +8,8 @@ presses Start in each, and then for ``--seconds`` reads two things per stream:
 
 * what the *browser* shows: frames presented by the returned ``<video>`` per second
   (``requestVideoFrameCallback``), the share of sampled presented frames that carry an emoji, and
-  the time from the Start click to the first emojified frame (tests/browser.py's video probe);
+  the time from the Start click to the first returned frame (the WebRTC connection) and to the
+  first emojified one (tests/browser.py's video probe);
 * what the *server* says in the side panel: frames processed per second and the latency
   (median and p95 over its last 2 s), sampled every few seconds.
 
@@ -63,16 +64,20 @@ class StreamResult:
     presented_fps: float
     worst_window_fps: float
     emoji_share: float
+    first_frame_s: float | None
     first_emoji_s: float | None
     server_fps: float
     server_latency_ms: float
     server_p95_ms: float
 
     def line(self, index: int) -> str:
-        first = "never" if self.first_emoji_s is None else f"{self.first_emoji_s:4.1f} s"
+        frame, emoji = (
+            "never" if at is None else f"{at:3.1f} s" for at in (self.first_frame_s, self.first_emoji_s)
+        )
         return (
             f"  stream {index}: presented {self.presented_fps:5.1f} frames/s (worst {SAMPLE_EVERY_S:.0f} s: "
-            f"{self.worst_window_fps:4.1f})   emoji on {self.emoji_share:4.0%}   first emoji {first}   "
+            f"{self.worst_window_fps:4.1f})   emoji on {self.emoji_share:4.0%}   first frame {frame}, "
+            f"first emoji {emoji}   "
             f"server {self.server_fps:4.1f} frames/s, latency {self.server_latency_ms:3.0f} ms, "
             f"p95 {self.server_p95_ms:3.0f} ms"
         )
@@ -130,6 +135,7 @@ def summarise(probes: list[dict], numbers: list[dict[str, float]]) -> StreamResu
         presented_fps=(last["frames"] - first["frames"]) / span_s if span_s > 0 else 0.0,
         worst_window_fps=min(windows, default=0.0),
         emoji_share=(last["emoji"] - first["emoji"]) / sampled if sampled else 0.0,
+        first_frame_s=last["first_frame_s"],
         first_emoji_s=last["first_emoji_s"],
         server_fps=median("fps"),
         server_latency_ms=median("latency_ms"),

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from app.classifier import EmotionClassifier
-from app.detection import FaceDetector
+from app.detection import Box, DetectorSettings, FaceDetector
 from app.emotions import CLASS_NAMES, DEFAULT_MODEL_PATH
+from app.images import read_image, to_gray
 from app.live import LiveProcessor, LiveResults, LiveSettings, Snapshot
 from app.pipeline import Pipeline
 from app.video import video_frames
@@ -77,6 +78,43 @@ def test_detection_skips_frames_while_the_face_is_tracked(pipeline, crying):
     detected = sum(s.detected for s in snapshots)
     assert detected < len(snapshots) / 2  # the cascade ran on ~1 frame in 3
     assert all(s.faces for s in snapshots[len(snapshots) // 2 :])  # and no face was lost for it
+
+
+def test_between_whole_frame_searches_the_cascade_looks_only_near_the_tracked_face(pipeline, crying):
+    searches: list[str] = []
+
+    class Spy(FaceDetector):
+        def detect(self, gray, settings=None):
+            searches.append("whole")
+            return super().detect(gray, settings)
+
+        def detect_near(self, gray, box, settings=None):
+            searches.append("near")
+            return super().detect_near(gray, box, settings)
+
+    snapshots = run(LiveProcessor(Pipeline(Spy(), pipeline.classifier), LiveSettings()), crying)
+
+    seconds = crying[-1][0] - crying[0][0]
+    assert searches.count("whole") <= 2 + seconds / LiveSettings().rescan_every_s + 1  # start, then ~1/s
+    assert searches.count("near") >= 15  # every third frame in between
+    assert all(s.faces for s in snapshots[3:])  # and the face was never lost for it
+
+
+def test_the_search_near_a_face_finds_it_moved_and_resized_and_nothing_where_there_is_none():
+    detector = FaceDetector()
+    portraits = sorted((FIXTURES / "faces").glob("*.jpg"))
+    for path in portraits:
+        gray = to_gray(read_image(path.read_bytes()))
+        (face,) = detector.detect(gray, DetectorSettings(look_again=False))
+        # Where the face was a moment ago: a fifth of its size away, and a fifth bigger.
+        before = Box(face.x - face.w // 5, face.y + face.h // 5, face.w * 6 // 5, face.h * 6 // 5)
+        found = detector.detect_near(gray, before)
+        assert found and found[0].iou(face) > 0.6, path.name
+    coffee = to_gray(read_image((FIXTURES / "coffee.png").read_bytes()))
+    height, width = coffee.shape
+    for side in (height // 4, height // 2):
+        for x, y in itertools.product(range(0, width - side, side // 2), range(0, height - side, side // 2)):
+            assert detector.detect_near(coffee, Box(x, y, side, side)) == []
 
 
 def test_face_leaving_and_coming_back_gets_a_new_track(pipeline, crying):
