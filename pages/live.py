@@ -35,7 +35,7 @@ from pages.shared import (
 
 LOGGER = logging.getLogger(__name__)
 #: How often the side panel reads the latest result; faster only costs reruns.
-PANEL_REFRESH_S = 0.3
+PANEL_REFRESH_S = 0.5
 #: Seconds without a processed frame after which the panel says the stream has stalled.
 STALLED_AFTER_S = 1.5
 
