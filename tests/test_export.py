@@ -9,13 +9,24 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pytest
 
-from app.classifier import EmotionClassifier
+from app.classifier import EmotionClassifier, ModelError
 from app.emotions import INPUT_SHAPE, NUM_CLASSES, REPO_ROOT
 from app.explain import GradCam
 from app.model_card import read_card, write_card
 from model.architectures import build_model
-from training.export import averaged_model
+from training.analysis import score
+from training.data import load_split
+from training.export import (
+    BALANCE_GRID,
+    BALANCE_MAX_ACCURACY_LOSS,
+    averaged_model,
+    balance,
+    balance_shift,
+    class_shares,
+    tune_balance,
+)
 
 LOAD_AND_PREDICT = """
 import sys, keras, numpy as np
@@ -97,3 +108,41 @@ def test_a_broken_member_is_refused_with_a_message(tmp_path: Path) -> None:
 
     assert done.returncode == 2 and "not a readable Keras model" in done.stderr
     assert not (tmp_path / "out.keras").exists()
+
+
+def test_balance_adds_minus_tau_log_share_to_every_logit() -> None:
+    member = trained_looking("resnet", 4)
+    x = faces(6)
+    before = member.predict(x, verbose=0)
+    shares = np.array([0.14, 0.015, 0.14, 0.25, 0.17, 0.17, 0.11])
+    shares /= shares.sum()
+
+    balance(member, balance_shift(shares, 0.5))
+
+    weights = shares**-0.5
+    expected = before * weights / (before * weights).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(member.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-6)
+    assert expected[:, 1].mean() > before[:, 1].mean()  # the rare class gained
+
+
+def test_auto_balance_is_tuned_on_public_test_and_keeps_accuracy(fer2013_dir: Path) -> None:
+    shipped = EmotionClassifier.load(REPO_ROOT / "model" / "emotion_cnn.keras").model
+    public = load_split(fer2013_dir, "public_test", limit_per_class=25)
+    shares = class_shares(read_card(REPO_ROOT / "model" / "emotion_cnn.keras"))
+
+    tau, tried = tune_balance([shipped], public, shares, mirror=False)
+
+    assert [row["tau"] for row in tried] == list(BALANCE_GRID)
+    chosen = next(row for row in tried if row["tau"] == tau)
+    plain = tried[0]
+    assert plain["accuracy"] == pytest.approx(
+        score(public.y, shipped.predict(public.x, verbose=0))["accuracy"]
+    )
+    assert chosen["accuracy"] >= plain["accuracy"] - BALANCE_MAX_ACCURACY_LOSS
+    assert chosen["macro_f1"] >= plain["macro_f1"]
+
+
+def test_balance_refuses_a_member_without_a_softmax_layer() -> None:
+    averaged = averaged_model([trained_looking("classic", 5)])
+    with pytest.raises(ModelError, match="softmax"):
+        balance(averaged, np.zeros(NUM_CLASSES))

@@ -9,6 +9,13 @@ the pages, the CLIs, ``training.evaluate`` and anyone loading the file with
 ``keras.saving.load_model`` all get the same answers. The mirror is a fixed ``Dense`` layer that
 multiplies each pixel row by the exchange matrix (exact: one 1.0 per row), so the file keeps to
 built-in layers and loads without this project. The card beside it records the members' cards.
+
+``--balance`` corrects for FER2013's class imbalance (disgust is 1.5 % of the training images, happy
+25 %): every member's logits get ``-tau * log(class share in training)`` added (logit adjustment,
+Menon et al. 2021) inside its softmax layer, so rare expressions are no longer drowned by the prior
+the model learnt. ``--balance auto --data DIR`` picks ``tau`` on PublicTest: the best macro-F1 that
+costs at most half a point of accuracy (with the CPU-trained ensemble: tau 0.5, disgust recall
+0.18 → 0.38 at unchanged accuracy).
 """
 
 from __future__ import annotations
@@ -25,8 +32,17 @@ import numpy as np
 from keras import layers
 
 from app.classifier import EmotionClassifier, ModelError
-from app.emotions import IMAGE_SIZE, INPUT_SHAPE
+from app.emotions import CLASS_NAMES, IMAGE_SIZE, INPUT_SHAPE
 from app.model_card import ModelCardError, atomic_output, base_card, read_card, write_card
+from training.analysis import score
+from training.data import Dataset, DatasetError, load_split
+
+#: The ``tau`` values ``--balance auto`` tries.
+BALANCE_GRID = tuple(float(tau) for tau in np.arange(0.0, 1.51, 0.125))
+#: ``--balance auto`` gives up at most this much PublicTest accuracy for a better macro-F1.
+BALANCE_MAX_ACCURACY_LOSS = 0.005
+#: The split ``--balance auto`` tunes on (the protocol: tune on PublicTest, report on PrivateTest).
+BALANCE_SPLIT = "public_test"
 
 
 def mirror_layers() -> list[keras.layers.Layer]:
@@ -61,6 +77,65 @@ def averaged_model(members: Sequence[keras.Model], *, mirror: bool = True, name:
     return keras.Model(pixels, probabilities, name=label)
 
 
+def class_shares(card: dict[str, Any] | None) -> np.ndarray:
+    """Each class's share of the training images, from a member's card (CLASS_NAMES order)."""
+    try:
+        counts = card["training"]["dataset"]["train"]["class_counts"]  # type: ignore[index]
+        shares = np.array([counts[name] for name in CLASS_NAMES], dtype=np.float64)
+    except (KeyError, TypeError) as err:
+        raise ModelError("--balance needs the training class counts from the first model's card") from err
+    if (shares <= 0).any():
+        raise ModelError("--balance needs every class in the training set")
+    return shares / shares.sum()
+
+
+def balance_shift(shares: np.ndarray, tau: float) -> np.ndarray:
+    """What logit adjustment adds to each class's logit: ``-tau * log(share)``."""
+    return -tau * np.log(shares)
+
+
+def balance(member: keras.Model, shift: np.ndarray) -> None:
+    """Add ``shift`` to ``member``'s logits, in the bias of its softmax layer (in place)."""
+    head = member.layers[-1]
+    config = head.get_config()
+    if (
+        not isinstance(head, layers.Dense)
+        or config.get("activation") != "softmax"
+        or not config.get("use_bias")
+    ):
+        raise ModelError(
+            f"{member.name} does not end in a Dense softmax layer with a bias; it cannot be balanced"
+        )
+    kernel, bias = head.get_weights()
+    head.set_weights([kernel, bias + shift.astype(bias.dtype)])
+
+
+def tune_balance(
+    members: Sequence[keras.Model], dataset: Dataset, shares: np.ndarray, *, mirror: bool = True
+) -> tuple[float, list[dict[str, float]]]:
+    """The ``tau`` to balance with, chosen on ``dataset``, and the score of every ``tau`` tried.
+
+    The members' softmax is computed once; a shift of the logits is then exact arithmetic on it
+    (``softmax(z + b) = p * exp(b) / sum``), so the grid costs no more model passes.
+    """
+    x = dataset.x.astype(np.float32)
+    views = [x, x[:, :, ::-1]] if mirror else [x]
+    outputs = [_predict(EmotionClassifier(member), view) for member in members for view in views]
+    tried = []
+    for tau in BALANCE_GRID:
+        weights = np.exp(balance_shift(shares, tau))
+        adjusted = [p * weights / (p * weights).sum(axis=1, keepdims=True) for p in outputs]
+        result = score(dataset.y, np.mean(adjusted, axis=0))
+        tried.append({"tau": tau, "accuracy": result["accuracy"], "macro_f1": result["macro_f1"]})
+    floor = tried[0]["accuracy"] - BALANCE_MAX_ACCURACY_LOSS
+    best = max((row for row in tried if row["accuracy"] >= floor), key=lambda row: row["macro_f1"])
+    return best["tau"], tried
+
+
+def _predict(classifier: EmotionClassifier, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    return np.concatenate([classifier(x[start : start + batch]) for start in range(0, len(x), batch)])
+
+
 def load_members(paths: Sequence[Path]) -> list[keras.Model]:
     """The member models, renamed ``member_1``… so that two of one architecture can live in one graph."""
     members = []
@@ -74,8 +149,10 @@ def load_members(paths: Sequence[Path]) -> list[keras.Model]:
     return members
 
 
-def export_card(paths: Sequence[Path], model: keras.Model, mirror: bool) -> dict[str, Any]:
-    """The card of the exported file: what it averages, and each member's own card."""
+def export_card(
+    paths: Sequence[Path], model: keras.Model, mirror: bool, balanced: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The card of the exported file: what it averages, how it is balanced, each member's own card."""
     cards = []
     for path in paths:
         try:
@@ -85,13 +162,28 @@ def export_card(paths: Sequence[Path], model: keras.Model, mirror: bool) -> dict
     architectures = {card.get("architecture", "?") for card in cards}
     card = base_card(architectures.pop() if len(architectures) == 1 else "ensemble")
     card["export"] = {"name": model.name, "mirror_average": mirror, "members": cards}
+    if balanced is not None:
+        card["export"]["balance"] = balanced
     first = cards[0]
     if "training" in first:  # the Analysis page and runs table read the (first) member's training
         card["training"] = first["training"]
     return card
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def balance_arg(value: str) -> float | str:
+    """``--balance``: a tau of 0 or more, or ``auto``."""
+    if value == "auto":
+        return value
+    try:
+        tau = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {value!r}") from None
+    if not tau >= 0:
+        raise argparse.ArgumentTypeError("tau must be 0 or more")
+    return tau
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m training.export", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "models", nargs="+", type=Path, help="trained .keras models (e.g. a run's best.keras)"
@@ -100,32 +192,68 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--out", type=Path, required=True, help="the .keras file to write (and its .json card)"
     )
     parser.add_argument("--no-mirror", action="store_true", help="do not average with the mirror image")
+    parser.add_argument(
+        "--balance",
+        type=balance_arg,
+        metavar="TAU|auto",
+        help="add -TAU*log(class share) to each member's logits; auto picks TAU on PublicTest (needs --data)",
+    )
+    parser.add_argument("--data", type=Path, help="FER2013 folder, for --balance auto")
     args = parser.parse_args(argv)
     if args.out.suffix != ".keras":
         parser.error("--out must end in .keras")
+    if args.balance == "auto" and args.data is None:
+        parser.error("--balance auto needs --data (the FER2013 folder, tuned on its PublicTest)")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    mirror = not args.no_mirror
     try:
         members = load_members(args.models)
-    except ModelError as err:
+        balanced = None
+        if args.balance is not None:
+            balanced = balance_members(members, args.models[0], args.balance, args.data, mirror)
+    except (ModelError, ModelCardError, DatasetError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    model = averaged_model(members, mirror=not args.no_mirror)
+    model = averaged_model(members, mirror=mirror)
     EmotionClassifier(model)  # the result keeps the contract too
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(args.out) as tmp:
         model.save(tmp)
-    card = export_card(args.models, model, not args.no_mirror)
+    card = export_card(args.models, model, mirror, balanced)
     write_card(args.out, card)
-    print(
-        json.dumps(
-            {
-                "out": str(args.out),
-                "model": model.name,
-                "members": len(members),
-                "weights": model.count_params(),
-            }
-        )
-    )
+    summary = {
+        "out": str(args.out),
+        "model": model.name,
+        "members": len(members),
+        "weights": model.count_params(),
+    }
+    if balanced is not None:
+        summary["balance_tau"] = balanced["tau"]
+    print(json.dumps(summary))
     return 0
+
+
+def balance_members(
+    members: Sequence[keras.Model], first: Path, tau: float | str, data: Path | None, mirror: bool
+) -> dict[str, Any]:
+    """Balance ``members`` in place with ``tau`` (or the tuned one for ``auto``); the card's entry."""
+    shares = class_shares(read_card(first))
+    entry: dict[str, Any] = {"class_shares": dict(zip(CLASS_NAMES, shares.round(5).tolist(), strict=True))}
+    if tau == "auto":
+        tau, tried = tune_balance(members, load_split(data, BALANCE_SPLIT), shares, mirror=mirror)
+        for row in tried:
+            print(
+                f"tau {row['tau']:.3f}: {BALANCE_SPLIT} accuracy {row['accuracy']:.4f}, "
+                f"macro-F1 {row['macro_f1']:.4f}{'   <- chosen' if row['tau'] == tau else ''}"
+            )
+        entry.update(tuned_on=BALANCE_SPLIT, tried=tried)
+    for member in members:
+        balance(member, balance_shift(shares, float(tau)))
+    return {"tau": float(tau), **entry}
 
 
 if __name__ == "__main__":
