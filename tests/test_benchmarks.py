@@ -43,3 +43,12 @@ def test_live_load_benchmark_runs_two_concurrent_streams():
     line = re.search(r"^N=2: per-stream frames/s\s+([\d.]+)–\s*([\d.]+)", out, re.MULTILINE)
     assert line, out
     assert float(line[1]) > 0  # both streams processed frames
+
+
+def test_classifier_speed_benchmark_times_each_batch_size_of_the_shipped_model():
+    out = run_module("benchmarks.classifier_speed", "--faces", "1", "3", "--calls", "5")
+    rows = re.findall(
+        r"^emotion_cnn\.keras\s+(\d) face\(s\): median\s+([\d.]+) ms\s+p95\s+([\d.]+) ms", out, re.M
+    )
+    assert [faces for faces, _, _ in rows] == ["1", "3"], out
+    assert all(0 < float(median) <= float(p95) for _, median, p95 in rows)

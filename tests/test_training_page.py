@@ -379,6 +379,9 @@ def test_browser_trains_an_uploaded_zip_survives_a_reload_and_stops(
         browser.wait_until_idle(page)
 
         page.get_by_text("Tutorial CNN").click()  # the quickest recipe, named classic-…
+        # Its rerun must have filled the form (batch 64) before the next click: on a busy machine
+        # the idle marker of the previous run can still be showing right after the click.
+        expect(page.get_by_text("The CNN of the FER2013 tutorials")).to_be_visible(timeout=60_000)
         browser.wait_until_idle(page)
         page.get_by_text("Upload a .zip").click()
         expect(page.get_by_test_id("stFileUploader")).to_be_visible(timeout=30_000)
