@@ -165,7 +165,7 @@ def test_smoothing_stops_a_near_tie_from_flickering(pipeline, crying):
     assert label_changes(LiveSettings().smoothing) <= 1
 
 
-def test_the_model_looks_at_a_tracked_face_about_sixteen_times_a_second(pipeline, crying):
+def test_the_model_looks_at_a_tracked_face_about_ten_times_a_second(pipeline, crying):
     calls: list[int] = []
 
     def counting(crops: np.ndarray) -> np.ndarray:
@@ -175,8 +175,8 @@ def test_the_model_looks_at_a_tracked_face_about_sixteen_times_a_second(pipeline
     snapshots = run(LiveProcessor(Pipeline(pipeline.detector, counting)), crying)
 
     seconds = crying[-1][0] - crying[0][0]
-    assert len(calls) < 0.7 * len(crying)  # the clip is 24 frames/s: not every frame
-    assert 12 <= len(calls) / seconds <= 18
+    assert len(calls) < 0.5 * len(crying)  # the clip is 24 frames/s: not every frame
+    assert 8 <= len(calls) / seconds <= 12
     assert all(s.faces for s in snapshots[len(snapshots) // 4 :])  # every frame still shows a verdict
 
 
