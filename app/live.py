@@ -358,8 +358,8 @@ class LiveProcessor:
             self.tracker.reset()
             self._layout = layout
         gray = to_gray(rgb)
-        due = self._frames_since_detection + 1 >= settings.detect_every
-        detect = due or not self.tracker.all_confirmed(settings.min_hits)
+        detection_due = self._frames_since_detection + 1 >= settings.detect_every
+        detect = detection_due or not self.tracker.all_confirmed(settings.min_hits)
         if detect:
             self.tracker.update(self._detect(gray, settings, now), now, settings)
             self._frames_since_detection = 0

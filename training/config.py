@@ -145,7 +145,8 @@ class Preset:
     settings: dict[str, Any]
 
 
-#: The "best on a CPU" recipe: what trained the shipped model (see its card).
+#: The "best on a CPU" recipe: the shipped model's residual member ran it, then was resumed to
+#: 32 epochs with ``--resume --epochs 32`` (a warm restart; see its card).
 CPU_RECIPE: dict[str, Any] = {
     "arch": "resnet",
     "epochs": 18,

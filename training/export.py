@@ -34,7 +34,7 @@ from keras import layers
 from app.classifier import EmotionClassifier, ModelError
 from app.emotions import CLASS_NAMES, IMAGE_SIZE, INPUT_SHAPE
 from app.model_card import ModelCardError, atomic_output, base_card, read_card, write_card
-from training.analysis import score
+from training.analysis import predict_dataset, score
 from training.data import Dataset, DatasetError, load_split
 
 #: The ``tau`` values ``--balance auto`` tries.
@@ -118,9 +118,13 @@ def tune_balance(
     The members' softmax is computed once; a shift of the logits is then exact arithmetic on it
     (``softmax(z + b) = p * exp(b) / sum``), so the grid costs no more model passes.
     """
-    x = dataset.x.astype(np.float32)
-    views = [x, x[:, :, ::-1]] if mirror else [x]
-    outputs = [_predict(EmotionClassifier(member), view) for member in members for view in views]
+    views = [lambda x: x, lambda x: x[:, :, ::-1]] if mirror else [lambda x: x]
+    classifiers = [EmotionClassifier(member) for member in members]
+    outputs = [
+        predict_dataset(lambda x, c=classifier, v=view: c(v(x)), dataset).probabilities
+        for classifier in classifiers
+        for view in views
+    ]
     tried = []
     for tau in BALANCE_GRID:
         weights = np.exp(balance_shift(shares, tau))
@@ -130,10 +134,6 @@ def tune_balance(
     floor = tried[0]["accuracy"] - BALANCE_MAX_ACCURACY_LOSS
     best = max((row for row in tried if row["accuracy"] >= floor), key=lambda row: row["macro_f1"])
     return best["tau"], tried
-
-
-def _predict(classifier: EmotionClassifier, x: np.ndarray, batch: int = 256) -> np.ndarray:
-    return np.concatenate([classifier(x[start : start + batch]) for start in range(0, len(x), batch)])
 
 
 def load_members(paths: Sequence[Path]) -> list[keras.Model]:
