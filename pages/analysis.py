@@ -346,11 +346,12 @@ def per_class_table(result: dict[str, Any], file_stem: str) -> None:
         key="per_class_table",
     )
     st.download_button(
-        "⬇️ Download the table (CSV)",
+        "Download the table (CSV)",
         analysis.per_class_csv(result),
         file_name=f"{file_stem}_per_class.csv",
         mime="text/csv",
         key="download_table",
+        icon=":material/download:",
     )
 
 

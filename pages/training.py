@@ -487,8 +487,14 @@ def run_actions(run: Run, active: Path) -> None:
                 run.epochs_run + 10 if more else run.epochs_planned,
                 key=f"resume_epochs_{run.name}",
             )
-            label = "▶ Train on" if more else "▶ Resume"
-            if st.button(label, key=f"resume_{run.name}", help="From the last finished epoch."):
+            label = "Train on" if more else "Resume"
+            resume = st.button(
+                label,
+                key=f"resume_{run.name}",
+                icon=":material/play_arrow:",
+                help="From the last finished epoch.",
+            )
+            if resume:
                 try:
                     manager().resume(run.path, int(epochs))
                 except START_ERRORS as err:
@@ -514,8 +520,9 @@ def run_actions(run: Run, active: Path) -> None:
         for label, path, mime, key in downloads:
             if path.is_file():  # data is read only when clicked: a model is megabytes
                 st.download_button(
-                    f"⬇️ Download {label}",
+                    f"Download {label}",
                     data=path.read_bytes,
+                    icon=":material/download:",
                     file_name=f"{run.name}{path.suffix}",
                     mime=mime,
                     key=f"{key}_{run.name}",
