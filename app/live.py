@@ -7,7 +7,8 @@ boxes. So the live path keeps a small IoU tracker whose tracks carry an exponent
 arrive irregularly when slow ones are dropped, and a time constant keeps "a real change shows
 within ~0.3 s" true at any frame rate. The Haar cascade runs only every few frames while the
 tracker holds the faces, and then only around them (:meth:`app.detection.FaceDetector.detect_near`,
-~5× cheaper); the whole frame, downscaled, is searched for new faces about once a second. The
+~5× cheaper); the whole frame, downscaled, is searched for new faces about once a second, for a
+live stream on a thread of its own (:class:`BackgroundScan`) so no frame waits for it. The
 tracked boxes are classified in one batched call (:meth:`app.pipeline.Pipeline.classify`).
 
 Nothing here imports Streamlit: the Live page wraps :class:`LiveProcessor` in a WebRTC frame
@@ -22,12 +23,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from app.detection import Box, DetectorSettings
+from app.detection import Box, DetectorSettings, FaceDetector
 from app.emotions import CLASS_NAMES
 from app.images import to_gray
 from app.pipeline import Face, OverlayOptions, Pipeline
@@ -297,15 +299,58 @@ class Snapshot:
         return self.faces[0] if self.faces else None
 
 
+class BackgroundScan:
+    """Whole-frame face searches on a thread of their own, one at a time.
+
+    The once-a-second search for new faces costs 20–40 ms on two cores, several frames' worth
+    of the live budget; run on the frame thread it sets the stream's p95 latency and makes that
+    frame late. OpenCV releases the GIL while it searches, so on this thread it overlaps the
+    next frames and its boxes join the tracker a frame or two later, which a face that just
+    came into view cannot tell. Replays stay synchronous: their result must not depend on timing.
+    """
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="face-scan")
+        self._pending: Future[list[Box]] | None = None
+
+    @property
+    def busy(self) -> bool:
+        """Whether a search is still running (a new one then waits for the next interval)."""
+        return self._pending is not None and not self._pending.done()
+
+    def start(self, detector: FaceDetector, gray: np.ndarray, settings: DetectorSettings) -> None:
+        """Search ``gray`` (which the caller no longer changes) unless a search is running."""
+        if not self.busy:
+            self._pending = self._executor.submit(detector.detect, gray, settings)
+
+    def take(self) -> list[Box]:
+        """The finished search's boxes, once; nothing while none has finished. Its error is raised."""
+        if self._pending is None or not self._pending.done():
+            return []
+        pending, self._pending = self._pending, None
+        return pending.result()
+
+    def discard(self) -> None:
+        """Drop the running or finished search: its frame belongs to a stream that has ended."""
+        self._pending = None
+
+
 class LiveProcessor:
     """One stream's frame processor: ``process(rgb) -> (annotated, snapshot)``, never raises.
 
     The pipeline (model, cascade) is shared by every stream; the tracker state is this stream's
     own. A lock makes ``reset`` from another thread (the page, on stop) safe against ``process``.
+    ``background_scan`` moves the periodic whole-frame search off the frame thread (the Live
+    page); without it (replays, tests) every frame's result depends on the frames alone.
     """
 
     def __init__(
-        self, pipeline: Pipeline, settings: LiveSettings | None = None, clock: Clock = time.monotonic
+        self,
+        pipeline: Pipeline,
+        settings: LiveSettings | None = None,
+        clock: Clock = time.monotonic,
+        *,
+        background_scan: bool = False,
     ) -> None:
         self.pipeline = pipeline
         self.settings = settings or LiveSettings()
@@ -316,6 +361,7 @@ class LiveProcessor:
         self._frames_since_detection = 0
         self._scanned_at = self._looked_again_at = -math.inf
         self._layout: tuple | None = None
+        self._background = BackgroundScan() if background_scan else None
 
     def reset(self) -> None:
         """Forget every face, as for a new stream."""
@@ -324,6 +370,8 @@ class LiveProcessor:
             self._frames_since_detection = 0
             self._scanned_at = self._looked_again_at = -math.inf
             self._layout = None
+            if self._background is not None:
+                self._background.discard()
 
     def process(
         self, frame: np.ndarray, settings: LiveSettings | None = None, timestamp: float | None = None
@@ -357,6 +405,8 @@ class LiveProcessor:
         if layout != self._layout:  # new resolution or flipped view: old boxes mean nothing
             self.tracker.reset()
             self._layout = layout
+            if self._background is not None:
+                self._background.discard()
         gray = to_gray(rgb)
         detection_due = self._frames_since_detection + 1 >= settings.detect_every
         detect = detection_due or not self.tracker.all_confirmed(settings.min_hits)
@@ -377,11 +427,11 @@ class LiveProcessor:
     def _detect(self, gray: np.ndarray, settings: LiveSettings, now: float) -> list[Box]:
         """Faces in the whole frame when new ones may have come, else only near the tracked ones."""
         detector = self.pipeline.detector
-        tracks = self.tracker.tracks
+        whole = settings.detector_settings(*gray.shape[:2])
         rescan = now - self._scanned_at >= settings.rescan_every_s
-        if rescan or not self.tracker.all_confirmed(settings.min_hits):
+        if not self.tracker.all_confirmed(settings.min_hits) or (rescan and self._background is None):
+            # No face held yet (or no thread to search on): this frame waits for the search.
             self._scanned_at = now
-            whole = settings.detector_settings(*gray.shape[:2])
             boxes = detector.detect(gray, whole)
             if not boxes and now - self._looked_again_at >= settings.rescan_every_s:
                 # A face filling the frame (leaning in) needs the second look; an empty room
@@ -390,8 +440,14 @@ class LiveProcessor:
                 boxes = detector.look_again(gray, whole)
             return boxes
         cascade = DetectorSettings(settings.scale_factor, settings.min_neighbors)
-        found = [detector.detect_near(gray, track.box, cascade)[:1] for track in tracks]
-        return distinct([box for boxes in found for box in boxes], settings.iou_threshold)
+        near = (detector.detect_near(gray, track.box, cascade)[:1] for track in self.tracker.tracks)
+        found = [box for boxes in near for box in boxes]
+        if self._background is not None:
+            found += self._background.take()  # after the tracked faces: they keep their fresher boxes
+            if rescan:
+                self._scanned_at = now
+                self._background.start(detector, gray, whole)
+        return distinct(found, settings.iou_threshold)
 
 
 def distinct(boxes: Sequence[Box], threshold: float) -> list[Box]:

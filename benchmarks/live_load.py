@@ -64,7 +64,7 @@ def run_stream(
 ) -> Mailbox:
     """Start one stream's camera and worker threads; returns its mailbox for the counts."""
     mailbox = Mailbox()
-    processor = LiveProcessor(pipeline)
+    processor = LiveProcessor(pipeline, background_scan=True)
 
     def camera() -> None:
         start = time.perf_counter()

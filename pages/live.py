@@ -80,7 +80,7 @@ def live_settings_ui() -> LiveSettings:
 def session_stream(pipeline: Pipeline, settings: LiveSettings) -> tuple[LiveProcessor, LiveResults]:
     """This session's processor and results channel, kept up to date with the current choices."""
     if "live_processor" not in st.session_state:
-        st.session_state.live_processor = LiveProcessor(pipeline, settings)
+        st.session_state.live_processor = LiveProcessor(pipeline, settings, background_scan=True)
         st.session_state.live_results = LiveResults()
     processor: LiveProcessor = st.session_state.live_processor
     # Plain attribute swaps: the callback thread sees the old or the new object, never a mix.

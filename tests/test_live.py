@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -98,6 +99,60 @@ def test_between_whole_frame_searches_the_cascade_looks_only_near_the_tracked_fa
     assert searches.count("whole") <= 2 + seconds / LiveSettings().rescan_every_s + 1  # start, then ~1/s
     assert searches.count("near") >= 15  # every third frame in between
     assert all(s.faces for s in snapshots[3:])  # and the face was never lost for it
+
+
+class ThreadSpy(FaceDetector):
+    """Records which thread ran each whole-frame search."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.whole_on: list[str] = []
+
+    def detect(self, gray, settings=None):
+        self.whole_on.append(threading.current_thread().name)
+        return super().detect(gray, settings)
+
+
+def test_with_a_background_scan_no_frame_waits_for_a_whole_frame_search(pipeline, crying):
+    spy = ThreadSpy()
+    processor = LiveProcessor(Pipeline(spy, pipeline.classifier), background_scan=True)
+    snapshots = run(processor, crying)
+
+    confirmed = next(i for i, s in enumerate(snapshots) if s.faces)
+    on_frame_thread = [name for name in spy.whole_on if not name.startswith("face-scan")]
+    assert len(on_frame_thread) <= confirmed + 1  # only until her face was held
+    assert any(name.startswith("face-scan") for name in spy.whole_on)  # then on its own thread
+    assert all(s.faces for s in snapshots[confirmed:])  # and she was never lost for it
+    assert not any(s.error for s in snapshots)
+
+
+def test_a_face_that_comes_into_view_is_found_by_the_background_scan(pipeline, crying):
+    gray_half = np.full_like(crying[0][1], 128)
+    joins_at = 1.0
+    frames = [
+        (t, np.concatenate([rgb, rgb[:, ::-1] if t >= joins_at else gray_half], axis=1)) for t, rgb in crying
+    ]
+    spy = ThreadSpy()
+    processor = LiveProcessor(
+        Pipeline(spy, pipeline.classifier), LiveSettings(mirror=False), background_scan=True
+    )
+    shown = []
+    for t, rgb in frames:
+        shown.append((t, len(processor.process(rgb, timestamp=t)[1].faces)))
+        time.sleep(0.005)  # a frame's worth of wall time at most: the scan runs alongside
+
+    assert all(count == 1 for t, count in shown[3:] if t < joins_at)
+    both_from = min(t for t, count in shown if count == 2)
+    assert both_from - joins_at <= LiveSettings().rescan_every_s + 0.5  # at the next search, give or take
+    assert all(count == 2 for t, count in shown if t >= both_from)
+
+
+def test_stopping_a_stream_drops_its_unfinished_background_scan(pipeline, crying):
+    processor = LiveProcessor(pipeline, background_scan=True)
+    run(processor, crying[:24])
+    processor.reset()
+    t, rgb = crying[30]
+    assert processor.process(rgb, timestamp=t)[1].faces == ()  # a new stream starts unconfirmed
 
 
 def test_the_search_near_a_face_finds_it_moved_and_resized_and_nothing_where_there_is_none():
