@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import BinaryIO, TextIO
 
 import av
+import cv2
 import numpy as np
 
 from app.detection import Box
@@ -465,6 +466,19 @@ def _renumbered(frame: FrameResult, person: dict[int, int], number: dict[int, in
     return frame if faces == frame.faces else replace(frame, faces=faces)
 
 
+def video_frame(rgb: np.ndarray) -> av.VideoFrame:
+    """``rgb`` as the yuv420p frame that video encoders (H.264 here, VP8 for WebRTC) take.
+
+    Handed RGB, PyAV converts with swscale: ~4 ms for a 640×480 frame on this CPU, against
+    ~0.6 ms for OpenCV's vectorised conversion (same BT.601 colours), a tenth of the Live
+    page's server work per frame. Odd sizes, which 4:2:0 cannot halve, take the slow way.
+    """
+    height, width = rgb.shape[:2]
+    if height % 2 or width % 2:
+        return av.VideoFrame.from_ndarray(rgb, format="rgb24")
+    return av.VideoFrame.from_ndarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
+
+
 @contextlib.contextmanager
 def mp4_writer(
     target: str | Path | None, size: tuple[int, int], rate: Fraction
@@ -483,7 +497,7 @@ def mp4_writer(
         stream.pix_fmt = "yuv420p"
 
         def write(rgb: np.ndarray) -> None:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+            container.mux(stream.encode(video_frame(rgb)))
 
         try:
             yield write

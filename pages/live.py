@@ -23,6 +23,7 @@ from app.emotions import CLASS_NAMES
 from app.ice import IceConfig, IceConfigError, ice_config
 from app.live import LiveProcessor, LiveResults, LiveSettings, LiveStats, SmoothedFace
 from app.pipeline import OverlayOptions, Pipeline
+from app.video import video_frame
 from pages.charts import probability_spec
 from pages.shared import (
     emoji_image,
@@ -96,7 +97,7 @@ def frame_callback(processor: LiveProcessor, results: LiveResults):
         try:
             annotated, snapshot = processor.process(frame.to_ndarray(format="rgb24"))
             results.publish(snapshot)
-            out = av.VideoFrame.from_ndarray(annotated, format="rgb24")
+            out = video_frame(annotated)
         except Exception:  # conversion errors: processor.process itself never raises
             LOGGER.exception("live frame conversion failed; passing the frame through")
             return frame

@@ -17,6 +17,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 
@@ -37,6 +38,7 @@ from app.video import (
     process_video,
     rejoin_tracks,
     steady_changes,
+    video_frame,
 )
 
 from bad_inputs import FIXTURES
@@ -151,6 +153,25 @@ def test_a_face_that_reappears_where_it_was_keeps_its_number():
     assert numbers == {(100, 1), (110, 1), (600, 2), (620, 2), (350, 3)}
     assert all(len({f.track_id for f in frame.faces}) == len(frame.faces) for frame in frames)
     assert [f.box.x for f in frames[28].faces if f.track_id == 2] == [620]  # the fresh box, not the held one
+
+
+@pytest.mark.parametrize("size", [(640, 480), (641, 479)], ids=["webcam", "odd"])
+def test_frames_go_to_the_encoder_with_their_colours(size):
+    """The emoji's colours survive the fast RGB → yuv420p conversion as they did the slow one."""
+    rgb = read_image((FIXTURES / "faces" / "london_009_happy.jpg").read_bytes())
+    rgb = np.ascontiguousarray(cv2.resize(rgb, size))
+    rgb[:64, :64] = (255, 200, 0)  # an emoji's yellow, unblurred
+
+    frame = video_frame(rgb)
+
+    assert (frame.width, frame.height) == size
+    assert frame.format.name == ("yuv420p" if size == (640, 480) else "rgb24")
+    back = frame.reformat(format="rgb24").to_ndarray()
+    slow = (
+        av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p").to_ndarray(format="rgb24")
+    )
+    assert np.abs(back.astype(int) - rgb).mean() <= np.abs(slow.astype(int) - rgb).mean() + 0.5
+    assert np.abs(back[8:56, 8:56].astype(int) - (255, 200, 0)).max() <= 4
 
 
 def test_labels_stay_clear_of_the_bottom_where_player_controls_are():
