@@ -145,11 +145,13 @@ class Preset:
     settings: dict[str, Any]
 
 
-#: The "best on a CPU" recipe: the shipped model's residual member ran it, then was resumed to
-#: 32 epochs with ``--resume --epochs 32`` (a warm restart; see its card).
+#: The "best on a CPU" recipe, as the shipped model's second member ran it (PublicTest 62.8 % at
+#: epoch 19 of 20, 64.6 % PrivateTest mirror-averaged). Its first member ran the older recipe (random
+#: erasing 0.5, lighting 0.2, 18 epochs: 61.9 %) and was resumed to 32 epochs (63.4 %): the small
+#: net underfits in so few epochs, so the lighter augmentation fits better sooner.
 CPU_RECIPE: dict[str, Any] = {
     "arch": "resnet",
-    "epochs": 18,
+    "epochs": 20,
     "batch_size": 128,
     "learning_rate": 2e-3,
     "optimizer": "adamw",
@@ -158,8 +160,8 @@ CPU_RECIPE: dict[str, Any] = {
     "schedule": "cosine",
     "label_smoothing": 0.1,
     "augment": True,
-    "random_erasing": 0.5,
-    "lighting": 0.2,
+    "random_erasing": 0.0,
+    "lighting": 0.1,
     "mixed_precision": True,
     "early_stopping_patience": 0,
 }
@@ -169,15 +171,24 @@ CPU_RECIPE: dict[str, Any] = {
 PRESETS: dict[str, Preset] = {
     "cpu": Preset(
         "Best on a CPU",
-        "Compact residual net, AdamW, cosine schedule with warm-up, label smoothing, random "
-        "erasing and lighting changes: about 65 min on two idle CPU cores (bfloat16 where the CPU has it).",
+        "Compact residual net, AdamW, cosine schedule with warm-up, label smoothing, flips, shifts, "
+        "zoom, rotation and mild lighting changes: about 65 min on two idle CPU cores (bfloat16 where "
+        "the CPU has it).",
         CPU_RECIPE,
     ),
     "gpu": Preset(
         "Best on a GPU",
         "The same recipe with four times the width and three times the epochs: minutes on a GPU, "
         "most of a day on a CPU.",
-        {**CPU_RECIPE, "arch": "resnet_wide", "epochs": 66, "warmup_epochs": 3},
+        # A net four times as wide has the capacity for the stronger augmentation.
+        {
+            **CPU_RECIPE,
+            "arch": "resnet_wide",
+            "epochs": 66,
+            "warmup_epochs": 3,
+            "random_erasing": 0.5,
+            "lighting": 0.2,
+        },
     ),
     "classic": Preset(
         "Tutorial CNN",
