@@ -18,9 +18,10 @@ What a model must expose (every model built by :mod:`model.architectures` does):
   ``DepthwiseConv2D``; a whole backbone nested as one layer is opaque), or a ``layer_name``;
 - nothing after that layer that reads an earlier tensor (no skip connection around it), because
   the model is split there into a *head* (input → feature maps) and a *tail* (maps → softmax);
-  in a residual net that is the last block's output rather than its last convolution
+  in a residual net that is a block's output rather than its last convolution
   (:func:`feature_layers`). A model that wraps whole models (test-time augmentation or an
-  ensemble, :mod:`training.export`) is explained through one member (:func:`explained_member`).
+  ensemble, :mod:`training.export`) is explained by its members' maps, averaged
+  (:func:`explained_members`).
 
 Each cell of the feature map is drawn at the centre of its receptive field, found by walking the
 layers up to the chosen one (:func:`feature_grid`). Stretching the map over the crop instead is
@@ -53,6 +54,11 @@ CONV_LAYER_TYPES = ("Conv2D", "SeparableConv2D", "DepthwiseConv2D")
 HEAT_ALPHA = 0.45
 #: Below this, log-probabilities are taken of the floor instead (a class the model rules out).
 MIN_PROBABILITY = 1e-7
+#: Feature maps coarser than this many cells a side are cut earlier where the model allows: over a
+#: 48-pixel face a 6×6 map's cell spans mouth and chin. On the thirteen smiling fixtures the shipped
+#: residual nets' last 6×6 map put no "happy" on the mouth in three (the ones the model doubts);
+#: their 12×12 block output put at least 1.5× the border's on it in all thirteen.
+MIN_CELLS = 8
 
 
 class ExplainError(ValueError):
@@ -61,7 +67,8 @@ class ExplainError(ValueError):
 
 def feature_layers(model: Any) -> list[Any]:
     """Where Grad-CAM may cut ``model``, best first: its last top-level 2D convolution (the finest
-    map that still knows *where*), then the last top-level layer with a spatial output.
+    map that still knows *where*), then the last top-level layer with a spatial output, both among
+    maps of at least :data:`MIN_CELLS` a side where there are such convolutions.
 
     In a residual net the last convolution has a skip connection around it, so the model can't be
     cut there; the block's output (after the addition) can be, one layer later.
@@ -73,27 +80,36 @@ def feature_layers(model: Any) -> list[Any]:
             "(or name one with layer_name)"
         )
     spatial = [layer for layer in model.layers if len(layer.output.shape) == 4 and layer.output.shape[1] > 1]
+    if any(_cells(layer) >= MIN_CELLS for layer in convs):
+        convs, spatial = (
+            [layer for layer in found if _cells(layer) >= MIN_CELLS] for found in (convs, spatial)
+        )
     return [convs[-1], *spatial[-1:]]
 
 
-def explained_member(model: Any) -> Any:
-    """The model whose layers Grad-CAM reads: ``model`` itself, or for a model that wraps whole
-    models (a test-time-augmentation average or an ensemble, see training.export) the member with
-    the finest last feature map, seen on the unflipped input: one member's reasons stand for the
-    average's, and the finer map places them better (the shipped ensemble's classic CNN has 8×8
-    cells against the residual net's 6×6, and puts a smile on the mouth where the 6×6 map blurs it).
+def _cells(layer: Any) -> int:
+    return int(layer.output.shape[1])
+
+
+def explained_members(model: Any) -> list[Any]:
+    """The models whose layers Grad-CAM reads: ``model`` itself, or for a model that wraps whole
+    models (a test-time-augmentation average or an ensemble, see training.export) each member,
+    seen on the unflipped input: the average decides, so each member's reasons count alike.
     """
     if any(type(layer).__name__ in CONV_LAYER_TYPES for layer in model.layers):
-        return model
+        return [model]
     members = [layer for layer in model.layers if hasattr(layer, "layers") and hasattr(layer, "inputs")]
-    if not members:
-        return model
+    return members or [model]
 
-    def finest_map(member: Any) -> int:
-        convs = [layer for layer in member.layers if type(layer).__name__ in CONV_LAYER_TYPES]
-        return int(convs[-1].output.shape[1]) if convs else 0
 
-    return max(members, key=finest_map)
+@dataclass(frozen=True)
+class _Cut:
+    """One model split for Grad-CAM: input → feature maps (head), maps → softmax (tail)."""
+
+    head: Any
+    tail: Any
+    layer_name: str
+    grid: Grid
 
 
 @dataclass(frozen=True)
@@ -160,41 +176,49 @@ class GradCam:
     """
 
     def __init__(self, model: Any, layer_name: str | None = None) -> None:
-        import keras
-
-        model = explained_member(model)
-        candidates = [model.get_layer(layer_name)] if layer_name else feature_layers(model)
-        problems = []
-        for layer in candidates:
-            if len(layer.output.shape) != 4:
-                problems.append(
-                    f"{layer.name!r} outputs {layer.output.shape}, not (N, height, width, channels)"
-                )
-                continue
-            try:
-                self._head = keras.Model(model.inputs[0], layer.output)
-                self._tail = keras.Model(layer.output, model.outputs[0])
-            except Exception as err:  # Keras raises several types for a graph it can't cut
-                problems.append(
-                    f"the model can't be split at {layer.name!r} (a skip connection around it?): {err}"
-                )
-                continue
-            self.layer_name = layer.name
-            self.grid = feature_grid(model, layer)
-            return
-        raise ExplainError("; ".join(problems))
+        self._cuts = [_cut(member, layer_name) for member in explained_members(model)]
+        self.layer_name = self._cuts[0].layer_name
+        self.grid = self._cuts[0].grid
 
     def __call__(self, crops: np.ndarray, classes: Sequence[int]) -> np.ndarray:
         crops = np.asarray(crops, dtype=np.float32)
         if crops.ndim != 4 or crops.shape[1:] != INPUT_SHAPE or len(crops) != len(classes):
             raise ValueError(f"expected {len(classes)} crops of shape {INPUT_SHAPE}, got {crops.shape}")
-        import keras
+        heat = sum(_heat(cut, crops, list(classes)) for cut in self._cuts)
+        return np.stack([_to_unit(cam) for cam in heat])
 
-        features = self._head(crops, training=False)
-        grads = keras.ops.convert_to_numpy(_gradients(self._tail, features, list(classes)))
-        maps = keras.ops.convert_to_numpy(features)
-        cams = np.maximum((grads * maps).sum(axis=-1), 0.0)  # each place's own gradient: HiResCAM
-        return np.stack([_to_unit(self.grid.to_input(cam)) for cam in cams])
+
+def _cut(model: Any, layer_name: str | None) -> _Cut:
+    """``model`` split at ``layer_name`` or at the first of :func:`feature_layers` that can be split."""
+    import keras
+
+    candidates = [model.get_layer(layer_name)] if layer_name else feature_layers(model)
+    problems = []
+    for layer in candidates:
+        if len(layer.output.shape) != 4:
+            problems.append(f"{layer.name!r} outputs {layer.output.shape}, not (N, height, width, channels)")
+            continue
+        try:
+            head = keras.Model(model.inputs[0], layer.output)
+            tail = keras.Model(layer.output, model.outputs[0])
+        except Exception as err:  # Keras raises several types for a graph it can't cut
+            problems.append(
+                f"the model can't be split at {layer.name!r} (a skip connection around it?): {err}"
+            )
+            continue
+        return _Cut(head, tail, layer.name, feature_grid(model, layer))
+    raise ExplainError("; ".join(problems))
+
+
+def _heat(cut: _Cut, crops: np.ndarray, classes: list[int]) -> np.ndarray:
+    """One model's HiResCAM maps over the crops, each scaled to 0..1."""
+    import keras
+
+    features = cut.head(crops, training=False)
+    grads = keras.ops.convert_to_numpy(_gradients(cut.tail, features, classes))
+    maps = keras.ops.convert_to_numpy(features)
+    cams = np.maximum((grads * maps).sum(axis=-1), 0.0)  # each place's own gradient: HiResCAM
+    return np.stack([_to_unit(cut.grid.to_input(cam)) for cam in cams])
 
 
 def _gradients(tail: Any, features: Any, classes: list[int]) -> Any:
