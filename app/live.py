@@ -427,11 +427,11 @@ class LiveProcessor:
     def _detect(self, gray: np.ndarray, settings: LiveSettings, now: float) -> list[Box]:
         """Faces in the whole frame when new ones may have come, else only near the tracked ones."""
         detector = self.pipeline.detector
-        whole = settings.detector_settings(*gray.shape[:2])
         rescan = now - self._scanned_at >= settings.rescan_every_s
         if not self.tracker.all_confirmed(settings.min_hits) or (rescan and self._background is None):
             # No face held yet (or no thread to search on): this frame waits for the search.
             self._scanned_at = now
+            whole = settings.detector_settings(*gray.shape[:2])
             boxes = detector.detect(gray, whole)
             if not boxes and now - self._looked_again_at >= settings.rescan_every_s:
                 # A face filling the frame (leaning in) needs the second look; an empty room
@@ -446,7 +446,7 @@ class LiveProcessor:
             found += self._background.take()  # after the tracked faces: they keep their fresher boxes
             if rescan:
                 self._scanned_at = now
-                self._background.start(detector, gray, whole)
+                self._background.start(detector, gray, settings.detector_settings(*gray.shape[:2]))
         return distinct(found, settings.iou_threshold)
 
 
