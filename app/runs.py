@@ -210,6 +210,10 @@ def config_summary(config: dict[str, Any]) -> str:
     patience = config.get("early_stopping_patience")
     if patience:
         parts.append(f"early stop {patience}")
+    if config.get("teacher"):
+        teacher = Path(config["teacher"])  # a run's best.keras is known by its run's name
+        name = teacher.parent.name if teacher.name == "best.keras" else teacher.name
+        parts.append(f"distilled from {name}")
     if config.get("limit_per_class"):
         parts.append(f"{config['limit_per_class']}/class")
     return " · ".join(parts)

@@ -163,17 +163,23 @@ def emoji_data_url(emotion: str, width: int) -> str:
     return "data:image/png;base64," + base64.b64encode(png.tobytes()).decode("ascii")
 
 
-def model_picker_ui(key: str) -> Path:
-    """Sidebar choice of model: the active one (default), the shipped one, or any run's best."""
-    active = active_model_path()
+def model_choices(runs_dir: Path | None = None) -> dict[str, Path]:
+    """The models a user can pick, by label: the active one first, the shipped one, each run's best."""
+    active = active_model_path(runs_dir)
     choices: dict[str, Path] = {f"Active model ({_model_label(active)})": active}
     if active != DEFAULT_MODEL_PATH:
         choices["Shipped default"] = DEFAULT_MODEL_PATH
-    for run in list_runs():
+    for run in list_runs(runs_dir):
         if run.best_model is not None and run.best_model != active:
             accuracy = run.best_val_accuracy
             label = f"Run {run.name} ({accuracy:.1%} val.)" if accuracy else f"Run {run.name}"
             choices[label] = run.best_model
+    return choices
+
+
+def model_picker_ui(key: str) -> Path:
+    """Sidebar choice of model: the active one (default), the shipped one, or any run's best."""
+    choices = model_choices()
     label = st.sidebar.selectbox("Model", list(choices), key=key, help="Train more on the Training page.")
     return choices[label]
 

@@ -37,7 +37,7 @@ from app.runs import (
     set_active_model,
 )
 from model.catalog import ARCHITECTURE_NOTES
-from pages.shared import access, owner_unlocked
+from pages.shared import access, model_choices, owner_unlocked
 from training.archive import stored_upload
 from training.config import OPTIMIZERS, PRESETS, SCHEDULES, TrainConfig
 from training.jobs import JobBusy, Progress, TrainingJob, manager
@@ -267,6 +267,32 @@ def advanced_fields_ui() -> None:
         )
 
 
+NO_TEACHER = "None: learn from the labels alone"
+
+
+def distillation_ui(runs_dir: Path) -> dict[str, Any]:
+    """The teacher to distil from (training.distill) and its share of each target."""
+    with st.expander("Distillation"):
+        st.caption(
+            "Train a small, fast net to imitate a bigger or ensembled model: each training image's "
+            "target mixes its label with the teacher's probabilities."
+        )
+        choices = {NO_TEACHER: None, **model_choices(runs_dir)}
+        left, right = st.columns(2)
+        label = left.selectbox("Teacher model", list(choices), key="train_teacher")
+        weight = right.slider(
+            "Teacher's share of the target",
+            0.1,
+            1.0,
+            0.7,
+            step=0.1,
+            key="train_teacher_weight",
+            disabled=choices[label] is None,
+            help="The rest comes from the image's label, so a teacher's mistakes can't take over.",
+        )
+    return {"teacher": choices[label], "teacher_weight": float(weight)}
+
+
 def quick_trial_ui() -> tuple[int, int]:
     """Images per class (0 = all) and the random seed."""
     with st.expander("Quick trial and reproducibility"):
@@ -299,6 +325,7 @@ def new_training_ui(runs_dir: Path) -> None:
     preset = preset_ui()
     model_fields_ui()
     advanced_fields_ui()
+    distillation = distillation_ui(runs_dir)
     limit, seed = quick_trial_ui()
     suggest_run_name()
     run_name = st.text_input("Run name", key="train_run_name", help="The run's folder in the runs folder.")
@@ -317,6 +344,7 @@ def new_training_ui(runs_dir: Path) -> None:
                 runs_dir=runs_dir,
                 limit_per_class=limit or None,
                 **form_values(),
+                **distillation,
             )
             manager().start(config)
     except START_ERRORS as err:

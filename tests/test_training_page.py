@@ -134,6 +134,21 @@ def test_page_trains_resumes_and_makes_the_model_the_active_one(
     assert [row["epoch"] for row in run.history] == [1, 2, 3] and run.state == "finished"
 
 
+def test_page_distils_a_run_from_the_chosen_teacher(page: AppTest, runs_dir: Path) -> None:
+    fill_tiny_run(page, "student", epochs=1)
+    teacher = page.selectbox(key="train_teacher")
+    assert teacher.value.startswith("None") and page.slider(key="train_teacher_weight").disabled
+    teacher.set_value("Active model (shipped default)").run()
+    page.slider(key="train_teacher_weight").set_value(0.5)
+
+    page.button(key="train_start").click().run()
+
+    assert not page.exception and not page.error
+    assert manager().current().wait(JOB_TIMEOUT_S).state == "finished"
+    config = read_run(runs_dir / "student").config
+    assert (config["teacher"], config["teacher_weight"]) == (str(DEFAULT_MODEL_PATH), 0.5)
+
+
 def server_path(at: AppTest, source: str, key: str, path: Path) -> None:
     at.radio(key="train_source").set_value(source).run()
     at.text_input(key=key).set_value(str(path))

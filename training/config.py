@@ -32,6 +32,9 @@ class TrainConfig:
     steps of a fresh BatchNorm net from diverging. ``random_erasing`` and ``lighting`` strengthen
     the augmentation (model.architectures.augmentation_layers). ``mixed_precision`` computes in
     bfloat16 where the hardware does it fast (training.precision) and in float32 elsewhere.
+    ``teacher`` is a saved model (typically a big ensemble) whose probabilities on each training
+    image are mixed into its one-hot label with weight ``teacher_weight``: the distillation that
+    lets a net small enough for live video learn what the big one knows (training.distill).
     """
 
     data_dir: Path
@@ -55,11 +58,15 @@ class TrainConfig:
     runs_dir: Path = field(default_factory=default_runs_dir)
     limit_per_class: int | None = None
     validation_split: str = "public_test"
+    teacher: Path | None = None
+    teacher_weight: float = 0.7
 
     def __post_init__(self) -> None:
         # Coerce paths so a config built from strings (JSON, a form) behaves like one built in code.
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         object.__setattr__(self, "runs_dir", Path(self.runs_dir))
+        if self.teacher is not None:
+            object.__setattr__(self, "teacher", Path(self.teacher))
         problems = self._problems()
         if problems:
             raise ValueError("invalid training config: " + "; ".join(problems))
@@ -100,6 +107,7 @@ class TrainConfig:
                 self.limit_per_class is None or self.limit_per_class >= 1,
                 f"limit_per_class must be >= 1 or None, got {self.limit_per_class}",
             ),
+            (0 < self.teacher_weight <= 1, f"teacher_weight must be in (0, 1], got {self.teacher_weight}"),
             (
                 self.validation_split in VALIDATION_SPLITS,
                 f"validation_split must be in {VALIDATION_SPLITS}, got {self.validation_split!r}",
@@ -117,6 +125,7 @@ class TrainConfig:
         data = dataclasses.asdict(self)
         data["data_dir"] = str(self.data_dir)
         data["runs_dir"] = str(self.runs_dir)
+        data["teacher"] = None if self.teacher is None else str(self.teacher)
         return data
 
     @classmethod

@@ -261,6 +261,7 @@ class TrainingJob:
         self.thread.start()
 
     def _train(self) -> None:
+        from training.distill import TeacherError
         from training.train import ResumeError, TrainingStopped
 
         self.channel.update(state="stopping" if self.stop_event.is_set() else "loading")
@@ -270,7 +271,7 @@ class TrainingJob:
             self._end("stopped", str(err) or "stopped")
         except DatasetError as err:  # found only by decoding every image: after the quick check
             self._end("failed", f"the dataset can't be used, nothing was trained: {err}")
-        except (FileExistsError, ResumeError) as err:
+        except (FileExistsError, ResumeError, TeacherError) as err:
             self._end("failed", str(err))
         except Exception as err:  # a job must always end with a state the page can show
             traceback.print_exc()

@@ -53,6 +53,7 @@ from app.runs import read_history, write_status
 from model.architectures import ARCHITECTURES, build_model
 from training.config import OPTIMIZERS, PRESETS, SCHEDULES, TrainConfig
 from training.data import Dataset, DatasetError, load_split
+from training.distill import TeacherError, one_hot, training_targets
 from training.precision import choose_policy, dtype_policy, float32_config
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
@@ -202,6 +203,7 @@ def train(
         raise TrainingStopped("stopped before the first epoch; nothing was written")
     with data_parallel(config.batch_size) as devices:
         train_set, val_set = even_split(train_set, devices), even_split(val_set, devices)
+        targets = training_targets(train_set, config.teacher, config.teacher_weight)
         policy, why = choose_policy(config.mixed_precision)
         print(f"precision: {why}")
         with dtype_policy(policy):
@@ -215,7 +217,7 @@ def train(
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
             metrics=["accuracy"],
         )
-        return fit(model, config, train_set, val_set, [], callbacks, stop, verbose)
+        return fit(model, config, train_set, targets, val_set, [], callbacks, stop, verbose)
 
 
 def resume(
@@ -246,6 +248,7 @@ def resume(
         raise TrainingStopped("stopped before resuming; nothing was written")
     with data_parallel(config.batch_size) as devices:
         train_set, val_set = even_split(train_set, devices), even_split(val_set, devices)
+        targets = training_targets(train_set, config.teacher, config.teacher_weight)
         model = keras.saving.load_model(last)
         # last.keras is written after history.csv, so after a crash between the two the history may
         # hold one epoch more than the model; the optimizer's step count says which epochs it has.
@@ -262,7 +265,7 @@ def resume(
         keras.utils.set_random_seed(config.seed + done)
         write_config(config)
         print(f"resuming {run_dir} after epoch {done} of {config.epochs}")
-        return fit(model, config, train_set, val_set, rows, callbacks, stop, verbose)
+        return fit(model, config, train_set, targets, val_set, rows, callbacks, stop, verbose)
 
 
 class ResumeError(ValueError):
@@ -273,13 +276,14 @@ def fit(
     model: keras.Model,
     config: TrainConfig,
     train_set: Dataset,
+    targets: np.ndarray,
     val_set: Dataset,
     done_rows: list[dict[str, float]],
     callbacks: Sequence[keras.callbacks.Callback],
     stop: threading.Event | None,
     verbose: int | str,
 ) -> Path:
-    """Fit a compiled ``model`` from epoch ``len(done_rows)`` to ``config.epochs``, writing the run folder.
+    """Fit a compiled ``model`` to ``targets`` (training.distill) from epoch ``len(done_rows)`` on.
 
     ``status.json`` says ``running`` meanwhile, then ``finished``, ``stopped`` (``stop`` was set or
     Ctrl+C) or ``failed`` with the error; errors are re-raised.
@@ -295,11 +299,11 @@ def fit(
     try:
         model.fit(
             train_set.x,
-            keras.utils.to_categorical(train_set.y, NUM_CLASSES),
+            targets,
             batch_size=config.batch_size,
             epochs=config.epochs,
             initial_epoch=len(done_rows),
-            validation_data=(val_set.x, keras.utils.to_categorical(val_set.y, NUM_CLASSES)),
+            validation_data=(val_set.x, one_hot(val_set.y)),
             class_weight=balanced_class_weights(train_set.y) if config.class_weights else None,
             callbacks=[
                 StopWhenAsked(stop or threading.Event()),
@@ -582,6 +586,17 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig | ResumeRequest
     parser.add_argument("--limit-per-class", type=int, help="use only the first K images of each class")
     parser.add_argument("--runs-dir", type=Path, help=f"default {defaults.runs_dir}")
     parser.add_argument("--seed", type=int, help=f"default {defaults.seed}")
+    parser.add_argument(
+        "--teacher",
+        type=Path,
+        metavar="MODEL",
+        help="distil: fit to this saved model's probabilities mixed with the labels (training.distill)",
+    )
+    parser.add_argument(
+        "--teacher-weight",
+        type=float,
+        help=f"the teacher's share of each target; default {defaults.teacher_weight}",
+    )
     given = {name: value for name, value in vars(parser.parse_args(argv)).items() if value is not None}
     run_dir = given.pop("resume", None)
     if run_dir is not None:
@@ -612,7 +627,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             resume(request.run_dir, request.epochs, verbose=verbose)
         else:
             train(request, verbose=verbose)
-    except (DatasetError, FileExistsError, ResumeError) as err:
+    except (DatasetError, FileExistsError, ResumeError, TeacherError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
