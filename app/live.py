@@ -444,7 +444,9 @@ class LiveProcessor:
         found = [box for boxes in near for box in boxes]
         if self._background is not None:
             found += self._background.take()  # after the tracked faces: they keep their fresher boxes
-            if rescan:
+            # A search still running when the next is due (a busy CPU) is followed by the next one
+            # as soon as it ends, not a whole interval later.
+            if rescan and not self._background.busy:
                 self._scanned_at = now
                 self._background.start(detector, gray, settings.detector_settings(*gray.shape[:2]))
         return distinct(found, settings.iou_threshold)

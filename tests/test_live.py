@@ -147,6 +147,33 @@ def test_a_face_that_comes_into_view_is_found_by_the_background_scan(pipeline, c
     assert all(count == 2 for t, count in shown if t >= both_from)
 
 
+def test_a_search_that_outlasts_the_interval_is_followed_by_the_next_one_at_once(pipeline, crying):
+    gate = threading.Event()
+
+    class SlowScan(FaceDetector):
+        started = 0
+
+        def detect(self, gray, settings=None):
+            if threading.current_thread().name.startswith("face-scan"):
+                SlowScan.started += 1
+                gate.wait(10)  # the first background search lasts as long as the test wants
+            return super().detect(gray, settings)
+
+    interval = LiveSettings().rescan_every_s
+    processor = LiveProcessor(Pipeline(SlowScan(), pipeline.classifier), background_scan=True)
+    (t0, _), frames = crying[0], itertools.cycle(rgb for _, rgb in crying)
+    step = interval / 10
+    for i in range(25):  # two and a half intervals: one search starts, then blocks past the next
+        processor.process(next(frames), timestamp=t0 + i * step)
+    assert SlowScan.started == 1
+    gate.set()
+    deadline = time.monotonic() + 10
+    while SlowScan.started == 1:
+        processor.process(next(frames), timestamp=t0 + 25 * step)  # the same moment: no interval passes
+        assert time.monotonic() < deadline, "no search followed the one that outlasted its interval"
+        time.sleep(0.01)
+
+
 def test_stopping_a_stream_drops_its_unfinished_background_scan(pipeline, crying):
     processor = LiveProcessor(pipeline, background_scan=True)
     run(processor, crying[:24])
