@@ -51,6 +51,7 @@ def upload_at_step(page: Page, step: int) -> None:
     field = page.get_by_label("Frame step", exact=True)
     field.fill(str(step))
     field.press("Enter")
+    browser.wait_until_idle(page)  # a file handed over during that rerun can be dropped
     browser.upload(page, VIDEO)
     expect(page.get_by_text(f"frames to process at frame step {step}")).to_be_visible(timeout=PAGE_TIMEOUT_MS)
 
