@@ -53,7 +53,7 @@ from app.runs import read_history, write_status
 from model.architectures import ARCHITECTURES, build_model
 from training.config import OPTIMIZERS, PRESETS, SCHEDULES, TrainConfig
 from training.data import Dataset, DatasetError, load_split
-from training.distill import TeacherError, one_hot, training_targets
+from training.distill import TeacherError, training_targets
 from training.precision import choose_policy, dtype_policy, float32_config
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
@@ -190,9 +190,9 @@ def train(
     ``callbacks`` run after the ones writing the run folder, so in their ``on_epoch_end`` the
     epoch's files are already on disk. Setting ``stop`` ends the run within one batch, keeping
     what the last finished epoch wrote (so a resume starts there). Raises FileExistsError when
-    the run folder exists (a run is never overwritten) and DatasetError for unusable data, both
-    before anything is written; TrainingStopped when ``stop`` was set while the data was loading
-    (the run folder is not made then).
+    the run folder exists (a run is never overwritten), DatasetError for unusable data and
+    TeacherError for an unusable teacher model, all before anything is written; TrainingStopped
+    when ``stop`` was set while the data was loading (the run folder is not made then).
     """
     run_dir = config.run_dir
     if run_dir.exists():
@@ -303,7 +303,7 @@ def fit(
             batch_size=config.batch_size,
             epochs=config.epochs,
             initial_epoch=len(done_rows),
-            validation_data=(val_set.x, one_hot(val_set.y)),
+            validation_data=(val_set.x, keras.utils.to_categorical(val_set.y, NUM_CLASSES)),
             class_weight=balanced_class_weights(train_set.y) if config.class_weights else None,
             callbacks=[
                 StopWhenAsked(stop or threading.Event()),
