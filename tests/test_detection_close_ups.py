@@ -66,7 +66,9 @@ def test_fer2013_images_are_one_face_each_at_their_own_size_and_enlarged(
     ]
 
     assert all(len(boxes) == 1 for boxes in native)  # a 48×48 face crop is its own face
-    assert sum(len(boxes) == 1 for boxes in enlarged) >= 0.6 * len(images)
+    # Tilted and half-turned faces filling the frame are found by their eyes (25 of these 28; the
+    # face cascade's looks alone: 21).
+    assert sum(len(boxes) == 1 for boxes in enlarged) >= 0.85 * len(images)
 
 
 @pytest.mark.parametrize("name", ["coffee.png", "bad/images/tiny-1x1.png"])
@@ -77,6 +79,16 @@ def test_photos_without_a_face_still_give_none(detector: FaceDetector, name: str
 def test_a_large_plain_image_is_not_taken_for_a_face(detector: FaceDetector) -> None:
     assert detector.detect(np.full((480, 640), 128, np.uint8)) == []
     assert detector.detect(np.full((129, 129), 128, np.uint8)) == []  # too big to be a face crop
+    noise = np.random.default_rng(0).normal(128, 6, (480, 480)).clip(0, 255).astype(np.uint8)
+    assert detector.detect(noise) == []  # equalised, its noise is full of eye-like blobs
+
+
+def test_square_close_ups_of_a_face_free_photo_give_none(detector: FaceDetector) -> None:
+    coffee = gray_fixture("coffee.png")
+    side = min(coffee.shape)
+    for left in range(0, coffee.shape[1] - side + 1, side // 4):
+        crop = cv2.resize(coffee[:, left : left + side], (480, 480), interpolation=cv2.INTER_CUBIC)
+        assert detector.detect(crop) == []
 
 
 def test_every_development_portrait_yields_exactly_one_face(detector: FaceDetector) -> None:
