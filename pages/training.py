@@ -85,6 +85,7 @@ FIELD_KEYS = {
 STATE_WORDS = {
     "starting": "starting",
     "loading": "loading the dataset",
+    "distilling": "the teacher labels the training images",
     "training": "training",
     "validating": "validating",
     "stopping": "stopping…",
@@ -428,7 +429,10 @@ def job_panel(job: TrainingJob) -> None:
     them, and the same charts twice on one page only confused.
     """
     progress = job.progress()
-    st.subheader(f"Run `{progress.run_name}`: {STATE_WORDS.get(progress.state, progress.state)}")
+    doing = STATE_WORDS.get(progress.state, progress.state)
+    if progress.state == "distilling":
+        doing += f" ({progress.message})"
+    st.subheader(f"Run `{progress.run_name}`: {doing}")
     if not progress.active:
         ended_banner(progress)
         return

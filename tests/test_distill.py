@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import keras
@@ -11,10 +12,11 @@ import pytest
 
 from app.classifier import EmotionClassifier
 from app.emotions import DEFAULT_MODEL_PATH, NUM_CLASSES
+from training.analysis import PREDICT_BATCH
 from training.config import TrainConfig
 from training.data import load_split
 from training.distill import TeacherError, training_targets
-from training.train import main
+from training.train import TrainingStopped, main, train
 
 
 def test_without_a_teacher_the_targets_are_the_labels(fer2013_dir: Path) -> None:
@@ -81,3 +83,23 @@ def test_teacher_weight_must_be_a_share(tmp_path: Path) -> None:
         TrainConfig(data_dir=tmp_path, run_name="r", teacher=tmp_path / "t.keras", teacher_weight=0)
     config = TrainConfig(data_dir=tmp_path, run_name="r", teacher=str(tmp_path / "t.keras"))
     assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_a_stop_during_the_teachers_pass_ends_it_before_anything_is_written(
+    fer2013_dir: Path, tmp_path: Path
+) -> None:
+    config = TrainConfig(
+        data_dir=fer2013_dir, runs_dir=tmp_path, run_name="stopped", arch="classic", epochs=1,
+        limit_per_class=50, teacher=DEFAULT_MODEL_PATH,
+    )  # fmt: skip
+    stop, heard = threading.Event(), []
+
+    def press_stop(done: int, total: int) -> None:  # as a user would, on seeing the first progress
+        heard.append((done, total))
+        stop.set()
+
+    with pytest.raises(TrainingStopped, match="teacher"):
+        train(config, stop=stop, on_teacher=press_stop)
+
+    assert heard == [(PREDICT_BATCH, 7 * 50)]  # one batch of the teacher's pass, not all of it
+    assert not (tmp_path / "stopped").exists()

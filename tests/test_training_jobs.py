@@ -213,3 +213,15 @@ def test_run_fraction_only_grows_through_epochs_and_validation() -> None:
 
     assert fractions == sorted(fractions)
     assert fractions[-1] == pytest.approx(1.25 / 10)
+
+
+def test_the_teachers_pass_shows_as_a_step_of_its_own_and_a_stop_stays_a_stop() -> None:
+    channel = ProgressChannel("student", Path("student"), "train", 3)
+
+    channel.teacher_progress(256, 1000)
+    progress = channel.snapshot()
+    assert (progress.state, progress.message, progress.active) == ("distilling", "256 of 1,000 images", True)
+
+    channel.update(state="stopping")
+    channel.teacher_progress(512, 1000)
+    assert channel.snapshot().state == "stopping"

@@ -26,7 +26,7 @@ import numpy as np
 
 from app.classifier import EmotionClassifier, ModelError
 from app.emotions import NUM_CLASSES
-from training.analysis import predict_dataset
+from training.analysis import Progress, predict_dataset
 from training.data import Dataset
 
 
@@ -34,11 +34,19 @@ class TeacherError(ValueError):
     """The teacher model is missing, unreadable or breaks the model contract; message for users."""
 
 
-def training_targets(dataset: Dataset, teacher: Path | None = None, weight: float = 0.7) -> np.ndarray:
+def training_targets(
+    dataset: Dataset,
+    teacher: Path | None = None,
+    weight: float = 0.7,
+    *,
+    on_progress: Progress | None = None,
+) -> np.ndarray:
     """The ``(N, 7)`` targets to fit ``dataset`` to: one-hot, or ``weight`` of them the teacher's.
 
     With a teacher the target is ``(1 - weight) * one_hot + weight * teacher_probabilities``: the
     label keeps a share, so a teacher that is wrong on an image cannot take the student with it.
+    The teacher's pass takes minutes for an ensemble, so ``on_progress(done, total)`` hears of
+    each batch (and may raise to end it).
     """
     labels = keras.utils.to_categorical(dataset.y, NUM_CLASSES).astype(np.float32)
     if teacher is None:
@@ -48,7 +56,7 @@ def training_targets(dataset: Dataset, teacher: Path | None = None, weight: floa
     except ModelError as err:
         raise TeacherError(f"teacher {teacher}: {err}") from err
     print(f"distilling from {teacher} (weight {weight:g}) on {len(dataset):,} {dataset.split} images")
-    probabilities = predict_dataset(model, dataset).probabilities
+    probabilities = predict_dataset(model, dataset, on_progress=on_progress).probabilities
     agreement = float(np.mean(probabilities.argmax(axis=1) == dataset.y))
     print(f"teacher agrees with {agreement:.1%} of the {dataset.split} labels")
     return ((1 - weight) * labels + weight * probabilities).astype(np.float32)

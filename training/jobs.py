@@ -42,7 +42,7 @@ from training.config import TrainConfig
 from training.data import DatasetError, check_dataset
 
 #: Phases of a job while its thread lives.
-ACTIVE_STATES = ("starting", "loading", "training", "validating", "stopping")
+ACTIVE_STATES = ("starting", "loading", "distilling", "training", "validating", "stopping")
 #: How a job ended.
 FINAL_STATES = ("finished", "stopped", "failed")
 
@@ -161,6 +161,10 @@ class ProgressChannel:
                 epoch_seconds=(*progress.epoch_seconds, time.monotonic() - started),
             )
 
+    def teacher_progress(self, done: int, total: int) -> None:
+        """How far the teacher has labelled the training images (a distillation's first step)."""
+        self.update(state="distilling", message=f"{done:,} of {total:,} images")
+
     def keras_callback(self, stop: threading.Event | None = None) -> Any:
         """A Keras callback feeding this channel (Keras is imported here, not with this module).
 
@@ -215,8 +219,8 @@ class ProgressChannel:
 class TrainingJob:
     """One training or resume in its worker thread; ``progress()`` says how it goes.
 
-    ``run`` is the function that does the work: ``(callbacks, stop) -> run folder``, raising the
-    training module's errors; :class:`JobManager` builds it from a config or a run folder.
+    ``run`` is the function that does the work: ``(callbacks, stop, on_teacher) -> run folder``,
+    raising the training module's errors; :class:`JobManager` builds it from a config or a run folder.
     """
 
     _ids = itertools.count(1)
@@ -227,7 +231,7 @@ class TrainingJob:
         run_dir: Path,
         action: str,
         epochs: int,
-        run: Callable[[Sequence[Any], threading.Event], Path],
+        run: Callable[[Sequence[Any], threading.Event, Callable[[int, int], None]], Path],
     ) -> None:
         self.id = next(self._ids)
         self.stop_event = threading.Event()
@@ -266,7 +270,9 @@ class TrainingJob:
 
         self.channel.update(state="stopping" if self.stop_event.is_set() else "loading")
         try:
-            run_dir = self._run([self.channel.keras_callback(self.stop_event)], self.stop_event)
+            run_dir = self._run(
+                [self.channel.keras_callback(self.stop_event)], self.stop_event, self.channel.teacher_progress
+            )
         except TrainingStopped as err:
             self._end("stopped", str(err) or "stopped")
         except DatasetError as err:  # found only by decoding every image: after the quick check
@@ -316,10 +322,12 @@ class JobManager:
     def start(self, config: TrainConfig) -> TrainingJob:
         """Start a new run; JobBusy while another runs, FileExistsError or DatasetError at once."""
 
-        def run(callbacks: Sequence[Any], stop: threading.Event) -> Path:
+        def run(
+            callbacks: Sequence[Any], stop: threading.Event, on_teacher: Callable[[int, int], None]
+        ) -> Path:
             from training.train import train
 
-            return train(config, callbacks, stop=stop, verbose=0)
+            return train(config, callbacks, stop=stop, verbose=0, on_teacher=on_teacher)
 
         def check() -> None:
             if config.run_dir.exists():
@@ -334,10 +342,12 @@ class JobManager:
         found = read_run(run_dir)
         planned = epochs if epochs is not None else (found.epochs_planned if found else 0)
 
-        def run(callbacks: Sequence[Any], stop: threading.Event) -> Path:
+        def run(
+            callbacks: Sequence[Any], stop: threading.Event, on_teacher: Callable[[int, int], None]
+        ) -> Path:
             from training.train import resume
 
-            return resume(run_dir, epochs, callbacks, stop=stop, verbose=0)
+            return resume(run_dir, epochs, callbacks, stop=stop, verbose=0, on_teacher=on_teacher)
 
         def check() -> None:
             if found is None:

@@ -51,6 +51,7 @@ from app.emotions import NUM_CLASSES
 from app.model_card import atomic_output, base_card, write_card
 from app.runs import read_history, write_status
 from model.architectures import ARCHITECTURES, build_model
+from training.analysis import Progress
 from training.config import OPTIMIZERS, PRESETS, SCHEDULES, TrainConfig
 from training.data import Dataset, DatasetError, load_split
 from training.distill import TeacherError, training_targets
@@ -184,6 +185,7 @@ def train(
     *,
     stop: threading.Event | None = None,
     verbose: int | str = "auto",
+    on_teacher: Progress | None = None,
 ) -> Path:
     """Run the training ``config`` describes and return its run folder.
 
@@ -192,7 +194,8 @@ def train(
     what the last finished epoch wrote (so a resume starts there). Raises FileExistsError when
     the run folder exists (a run is never overwritten), DatasetError for unusable data and
     TeacherError for an unusable teacher model, all before anything is written; TrainingStopped
-    when ``stop`` was set while the data was loading (the run folder is not made then).
+    when ``stop`` was set while the data was loading or the teacher labelling it (the run folder
+    is not made then). ``on_teacher(done, total)`` hears how far the teacher's pass is.
     """
     run_dir = config.run_dir
     if run_dir.exists():
@@ -203,7 +206,7 @@ def train(
         raise TrainingStopped("stopped before the first epoch; nothing was written")
     with data_parallel(config.batch_size) as devices:
         train_set, val_set = even_split(train_set, devices), even_split(val_set, devices)
-        targets = training_targets(train_set, config.teacher, config.teacher_weight)
+        targets = teacher_targets(train_set, config, stop, on_teacher)
         policy, why = choose_policy(config.mixed_precision)
         print(f"precision: {why}")
         with dtype_policy(policy):
@@ -227,6 +230,7 @@ def resume(
     *,
     stop: threading.Event | None = None,
     verbose: int | str = "auto",
+    on_teacher: Progress | None = None,
 ) -> Path:
     """Continue the run in ``run_dir`` from ``last.keras`` up to ``epochs`` (default: its own).
 
@@ -234,8 +238,8 @@ def resume(
     uninterrupted run except for the random augmentation. A cosine schedule is rebuilt for
     ``epochs``, so a run can be shortened or extended and still anneal to zero at its end.
     Raises ResumeError when the folder holds no resumable run or has already run ``epochs``
-    epochs, and TrainingStopped when ``stop`` was set while the data was loading (nothing is
-    written then).
+    epochs, and TrainingStopped when ``stop`` was set while the data was loading or the teacher
+    labelling it (nothing is written then); ``on_teacher`` as for ``train``.
     """
     config = read_config(run_dir)
     if epochs is not None:
@@ -248,7 +252,7 @@ def resume(
         raise TrainingStopped("stopped before resuming; nothing was written")
     with data_parallel(config.batch_size) as devices:
         train_set, val_set = even_split(train_set, devices), even_split(val_set, devices)
-        targets = training_targets(train_set, config.teacher, config.teacher_weight)
+        targets = teacher_targets(train_set, config, stop, on_teacher)
         model = keras.saving.load_model(last)
         # last.keras is written after history.csv, so after a crash between the two the history may
         # hold one epoch more than the model; the optimizer's step count says which epochs it has.
@@ -266,6 +270,22 @@ def resume(
         write_config(config)
         print(f"resuming {run_dir} after epoch {done} of {config.epochs}")
         return fit(model, config, train_set, targets, val_set, rows, callbacks, stop, verbose)
+
+
+def teacher_targets(
+    train_set: Dataset, config: TrainConfig, stop: threading.Event | None, on_teacher: Progress | None
+) -> np.ndarray:
+    """The run's fit targets (see training.distill); a Stop ends the teacher's pass within a batch."""
+
+    def progress(done: int, total: int) -> None:
+        if stop is not None and stop.is_set():
+            raise TrainingStopped(
+                "stopped while the teacher labelled the training images; nothing was written"
+            )
+        if on_teacher is not None:
+            on_teacher(done, total)
+
+    return training_targets(train_set, config.teacher, config.teacher_weight, on_progress=progress)
 
 
 class ResumeError(ValueError):
