@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:  # Playwright is optional: imported only where a browser is really launched.
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, Locator, Page
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENTRY = "app/main.py"
@@ -172,6 +172,26 @@ def wait_until_idle(page: Page, timeout_ms: float = 60_000) -> None:
     from playwright.sync_api import expect
 
     expect(page.locator(APP_IDLE)).to_be_attached(timeout=timeout_ms)
+
+
+def switch_on(switch: Locator, attempts: int = 3, timeout_ms: float = 15_000) -> None:
+    """Turn a Streamlit toggle on, clicking again only if a click was lost.
+
+    A click that lands while a rerun redraws the widget can be dropped; Playwright's ``check()``
+    then fails with "did not change its state". Only an unchecked switch is clicked, so a late
+    click is never undone by the next one.
+    """
+    from playwright.sync_api import expect
+
+    for _ in range(attempts):
+        if not switch.is_checked():
+            switch.click(force=True)
+        try:
+            expect(switch).to_be_checked(timeout=timeout_ms)
+            return
+        except AssertionError:
+            continue
+    expect(switch).to_be_checked(timeout=timeout_ms)
 
 
 def upload(page: Page, file: Path) -> None:

@@ -216,7 +216,7 @@ def test_the_explanation_toggle_shows_a_heatmap_for_the_prediction_and_a_picked_
     predicted = title.inner_text().removeprefix("Face 1: ")
     browser.wait_until_idle(photo_page)
 
-    photo_page.get_by_role("switch", name="What did the model look at?").check(force=True)
+    browser.switch_on(photo_page.get_by_role("switch", name="What did the model look at?"))
 
     heatmap = photo_page.get_by_test_id("stImage").filter(has_text=f"Grad-CAM: {predicted}")
     expect(heatmap.locator("img")).to_be_visible(timeout=RESULT_TIMEOUT_MS)
