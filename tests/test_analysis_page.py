@@ -107,6 +107,9 @@ def default_with_card(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, isolated:
     model = model_with_card(tmp_path / "model", {"private_test": CARD_RESULT})
     monkeypatch.setattr("app.emotions.DEFAULT_MODEL_PATH", model)
     monkeypatch.setattr("app.runs.DEFAULT_MODEL_PATH", model)
+    # pages.shared binds the path when first imported: imported here, before the patch, it is patched
+    # and restored like the others instead of keeping the temporary copy for every later test.
+    monkeypatch.setattr("pages.shared.DEFAULT_MODEL_PATH", model)
     return model
 
 
