@@ -105,11 +105,10 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 def default_with_card(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, isolated: Path) -> Path:
     """The shipped default, swapped for a copy whose card holds CARD_RESULT for PrivateTest."""
     model = model_with_card(tmp_path / "model", {"private_test": CARD_RESULT})
-    monkeypatch.setattr("app.emotions.DEFAULT_MODEL_PATH", model)
-    monkeypatch.setattr("app.runs.DEFAULT_MODEL_PATH", model)
-    # pages.shared binds the path when first imported: imported here, before the patch, it is patched
-    # and restored like the others instead of keeping the temporary copy for every later test.
-    monkeypatch.setattr("pages.shared.DEFAULT_MODEL_PATH", model)
+    # app.emotions last: a module that binds the path on import, imported by one of these patches
+    # after it, would take the copy for its original and keep it for every later test.
+    for module in ("app.runs", "pages.shared", "app.emotions"):
+        monkeypatch.setattr(f"{module}.DEFAULT_MODEL_PATH", model)
     return model
 
 
