@@ -25,6 +25,7 @@ from training.export import (
     balance,
     balance_shift,
     class_shares,
+    fold_batch_norms,
     tune_balance,
 )
 
@@ -54,6 +55,25 @@ def test_the_mirror_average_is_exactly_the_mean_over_face_and_mirror_image() -> 
     expected = (member.predict(x, verbose=0) + member.predict(x[:, :, ::-1], verbose=0)) / 2
     np.testing.assert_allclose(averaged.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
     assert not np.allclose(member.predict(x, verbose=0), expected, atol=1e-4)  # the mirror did count
+
+
+@pytest.mark.parametrize("name", ["resnet", "vgg_bn"])
+def test_folding_the_batch_norms_keeps_the_answers_and_drops_the_layers(name: str) -> None:
+    member = trained_looking(name, 4)
+    rng = np.random.default_rng(4)
+    for layer in member.layers:  # statistics as training leaves them, not the identity they start as
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.set_weights([rng.uniform(0.5, 2, w.shape) if i != 1 else rng.normal(0, 0.5, w.shape)
+                               for i, w in enumerate(layer.get_weights())])  # fmt: skip
+    x = faces(6)
+
+    folded = fold_batch_norms(member)
+
+    norms = [layer for layer in member.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    left = [layer for layer in folded.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    convs = sum(isinstance(layer, keras.layers.Conv2D) for layer in member.layers)
+    assert len(norms) - len(left) == convs > 0  # every conv's normalisation went, vgg_bn's Dense one stays
+    np.testing.assert_allclose(folded.predict(x, verbose=0), member.predict(x, verbose=0), atol=1e-5)
 
 
 def test_cli_writes_an_ensemble_that_loads_without_the_project(tmp_path: Path) -> None:
