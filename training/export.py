@@ -9,8 +9,8 @@ the pages, the CLIs, ``training.evaluate`` and anyone loading the file with
 ``keras.saving.load_model`` all get the same answers. The mirror is a fixed ``Dense`` layer that
 multiplies each pixel row by the exchange matrix (exact: one 1.0 per row), so the file keeps to
 built-in layers and loads without this project. The card beside it records the members' cards.
-Each member's batch normalisations are folded into its convolutions on the way (same answers, less
-work per face).
+Each member is stripped of its training-only augmentation layers and has its batch normalisations
+folded into its convolutions on the way (:func:`serving_model`).
 
 ``--balance`` corrects for FER2013's class imbalance (disgust is 1.5 % of the training images, happy
 25 %): every member's logits get ``-tau * log(class share in training)`` added (logit adjustment,
@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from keras import layers
 from app.classifier import EmotionClassifier, ModelError
 from app.emotions import CLASS_NAMES, IMAGE_SIZE, INPUT_SHAPE
 from app.model_card import ModelCardError, atomic_output, base_card, read_card, write_card
+from model.architectures import augmentation_layers
 from training.analysis import predict_dataset, score
 from training.data import Dataset, DatasetError, load_split
 
@@ -140,10 +141,10 @@ def tune_balance(
 
 def load_members(paths: Sequence[Path]) -> list[keras.Model]:
     """The member models, renamed ``member_1``… so that two of one architecture can live in one graph,
-    and with their batch normalisations folded (:func:`fold_batch_norms`)."""
+    as served (:func:`serving_model`)."""
     members = []
     for index, path in enumerate(paths, start=1):
-        model = fold_batch_norms(EmotionClassifier.load(path).model)  # checks the contract, clear errors
+        model = serving_model(EmotionClassifier.load(path).model)  # checks the contract, clear errors
         config = model.get_config()
         config["name"] = f"member_{index}_{model.name}"
         renamed = keras.Model.from_config(config)
@@ -152,14 +153,19 @@ def load_members(paths: Sequence[Path]) -> list[keras.Model]:
     return members
 
 
-def fold_batch_norms(model: keras.Model) -> keras.Model:
-    """The same function, with each BatchNormalization that follows a Conv2D folded into the conv.
+def serving_model(model: keras.Model) -> keras.Model:
+    """The model as the app serves it: training-only layers cut out, batch normalisations folded.
 
-    At inference a batch normalisation is a fixed per-channel scale and shift; folded into the
-    kernel and bias of the convolution before it, it costs nothing. That makes a ``resnet`` member
-    about 15 % faster on a CPU (2.8 → 2.4 ms for one face), with the same output up to float
-    rounding. Only a linear convolution whose one consumer is the normalisation is folded; the
-    model is rebuilt from its config with the normalisations cut out, so it keeps to built-in layers.
+    - Keras 3's random augmentation layers default to *training* when a model is simply called:
+      ``model(x)`` (``predict`` and the app pass ``training=False``). A file that keeps them
+      answers such an outside check with randomly shifted and zoomed faces: the model shipped
+      before this had its probabilities move by up to 0.12 between two calls on the same faces.
+    - At inference a batch normalisation is a fixed per-channel scale and shift; folded into the
+      kernel and bias of the linear convolution before it, it costs nothing (about 15 % of a
+      ``resnet`` member's time on a CPU).
+
+    The model is rebuilt from its config without those layers, so it keeps to built-in layers and
+    gives ``predict``'s answers up to float rounding.
     """
     config = model.get_config()
     entries = {layer["name"]: layer for layer in config["layers"]}
@@ -167,37 +173,48 @@ def fold_batch_norms(model: keras.Model) -> keras.Model:
     for layer in config["layers"]:
         for source in _sources(layer["inbound_nodes"]):
             consumers[source] = consumers.get(source, 0) + 1
-    folds = {}  # normalisation → the convolution it is folded into
+    augmenting = {type(layer).__name__ for layer in augmentation_layers(erasing=1.0, lighting=0.1)}
+    cut: dict[str, str] = {}  # a layer cut out → the layer whose output stands in for its output
+    folds: dict[str, str] = {}  # a batch normalisation → the convolution it is folded into
     for layer in config["layers"]:
         sources = _sources(layer["inbound_nodes"])
-        if layer["class_name"] != "BatchNormalization" or len(sources) != 1:
+        if len(sources) != 1:
             continue
-        conv = entries[sources[0]]
-        if (
-            conv["class_name"] == "Conv2D"
-            and conv["config"]["activation"] == "linear"
-            and consumers[conv["name"]] == 1
+        source = entries[sources[0]]
+        if layer["class_name"] in augmenting:
+            cut[layer["name"]] = source["name"]
+        elif (
+            layer["class_name"] == "BatchNormalization"
             and layer["config"]["axis"] in (-1, 3)
+            and source["class_name"] == "Conv2D"
+            and source["config"]["activation"] == "linear"
+            and consumers[source["name"]] == 1
         ):
-            folds[layer["name"]] = conv["name"]
-    if not folds:
+            cut[layer["name"]] = folds[layer["name"]] = source["name"]
+    if not cut:
         return model
+
+    def stand_in(name: str) -> str:
+        while name in cut:  # augmentation layers come in a chain
+            name = cut[name]
+        return name
+
     for conv_name in folds.values():
         entries[conv_name]["config"]["use_bias"] = True
-    config["layers"] = [_rewired(layer, folds) for layer in config["layers"] if layer["name"] not in folds]
-    config["output_layers"] = _rewired(config["output_layers"], folds)
-    folded = keras.Model.from_config(config)
+    config["layers"] = [_rewired(layer, stand_in) for layer in config["layers"] if layer["name"] not in cut]
+    config["output_layers"] = _rewired(config["output_layers"], stand_in)
+    served = keras.Model.from_config(config)
     for norm_name, conv_name in folds.items():
         norm, conv = model.get_layer(norm_name), model.get_layer(conv_name)
         gamma, beta, mean, variance = (np.asarray(weight) for weight in norm.get_weights())
         scale = gamma / np.sqrt(variance + norm.epsilon)
         kernel, *bias = conv.get_weights()
         shift = beta - mean * scale + (bias[0] * scale if bias else 0.0)
-        folded.get_layer(conv_name).set_weights([kernel * scale, shift])
+        served.get_layer(conv_name).set_weights([kernel * scale, shift])
     for layer in model.layers:
-        if layer.weights and layer.name not in folds and layer.name not in folds.values():
-            folded.get_layer(layer.name).set_weights(layer.get_weights())
-    return folded
+        if layer.weights and layer.name not in cut and layer.name not in folds.values():
+            served.get_layer(layer.name).set_weights(layer.get_weights())
+    return served
 
 
 def _sources(nodes: Any) -> list[str]:
@@ -214,22 +231,18 @@ def _sources(nodes: Any) -> list[str]:
     return []
 
 
-def _rewired(node: Any, folds: dict[str, str]) -> Any:
-    """A serialised graph piece with every reference to a folded normalisation sent to its conv."""
+def _rewired(node: Any, stand_in: Callable[[str], str]) -> Any:
+    """A serialised graph piece with every reference to a layer sent to its ``stand_in``."""
     if isinstance(node, dict):
         if node.get("class_name") == "__keras_tensor__":
             history = node["config"]["keras_history"]
-            if history[0] in folds:
-                node = {
-                    **node,
-                    "config": {**node["config"], "keras_history": [folds[history[0]], *history[1:]]},
-                }
-            return node
-        return {key: _rewired(value, folds) for key, value in node.items()}
+            config = {**node["config"], "keras_history": [stand_in(history[0]), *history[1:]]}
+            return {**node, "config": config}
+        return {key: _rewired(value, stand_in) for key, value in node.items()}
     if isinstance(node, list | tuple):
-        if len(node) == 3 and isinstance(node[0], str) and node[0] in folds:  # output_layers: [name, 0, 0]
-            return [folds[node[0]], *node[1:]]
-        return [_rewired(value, folds) for value in node]
+        if len(node) == 3 and isinstance(node[0], str):  # output_layers: [name, node, tensor]
+            return [stand_in(node[0]), *node[1:]]
+        return [_rewired(value, stand_in) for value in node]
     return node
 
 
