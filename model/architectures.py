@@ -32,7 +32,11 @@ ZOOM = 0.1  # fraction of the image side
 
 
 def augmentation_layers(*, erasing: float = 0.0, lighting: float = 0.0) -> list[keras.layers.Layer]:
-    """Random flips, shifts, zooms and rotations; active only when the model is called in training.
+    """Random flips, shifts, zooms and rotations, for training.
+
+    Keras 3 applies them in ``fit`` and also in a plain ``model(x)`` call (their default is
+    ``training=True``); ``predict`` and the app's classifier pass ``training=False``, and
+    ``training.export`` cuts them out of the file it ships.
 
     ``lighting`` > 0 adds random brightness and contrast of that strength (webcams and phone photos
     are lit far less evenly than FER2013's crops); ``erasing`` > 0 blanks a random patch in up to
