@@ -21,9 +21,11 @@ import json, sys
 import numpy as np, keras
 model = keras.saving.load_model(sys.argv[1])
 x = np.random.default_rng(0).uniform(0, 255, (5, 48, 48, 1)).astype("float32")
-p = np.asarray(model(x, training=False))
+p = np.asarray(model(x))  # the plain call an outside check makes: no training-time randomness
+again, predicted = np.asarray(model(x)), model.predict(x, verbose=0)
 print(json.dumps({"in": list(model.input_shape), "out": list(p.shape), "sums": p.sum(1).tolist(),
-                  "min": float(p.min()), "dtype": str(p.dtype)}))
+                  "min": float(p.min()), "dtype": str(p.dtype),
+                  "drift": float(max(abs(p - again).max(), abs(p - predicted).max()))}))
 """
 
 
@@ -42,6 +44,7 @@ def test_model_loads_without_project_code_and_returns_probabilities(tmp_path):
     assert result["out"] == [5, len(CLASS_NAMES)]
     assert result["dtype"] == "float32" and result["min"] >= 0
     assert np.allclose(result["sums"], 1.0, atol=1e-5)
+    assert result["drift"] < 1e-5  # the same answers on every call, and predict's
 
 
 def test_model_card_names_the_classes_in_output_order():
