@@ -53,7 +53,7 @@ class StandIn:
         self.release = threading.Event()
         self.job = TrainingJob(name, self.run_dir, "train", EPOCHS, self._work)
 
-    def _work(self, callbacks: Any, stop: threading.Event) -> Path:
+    def _work(self, callbacks: Any, stop: threading.Event, on_teacher: Any) -> Path:
         write_run(self.run_dir, 0, "running")
         self.job.channel.update(state="training", epochs=EPOCHS, batches=BATCHES, epoch=1, batch=2)
         stop.wait(60)
