@@ -65,7 +65,7 @@ def averaged_model(members: Sequence[keras.Model], *, mirror: bool = True, name:
     """One model: the mean softmax of ``members`` (each also on the mirror image if ``mirror``).
 
     The face and its mirror go through each member as one batch of 2N, not as two calls: for one
-    face most of a member's time is the fixed cost of a call, so this saved about a sixth of the
+    face most of a member's time is the fixed cost of a call, so this saved about 13 % of the
     pair's time per face.
     """
     pixels = keras.Input(INPUT_SHAPE, dtype="float32", name="pixels")

@@ -41,6 +41,8 @@ from app.runs import read_run
 from training.config import TrainConfig
 from training.data import DatasetError, check_dataset
 
+#: ``(done, total)``: how far the teacher has labelled the training images (see training.distill).
+TeacherProgress = Callable[[int, int], None]
 #: Phases of a job while its thread lives.
 ACTIVE_STATES = ("starting", "loading", "distilling", "training", "validating", "stopping")
 #: How a job ended.
@@ -231,7 +233,7 @@ class TrainingJob:
         run_dir: Path,
         action: str,
         epochs: int,
-        run: Callable[[Sequence[Any], threading.Event, Callable[[int, int], None]], Path],
+        run: Callable[[Sequence[Any], threading.Event, TeacherProgress], Path],
     ) -> None:
         self.id = next(self._ids)
         self.stop_event = threading.Event()
@@ -322,9 +324,7 @@ class JobManager:
     def start(self, config: TrainConfig) -> TrainingJob:
         """Start a new run; JobBusy while another runs, FileExistsError or DatasetError at once."""
 
-        def run(
-            callbacks: Sequence[Any], stop: threading.Event, on_teacher: Callable[[int, int], None]
-        ) -> Path:
+        def run(callbacks: Sequence[Any], stop: threading.Event, on_teacher: TeacherProgress) -> Path:
             from training.train import train
 
             return train(config, callbacks, stop=stop, verbose=0, on_teacher=on_teacher)
@@ -342,9 +342,7 @@ class JobManager:
         found = read_run(run_dir)
         planned = epochs if epochs is not None else (found.epochs_planned if found else 0)
 
-        def run(
-            callbacks: Sequence[Any], stop: threading.Event, on_teacher: Callable[[int, int], None]
-        ) -> Path:
+        def run(callbacks: Sequence[Any], stop: threading.Event, on_teacher: TeacherProgress) -> Path:
             from training.train import resume
 
             return resume(run_dir, epochs, callbacks, stop=stop, verbose=0, on_teacher=on_teacher)
