@@ -205,16 +205,26 @@ def write_y4m(
     """Part of ``video`` as a Y4M file for Chromium's fake camera; returns the frame count.
 
     Chromium's fake capture reads uncompressed 4:2:0 with a plain ``C420`` header and loops it.
+    Each frame keeps its aspect ratio, scaled to fit ``size`` with black bars: scaling a 16:9
+    clip straight to 4:3 makes every face a third taller, and the model then reads a broad laugh
+    as fear; cropping it would cut off a face near the edge.
     """
     import cv2
+    import numpy as np
 
     from app.video import video_frames
 
+    width, height = size
     count = 0
     with path.open("wb") as out:
-        out.write(f"YUV4MPEG2 W{size[0]} H{size[1]} F24:1 Ip A1:1 C420\n".encode())
-        for _, rgb in video_frames(video, size, start_s, end_s):
-            out.write(b"FRAME\n" + cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420).tobytes())
+        out.write(f"YUV4MPEG2 W{width} H{height} F24:1 Ip A1:1 C420\n".encode())
+        for _, rgb in video_frames(video, None, start_s, end_s):
+            scale = min(width / rgb.shape[1], height / rgb.shape[0])
+            fitted = cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)))
+            frame = np.zeros((height, width, 3), np.uint8)
+            top, left = (height - fitted.shape[0]) // 2, (width - fitted.shape[1]) // 2
+            frame[top : top + fitted.shape[0], left : left + fitted.shape[1]] = fitted
+            out.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes())
             count += 1
     return count
 
