@@ -58,7 +58,7 @@ def test_cpu_preset_warms_up_then_a_longer_resume_still_anneals_to_zero(
     assert {layer.dtype_policy.name for layer in best.layers} == {"float32"}
 
 
-def test_a_mixed_precision_model_is_saved_for_inference_in_float32() -> None:
+def test_a_mixed_precision_model_is_saved_for_inference_in_float32_without_augmentation() -> None:
     with dtype_policy(MIXED):
         mixed = build_model("resnet", augment=True, erasing=0.5, lighting=0.2)
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
@@ -69,6 +69,8 @@ def test_a_mixed_precision_model_is_saved_for_inference_in_float32() -> None:
 
     assert {layer.dtype_policy.name for layer in copy.layers} == {"float32"}
     assert all(weight.dtype == "float32" for weight in copy.weights)
+    assert not [layer for layer in copy.layers if type(layer).__name__.startswith("Random")]
+    np.testing.assert_array_equal(copy(x), copy(x))  # an outside model(x) is not augmented
     got, expected = copy.predict(x, verbose=0), mixed.predict(x, verbose=0)
     assert got.shape == (4, NUM_CLASSES) and got.dtype == np.float32
     np.testing.assert_allclose(got, expected, atol=0.05)  # bfloat16 keeps ~3 significant digits

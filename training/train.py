@@ -55,6 +55,7 @@ from training.analysis import Progress
 from training.config import OPTIMIZERS, PRESETS, SCHEDULES, TrainConfig
 from training.data import Dataset, DatasetError, load_split
 from training.distill import TeacherError, training_targets
+from training.export import serving_model
 from training.precision import choose_policy, dtype_policy, float32_config
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
@@ -167,11 +168,15 @@ class Checkpointer(keras.callbacks.Callback):
 
 
 def inference_copy(model: keras.Model) -> keras.Model:
-    """The same layers and weights in float32, without optimizer or compile state: what the app loads."""
+    """The model as served, in float32, without optimizer or compile state: what the app loads.
+
+    Served (:func:`training.export.serving_model`): a plain ``model(x)`` on a file that kept the
+    augmentation layers would augment the faces, so a run's best.keras must not keep them.
+    """
     # from_config, unlike clone_model, does not re-compile; float32_config undoes mixed precision.
     copy = type(model).from_config(float32_config(model.get_config()))
     copy.set_weights([keras.ops.cast(weight, "float32") for weight in model.get_weights()])
-    return copy
+    return serving_model(copy)
 
 
 def current_learning_rate(model: keras.Model) -> float:
