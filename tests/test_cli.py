@@ -112,5 +112,19 @@ def test_clis_keep_tensorflows_start_up_lines_off_the_console(tmp_path: Path) ->
         result = subprocess.run(
             [sys.executable, "-m", *command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
         )
-        noise = [line for line in result.stderr.splitlines() if "absl" in line or "cpu_feature_guard" in line]
+        noise = [
+            line
+            for line in result.stderr.splitlines()
+            if "absl" in line or "cpu_feature_guard" in line or "oneDNN" in line
+        ]
         assert not noise, f"python -m {command[0]} printed TensorFlow's start-up lines: {noise}"
+
+
+def test_only_the_start_up_noise_is_dropped_from_what_the_import_writes_to_stderr(capfd) -> None:
+    from app.keras_env import START_UP_NOISE, stderr_without
+
+    with stderr_without(START_UP_NOISE):
+        os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written\n")
+        os.write(2, b"E0000 something TensorFlow really wants you to know\n")
+        os.write(2, b"I0000 port.cc:153] oneDNN custom operations are on. You may see slightly different\n")
+    assert capfd.readouterr().err == "E0000 something TensorFlow really wants you to know\n"
