@@ -136,7 +136,7 @@ def dataset_source_ui(runs_dir: Path) -> Callable[[], Path] | None:
     )
     if upload is None:
         return None
-    st.caption(f"{upload.name} ({upload.size / 1e6:.1f} MB) received: it is checked and stored on Start.")
+    st.caption("Received by the server: it is checked and stored when you press Start.")
     return lambda: stored_upload(upload.name, upload.getvalue(), runs_dir)
 
 
