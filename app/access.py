@@ -19,6 +19,29 @@ PUBLIC_KEY = "EMOJIFY_PUBLIC"
 PASSWORD_KEY = "EMOJIFY_OWNER_PASSWORD"
 DATA_ROOT_KEY = "EMOJIFY_DATA_ROOT"
 _TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+def public_switch(value: Any) -> tuple[bool, str]:
+    """Whether ``value`` (a TOML secret keeps its type; the environment gives text) means public.
+
+    Fails closed: a value that is neither a yes nor a no spelling switches public mode *on* and
+    comes back with a sentence for the owner, since a deployment whose owner meant "public" and
+    misspelt it must not hand visitors the Training page and the server's folders.
+    """
+    if isinstance(value, bool):
+        return value, ""
+    text = str(value).strip().lower()
+    if isinstance(value, int | float) and value in (0, 1):
+        text = str(int(value))
+    if text in _TRUE:
+        return True, ""
+    if text in _FALSE:
+        return False, ""
+    return True, (
+        f"{PUBLIC_KEY} = {value!r} is neither on (true, 1, yes, on) nor off (false, 0, no, off): "
+        "public mode is on until the setting is fixed."
+    )
 
 
 class AccessError(PermissionError):
@@ -32,13 +55,16 @@ class Access:
     public: bool = False
     password: str = ""
     data_root: Path | None = None
+    #: What is wrong with the settings, for the owner to fix (e.g. a public switch that is neither
+    #: yes nor no); the rules above already fail closed on it.
+    problem: str = ""
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> Access:
-        public = settings.get(PUBLIC_KEY, False)
-        public = public if isinstance(public, bool) else str(public).strip().lower() in _TRUE
+        public, problem = public_switch(settings.get(PUBLIC_KEY, False))
         root = str(settings.get(DATA_ROOT_KEY) or "").strip()
-        return cls(public, str(settings.get(PASSWORD_KEY) or ""), Path(root).resolve() if root else None)
+        password = str(settings.get(PASSWORD_KEY) or "")
+        return cls(public, password, Path(root).resolve() if root else None, problem)
 
     @property
     def owner_features_available(self) -> bool:

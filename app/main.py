@@ -20,7 +20,7 @@ import streamlit as st  # noqa: E402  (after the path fix above, on purpose)
 # Loading streamlit-webrtc first, whatever page a session opens, makes the order safe.
 import streamlit_webrtc  # noqa: E402, F401
 
-from pages.shared import warm_up  # noqa: E402
+from pages.shared import access, warm_up  # noqa: E402
 
 # The tab icon is the shipped happy emoji picture, and the menu icons are Material Symbols (a
 # font Streamlit ships): emoji characters turn into empty boxes where no emoji font is installed.
@@ -39,6 +39,9 @@ navigation = st.navigation(
         st.Page(PAGES / "analysis.py", title="Analysis", icon=":material/analytics:", url_path="analysis"),
     ]
 )
+# A public switch that is neither on nor off is read as on (app.access); the owner must see why.
+if problem := access().problem:
+    st.error(problem, icon=":material/lock:")
 try:
     navigation.run()
 finally:

@@ -190,9 +190,16 @@ def _model_label(path: Path) -> str:
 
 def secrets_and_environment() -> dict[str, Any]:
     """Environment variables overlaid with root-level secrets (secrets.toml wins), for settings
-    that may come from either, locally or on Streamlit Community Cloud."""
+    that may come from either, locally or on Streamlit Community Cloud.
+
+    Secrets keep their TOML types: ``EMOJIFY_PUBLIC = true`` is a bool, and dropping it (as only
+    keeping text once did) left a deployment that asked for public mode wide open. Only tables
+    (``[section]``) are left out: they are not root-level settings.
+    """
     try:
-        secrets = {key: value for key, value in st.secrets.items() if isinstance(value, str)}
+        secrets = {
+            key: value for key, value in st.secrets.items() if isinstance(value, str | bool | int | float)
+        }
     except FileNotFoundError:  # no secrets.toml: StreamlitSecretNotFoundError subclasses it
         secrets = {}
     return {**os.environ, **secrets}

@@ -15,14 +15,23 @@ def test_local_use_trusts_the_user_with_any_path(tmp_path: Path):
     assert rules.resolve(tmp_path / "x" / ".." / "data") == tmp_path / "data"
 
 
-@pytest.mark.parametrize("value", ["1", "true", "True", "yes", "on", True])
-def test_public_mode_is_switched_on_by_the_usual_spellings(value):
-    assert Access.from_settings({"EMOJIFY_PUBLIC": value}).public
+@pytest.mark.parametrize("value", ["1", "true", "True", " YES ", "on", True, 1, 1.0])
+def test_public_mode_is_switched_on_by_every_spelling_of_true(value):
+    rules = Access.from_settings({"EMOJIFY_PUBLIC": value})
+    assert rules.public and not rules.problem
 
 
-@pytest.mark.parametrize("value", ["", "0", "false", "no", False])
-def test_public_mode_stays_off_otherwise(value):
-    assert not Access.from_settings({"EMOJIFY_PUBLIC": value}).public
+@pytest.mark.parametrize("value", ["", "0", "false", "No", "off", False, 0])
+def test_public_mode_is_off_only_when_it_says_no(value):
+    rules = Access.from_settings({"EMOJIFY_PUBLIC": value})
+    assert not rules.public and not rules.problem
+
+
+@pytest.mark.parametrize("value", ["enabled", "ture", "2", 2, "public"])
+def test_an_unrecognised_public_switch_fails_closed_and_says_why(value):
+    rules = Access.from_settings({"EMOJIFY_PUBLIC": value, "EMOJIFY_OWNER_PASSWORD": "pw"})
+    assert rules.public
+    assert "EMOJIFY_PUBLIC" in rules.problem and "public mode is on" in rules.problem
 
 
 def test_public_mode_without_password_has_no_owner_features_and_reads_no_folders(tmp_path: Path):

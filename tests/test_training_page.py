@@ -325,6 +325,25 @@ def test_public_deployment_without_password_offers_no_training(
     assert not start_buttons(at)
 
 
+@pytest.mark.parametrize("public", [True, 1, "enabled"])
+def test_public_mode_from_typed_secrets_locks_training(
+    runs_dir: Path, monkeypatch: pytest.MonkeyPatch, public: object
+) -> None:
+    """The README's secrets file: TOML's ``true`` is a bool, and an unknown spelling fails closed."""
+    monkeypatch.delenv("EMOJIFY_PUBLIC", raising=False)
+    at = AppTest.from_file(MAIN, default_timeout=120)
+    at.secrets["EMOJIFY_PUBLIC"] = public
+    at.secrets["EMOJIFY_OWNER_PASSWORD"] = "long-random-secret"
+    at.run()
+    at.switch_page(TRAINING_PAGE).run()
+
+    assert not at.exception
+    assert any("Training is for the owner" in text for text in texts(at.info))
+    assert not start_buttons(at)
+    problems = [text for text in texts(at.error) if "EMOJIFY_PUBLIC" in text]
+    assert bool(problems) == (public == "enabled"), problems
+
+
 def start_buttons(at: AppTest) -> list[object]:
     return [button for button in at.button if button.key == "train_start"]
 
