@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from app.runs import default_runs_dir
+from training.votes import LABEL_SOURCES
 
 SCHEDULES = ("constant", "plateau", "cosine")
 OPTIMIZERS = ("adam", "adamw")
@@ -35,6 +36,11 @@ class TrainConfig:
     ``teacher`` is a saved model (typically a big ensemble) whose probabilities on each training
     image are mixed into its one-hot label with weight ``teacher_weight``: the distillation that
     lets a net small enough for live video learn what the big one knows (training.distill).
+    ``labels`` says what the run learns from: FER2013's one label per image (``fer2013``), the ten
+    FER+ annotators' vote distribution (``ferplus``, read from ``votes`` or found as
+    training.votes.find_votes says), or ``blend``: ``votes_weight`` of the votes, the rest label.
+    ``init_from`` starts from a saved model's weights instead of random ones (its ``init_member``-th
+    member for an exported ensemble): fine-tuning, training.warm_start.
     """
 
     data_dir: Path
@@ -60,13 +66,19 @@ class TrainConfig:
     validation_split: str = "public_test"
     teacher: Path | None = None
     teacher_weight: float = 0.7
+    labels: str = "fer2013"
+    votes: Path | None = None
+    votes_weight: float = 0.5
+    init_from: Path | None = None
+    init_member: int = 1
 
     def __post_init__(self) -> None:
         # Coerce paths so a config built from strings (JSON, a form) behaves like one built in code.
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         object.__setattr__(self, "runs_dir", Path(self.runs_dir))
-        if self.teacher is not None:
-            object.__setattr__(self, "teacher", Path(self.teacher))
+        for name in ("teacher", "votes", "init_from"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, Path(getattr(self, name)))
         problems = self._problems()
         if problems:
             raise ValueError("invalid training config: " + "; ".join(problems))
@@ -112,6 +124,13 @@ class TrainConfig:
                 self.validation_split in VALIDATION_SPLITS,
                 f"validation_split must be in {VALIDATION_SPLITS}, got {self.validation_split!r}",
             ),
+            (self.labels in LABEL_SOURCES, f"labels must be in {LABEL_SOURCES}, got {self.labels!r}"),
+            (0 < self.votes_weight < 1, f"votes_weight must be in (0, 1), got {self.votes_weight}"),
+            (
+                self.teacher is None or self.labels == "fer2013",
+                "a teacher distils into FER2013's labels; it can't be combined with FER+ votes",
+            ),
+            (self.init_member >= 1, f"init_member must be >= 1, got {self.init_member}"),
         ]
         return [message for ok, message in checks if not ok]
 
@@ -125,7 +144,8 @@ class TrainConfig:
         data = dataclasses.asdict(self)
         data["data_dir"] = str(self.data_dir)
         data["runs_dir"] = str(self.runs_dir)
-        data["teacher"] = None if self.teacher is None else str(self.teacher)
+        for name in ("teacher", "votes", "init_from"):
+            data[name] = None if getattr(self, name) is None else str(getattr(self, name))
         return data
 
     @classmethod

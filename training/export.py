@@ -92,7 +92,9 @@ def averaged_model(members: Sequence[keras.Model], *, mirror: bool = True, name:
 def class_shares(card: dict[str, Any] | None) -> np.ndarray:
     """Each class's share of the training images, from a member's card (CLASS_NAMES order)."""
     try:
-        counts = card["training"]["dataset"]["train"]["class_counts"]  # type: ignore[index]
+        train = card["training"]["dataset"]["train"]  # type: ignore[index]
+        # What the member was fitted to: its mean target (FER+ votes differ from the label counts).
+        counts = train.get("target_shares") or train["class_counts"]
         shares = np.array([counts[name] for name in CLASS_NAMES], dtype=np.float64)
     except (KeyError, TypeError) as err:
         raise ModelError("--balance needs the training class counts from the first model's card") from err

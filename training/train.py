@@ -47,7 +47,7 @@ import keras
 import numpy as np
 from sklearn.utils.class_weight import compute_class_weight
 
-from app.emotions import NUM_CLASSES
+from app.emotions import CLASS_NAMES, NUM_CLASSES
 from app.model_card import atomic_output, base_card, write_card
 from app.runs import read_history, write_status
 from model.architectures import ARCHITECTURES, build_model
@@ -57,6 +57,17 @@ from training.data import Dataset, DatasetError, load_split
 from training.distill import TeacherError, training_targets
 from training.export import serving_model
 from training.precision import choose_policy, dtype_policy, float32_config
+from training.votes import (
+    LABEL_SOURCES,
+    VOTES_ENV,
+    VOTES_FILE_NAME,
+    VotesError,
+    distributions,
+    find_votes,
+    match,
+    read_votes,
+)
+from training.warm_start import WarmStartError, source_model, warm_start
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 # ReduceLROnPlateau settings for the "plateau" schedule: halve the rate after 3 epochs without a
@@ -198,7 +209,9 @@ def train(
     epoch's files are already on disk. Setting ``stop`` ends the run within one batch, keeping
     what the last finished epoch wrote (so a resume starts there). Raises FileExistsError when
     the run folder exists (a run is never overwritten), DatasetError for unusable data and
-    TeacherError for an unusable teacher model, all before anything is written; TrainingStopped
+    TeacherError for an unusable teacher model, VotesError for a votes file that is missing or
+    does not fit the dataset, WarmStartError for a model to start from that does not fit, all
+    before anything is written; TrainingStopped
     when ``stop`` was set while the data was loading or the teacher labelling it (the run folder
     is not made then). ``on_teacher(done, total)`` hears how far the teacher's pass is.
     """
@@ -206,26 +219,31 @@ def train(
     if run_dir.exists():
         raise FileExistsError(f"run folder {run_dir} already exists; choose another run name or delete it")
     keras.utils.set_random_seed(config.seed)
+    if config.labels != "fer2013" and config.votes is None:
+        config = dataclasses.replace(config, votes=find_votes(None, config.data_dir).resolve())
+    start_from = None if config.init_from is None else source_model(config.init_from, config.init_member)
     train_set, val_set = load_data(config)
     if stop is not None and stop.is_set():
         raise TrainingStopped("stopped before the first epoch; nothing was written")
     with data_parallel(config.batch_size) as devices:
-        train_set, val_set = even_split(train_set, devices), even_split(val_set, devices)
-        targets = teacher_targets(train_set, config, stop, on_teacher)
+        data = fit_data(config, train_set, val_set, devices, stop, on_teacher)
         policy, why = choose_policy(config.mixed_precision)
         print(f"precision: {why}")
         with dtype_policy(policy):
             model = build_model(
                 config.arch, augment=config.augment, erasing=config.random_erasing, lighting=config.lighting
             )
+            if start_from is not None:
+                warm_start(model, start_from)
+                print(f"starting from the weights of {config.init_from} ({start_from.name})")
         run_dir.mkdir(parents=True)
         write_config(config)
         model.compile(
-            optimizer=make_optimizer(config, steps_per_epoch(config, train_set)),
+            optimizer=make_optimizer(config, steps_per_epoch(config, data.train)),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
             metrics=["accuracy"],
         )
-        return fit(model, config, train_set, targets, val_set, [], callbacks, stop, verbose)
+        return fit(model, config, data, [], callbacks, stop, verbose)
 
 
 def resume(
@@ -256,12 +274,11 @@ def resume(
     if stop is not None and stop.is_set():
         raise TrainingStopped("stopped before resuming; nothing was written")
     with data_parallel(config.batch_size) as devices:
-        train_set, val_set = even_split(train_set, devices), even_split(val_set, devices)
-        targets = teacher_targets(train_set, config, stop, on_teacher)
+        data = fit_data(config, train_set, val_set, devices, stop, on_teacher)
         model = keras.saving.load_model(last)
         # last.keras is written after history.csv, so after a crash between the two the history may
         # hold one epoch more than the model; the optimizer's step count says which epochs it has.
-        done = round(int(model.optimizer.iterations) / steps_per_epoch(config, train_set))
+        done = round(int(model.optimizer.iterations) / steps_per_epoch(config, data.train))
         rows = read_history(run_dir / "history.csv")[:done]
         if done >= config.epochs:
             raise ResumeError(
@@ -270,11 +287,71 @@ def resume(
         if config.schedule == "cosine":
             # The cosine runs over the run's epochs: resuming for more or fewer stretches or
             # squeezes what is left of it, from the current step, instead of ending mid-curve.
-            model.optimizer.learning_rate = learning_rate_for(config, steps_per_epoch(config, train_set))
+            model.optimizer.learning_rate = learning_rate_for(config, steps_per_epoch(config, data.train))
         keras.utils.set_random_seed(config.seed + done)
         write_config(config)
         print(f"resuming {run_dir} after epoch {done} of {config.epochs}")
-        return fit(model, config, train_set, targets, val_set, rows, callbacks, stop, verbose)
+        return fit(model, config, data, rows, callbacks, stop, verbose)
+
+
+@dataclass(frozen=True)
+class FitData:
+    """What ``fit`` trains on: the images and their targets, for training and for validation."""
+
+    train: Dataset
+    targets: np.ndarray
+    val: Dataset
+    val_targets: np.ndarray
+    #: For the model card: which labels, and how many images the votes covered.
+    labels: dict[str, Any]
+
+
+def fit_data(
+    config: TrainConfig,
+    train_set: Dataset,
+    val_set: Dataset,
+    devices: int,
+    stop: threading.Event | None,
+    on_teacher: Progress | None,
+) -> FitData:
+    """The run's images and targets: labels (or a teacher's mix) or FER+ votes, as config.labels says.
+
+    With votes, validation scores against the annotators too, so the best epoch is the one that
+    agrees with people most; images without a usable vote are left out of both, and counted.
+    """
+    if config.labels == "fer2013":
+        train_set, val_set = even_split(train_set, devices), even_split(val_set, devices)
+        return FitData(
+            train_set,
+            teacher_targets(train_set, config, stop, on_teacher),
+            val_set,
+            keras.utils.to_categorical(val_set.y, NUM_CLASSES),
+            {"source": "fer2013"},
+        )
+    votes = read_votes(find_votes(config.votes, config.data_dir))
+    chosen: list[tuple[Dataset, np.ndarray]] = []
+    coverage = {}
+    for dataset in (train_set, val_set):
+        matched = match(votes, dataset.sources, dataset.root, dataset.split)
+        print(matched.describe(dataset.split))
+        coverage[dataset.split] = {"images": len(dataset), "with_votes": int(matched.usable.sum())}
+        kept = even_split(subset(dataset, matched.usable), devices)
+        target = distributions(matched.counts[matched.usable])[: len(kept)]
+        if config.labels == "blend":
+            one_hot = keras.utils.to_categorical(kept.y, NUM_CLASSES)
+            target = config.votes_weight * target + (1 - config.votes_weight) * one_hot
+        chosen.append((kept, target.astype(np.float32)))
+    (train_set, targets), (val_set, val_targets) = chosen
+    labels = {"source": config.labels, "votes_file": votes.source.name, "coverage": coverage}
+    if config.labels == "blend":
+        labels["votes_weight"] = config.votes_weight
+    return FitData(train_set, targets, val_set, val_targets, labels)
+
+
+def subset(dataset: Dataset, keep: np.ndarray) -> Dataset:
+    """``dataset`` with only the images where ``keep`` is true."""
+    sources = tuple(source for source, kept in zip(dataset.sources, keep, strict=True) if kept)
+    return dataclasses.replace(dataset, x=dataset.x[keep], y=dataset.y[keep], sources=sources)
 
 
 def teacher_targets(
@@ -300,22 +377,22 @@ class ResumeError(ValueError):
 def fit(
     model: keras.Model,
     config: TrainConfig,
-    train_set: Dataset,
-    targets: np.ndarray,
-    val_set: Dataset,
+    data: FitData,
     done_rows: list[dict[str, float]],
     callbacks: Sequence[keras.callbacks.Callback],
     stop: threading.Event | None,
     verbose: int | str,
 ) -> Path:
-    """Fit a compiled ``model`` to ``targets`` (training.distill) from epoch ``len(done_rows)`` on.
+    """Fit a compiled ``model`` to ``data`` (labels, a teacher's mix or votes) from epoch
+    ``len(done_rows)`` on.
 
     ``status.json`` says ``running`` meanwhile, then ``finished``, ``stopped`` (``stop`` was set or
     Ctrl+C) or ``failed`` with the error; errors are re-raised.
     """
     run_dir = config.run_dir
+    train_set, val_set = data.train, data.val
     history = HistoryWriter(run_dir / "history.csv", done_rows)
-    checkpointer = Checkpointer(run_dir, training_card(config, train_set, val_set), history, len(train_set))
+    checkpointer = Checkpointer(run_dir, training_card(config, data), history, len(train_set))
     print(
         f"{config.arch}: {model.count_params():,} weights; train {len(train_set):,} images, "
         f"validation ({val_set.split}) {len(val_set):,}; run folder {run_dir}"
@@ -324,11 +401,11 @@ def fit(
     try:
         model.fit(
             train_set.x,
-            targets,
+            data.targets,
             batch_size=config.batch_size,
             epochs=config.epochs,
             initial_epoch=len(done_rows),
-            validation_data=(val_set.x, keras.utils.to_categorical(val_set.y, NUM_CLASSES)),
+            validation_data=(val_set.x, data.val_targets),
             class_weight=balanced_class_weights(train_set.y) if config.class_weights else None,
             callbacks=[
                 StopWhenAsked(stop or threading.Event()),
@@ -528,13 +605,23 @@ def balanced_class_weights(labels: np.ndarray) -> dict[int, float]:
     return dict(zip(classes.tolist(), weights.tolist(), strict=True))
 
 
-def training_card(config: TrainConfig, train_set: Dataset, val_set: Dataset) -> dict[str, Any]:
-    """The model card fields known before the first epoch; Checkpointer adds the results."""
+def training_card(config: TrainConfig, data: FitData) -> dict[str, Any]:
+    """The model card fields known before the first epoch; Checkpointer adds the results.
+
+    ``target_shares`` is each class's share of what the run was fitted to (the mean target): the
+    prior that training.export's ``--balance`` corrects, which for votes is not the label counts.
+    """
+    shares = data.targets.mean(axis=0)
+    train = {
+        **data.train.describe(),
+        "target_shares": dict(zip(CLASS_NAMES, shares.round(5).tolist(), strict=True)),
+    }
     return {
         **base_card(config.arch),
         "training": {
             "config": config.to_dict(),
-            "dataset": {"train": train_set.describe(), "validation": val_set.describe()},
+            "labels": data.labels,
+            "dataset": {"train": train, "validation": data.val.describe()},
             "keras_version": keras.version(),
             "backend": keras.backend.backend(),
         },
@@ -622,6 +709,34 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig | ResumeRequest
         type=float,
         help=f"the teacher's share of each target; default {defaults.teacher_weight}",
     )
+    parser.add_argument(
+        "--labels",
+        choices=LABEL_SOURCES,
+        help="learn from FER2013's labels, the FER+ annotators' votes, or a blend of both; "
+        f"default {defaults.labels}",
+    )
+    parser.add_argument(
+        "--votes",
+        type=Path,
+        metavar="CSV",
+        help=f"the FER+ votes file; default ${VOTES_ENV}, else {VOTES_FILE_NAME} in or beside --data",
+    )
+    parser.add_argument(
+        "--votes-weight",
+        type=float,
+        help=f"the votes' share of each target with --labels blend; default {defaults.votes_weight}",
+    )
+    parser.add_argument(
+        "--init",
+        dest="init_from",
+        type=Path,
+        metavar="MODEL",
+        help="start from this saved model's weights (fine-tune): a run's best.keras, or an exported "
+        "ensemble such as model/emotion_cnn.keras with --init-member",
+    )
+    parser.add_argument(
+        "--init-member", type=int, help="which member of an exported ensemble to start from; default 1"
+    )
     given = {name: value for name, value in vars(parser.parse_args(argv)).items() if value is not None}
     run_dir = given.pop("resume", None)
     if run_dir is not None:
@@ -652,7 +767,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             resume(request.run_dir, request.epochs, verbose=verbose)
         else:
             train(request, verbose=verbose)
-    except (DatasetError, FileExistsError, ResumeError, TeacherError) as err:
+    except (DatasetError, FileExistsError, ResumeError, TeacherError, VotesError, WarmStartError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
