@@ -4,6 +4,9 @@ Browser fixtures: ``app_url`` (the real app served by ``streamlit run``) and ``c
 Debian Chromium), one of each per test module; a module that needs other ones (a fake camera, a
 fresh server per test) defines its own, which pytest then uses instead.
 
+TURN fixtures: ``turn_server`` (a static user) and ``turn_rest_server`` (a REST-API shared secret),
+Debian's coturn on a loopback port (tests/turn_relay.py), one of each per test module.
+
 FER2013 fixtures: tests that need the real dataset read its folder (Kaggle layout: train/<class>/,
 test/<class>/) from the environment variable FER2013_DIR and are skipped, with that reason, when
 it is unset. Nothing from the dataset is ever written into the repository: copies go to pytest's
@@ -31,6 +34,7 @@ from app.emotions import CLASS_NAMES, REPO_ROOT
 
 if TYPE_CHECKING:  # Playwright is optional: the browser tests skip without it.
     from playwright.sync_api import Browser
+    from turn_relay import TurnServer
 
 FER2013_ENV = "FER2013_DIR"
 #: Images per class in the tiny real training run shared by the train and evaluate CLI tests.
@@ -132,3 +136,27 @@ def chromium() -> Iterator[Browser]:
 
     with browser.chromium() as launched:
         yield launched
+
+
+@pytest.fixture(scope="module")
+def turn_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TurnServer]:
+    """coturn on a loopback port with a static user and long-term credential (TURN_USERNAME /
+    TURN_CREDENTIAL); skips without ``turnserver``."""
+    import turn_relay
+
+    if (reason := turn_relay.missing_coturn()) is not None:
+        pytest.skip(reason)
+    with turn_relay.coturn(tmp_path_factory.mktemp("coturn"), user=("emojify", "relay-pass")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def turn_rest_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TurnServer]:
+    """coturn with a REST-API shared secret (use-auth-secret), the form TURN providers hand out;
+    skips without ``turnserver``."""
+    import turn_relay
+
+    if (reason := turn_relay.missing_coturn()) is not None:
+        pytest.skip(reason)
+    with turn_relay.coturn(tmp_path_factory.mktemp("coturn"), secret="shared-rest-secret") as server:
+        yield server

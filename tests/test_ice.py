@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from app.ice import IceConfigError, ice_config
+from app.ice import IceConfigError, ice_config, report, settings_from
 
 
 def no_network(provider: str, credentials: tuple[str, ...]) -> list[dict]:
@@ -70,3 +70,48 @@ def test_provider_credentials_go_to_the_provider():
 def test_wrong_settings_are_reported(settings, message):
     with pytest.raises(IceConfigError, match=message):
         ice_config(settings, fetch=no_network)
+
+
+def test_relay_policy_reaches_the_browser_configuration_with_the_turn_servers():
+    settings = {
+        "TURN_URL": "turn:turn.example.org:3478, stun:stun.example.org:3478",
+        "TURN_USERNAME": "emojify",
+        "TURN_CREDENTIAL": "s3cret",
+        "EMOJIFY_ICE_TRANSPORT_POLICY": "relay",
+    }
+    config = ice_config(settings, fetch=no_network)
+    assert config.rtc_configuration["iceTransportPolicy"] == "relay"
+    assert config.turn_servers() == [("turn:turn.example.org:3478", "emojify", "s3cret")]
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"EMOJIFY_ICE_TRANSPORT_POLICY": "relay"}, "needs a TURN server"),
+        ({"EMOJIFY_ICE_TRANSPORT_POLICY": "relay-only"}, "must be one of all, relay"),
+    ],
+    ids=["relay-without-turn", "unknown-policy"],
+)
+def test_wrong_transport_policy_is_reported(settings, message):
+    with pytest.raises(IceConfigError, match=message):
+        ice_config(settings, fetch=no_network)
+
+
+def test_listing_names_every_url_and_warns_when_no_turn_server_is_set():
+    stun_only = ice_config(
+        {"EMOJIFY_ICE_SERVERS": '[{"urls": "stun:stun.example.org:3478"}]'}, fetch=no_network
+    )
+    text, works_behind_nat = report(stun_only)
+    assert "stun:stun.example.org:3478" in text and "no TURN server" in text
+    assert not works_behind_nat
+
+
+def test_secrets_files_override_the_environment_as_in_the_app(tmp_path):
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text('TURN_USERNAME = "from-secrets"\nEMOJIFY_PUBLIC = true\n[section]\nTURN_URL = "x"\n')
+    settings = settings_from(
+        [tmp_path / "missing.toml", secrets], {"TURN_USERNAME": "env", "TURN_URL": "env"}
+    )
+    assert settings["TURN_USERNAME"] == "from-secrets"
+    assert settings["TURN_URL"] == "env"  # tables are not root-level settings
+    assert settings["EMOJIFY_PUBLIC"] is True
