@@ -2,8 +2,9 @@
 
 Writes an annotated copy of each image (into ``./emojified/`` unless ``--out`` says otherwise)
 and, with ``--json``, prints one JSON object per image per line, faces in reading order (left
-to right, top to bottom) as they are numbered on the copy. A file that can't be read gets an
-error object and the batch goes on; the exit code is 1 if any image failed, so scripts can tell.
+to right, top to bottom) as they are numbered on the copy. A file that can't be read or
+processed, for whatever reason, gets an error object (or one ``error:`` line on stderr) and the
+batch goes on; the exit code is 1 if any image failed, so scripts can tell.
 """
 
 from __future__ import annotations
@@ -87,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         except (ImageError, OSError) as err:
             failed += 1
             result = {"image": str(path), "error": str(err)}
+        except Exception as err:  # a surprise in one file (a library's error) must not end the batch
+            failed += 1
+            detail = " ".join(str(err).split())  # one line: OpenCV's messages span several
+            result = {"image": str(path), "error": f"could not process it ({type(err).__name__}: {detail})"}
         if args.json:
             print(json.dumps(result), flush=True)
         elif "error" in result:

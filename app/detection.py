@@ -273,14 +273,14 @@ class FaceDetector:
         """
         height, width = gray.shape[:2]
         scale = min(1.0, settings.detection_side / max(height, width))
+        min_side = max(12, round(settings.min_size * scale))
+        if round(min(height, width) * scale) < min_side:  # no face fits (and a 1×2000 strip shrinks to 0)
+            return []
         small = (
             gray
             if scale == 1.0
             else cv2.resize(gray, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
         )
-        min_side = max(12, round(settings.min_size * scale))
-        if min(small.shape[:2]) < min_side:
-            return []
         max_side = 0 if max_size is None else max(min_side, round(max_size * scale))
         found = self._cascade().detectMultiScale(
             cv2.equalizeHist(small),

@@ -128,3 +128,32 @@ def test_only_the_start_up_noise_is_dropped_from_what_the_import_writes_to_stder
         os.write(2, b"E0000 something TensorFlow really wants you to know\n")
         os.write(2, b"I0000 port.cc:153] oneDNN custom operations are on. You may see slightly different\n")
     assert capfd.readouterr().err == "E0000 something TensorFlow really wants you to know\n"
+
+
+def test_an_unexpected_failure_in_one_file_is_that_files_error_line(tmp_path, monkeypatch, capsys) -> None:
+    """Any error while processing one photo (here OpenCV's, as a 1×2000 PNG once gave) is reported
+    for that photo, and the batch goes on to the next."""
+    from app import __main__ as cli
+    from app.pipeline import Pipeline
+
+    analyze = Pipeline.analyze
+
+    def fails_on_the_odd_one(self, rgb, settings=None):
+        if rgb.shape[:2] == (2, 3):
+            raise cv2.error("OpenCV(4) resize.cpp:4017: error: (-215:Assertion failed)\n inv_scale_x > 0")
+        return analyze(self, rgb, settings)
+
+    monkeypatch.setattr(Pipeline, "analyze", fails_on_the_odd_one)
+    odd = tmp_path / "odd.png"
+    odd.write_bytes(encode_image(np.full((2, 3, 3), 128, np.uint8), "png"))
+    portrait = FIXTURES / "faces" / "london_014_happy.jpg"
+
+    code = cli.main([str(odd), str(portrait), "--out", str(tmp_path / "out")])
+
+    output = capsys.readouterr()
+    assert code == 1
+    assert output.err.splitlines() == [
+        f"{odd}: error: could not process it (error: OpenCV(4) resize.cpp:4017: error: "
+        "(-215:Assertion failed) inv_scale_x > 0)"
+    ]
+    assert output.out.startswith(f"{portrait}: ") and "→" in output.out

@@ -103,3 +103,11 @@ def test_every_development_portrait_yields_exactly_one_face(detector: FaceDetect
 
     assert counts == [1] * len(portraits)
     assert missed_before >= 1  # the second look is what finds them
+
+
+@pytest.mark.parametrize("shape", [(1, 2000), (2000, 1), (3, 5000), (5000, 3), (1, 1), (2, 2), (24, 2000)])
+def test_strips_and_specks_give_no_face_and_no_error(detector: FaceDetector, shape: tuple[int, int]) -> None:
+    """A 1×2000 PNG used to crash the cascade's shrink (``inv_scale_x > 0``): a side shrank to 0."""
+    stripes = np.full(shape, 200, np.uint8)
+    stripes[::2] = 30
+    assert detector.detect(stripes) == []
