@@ -16,7 +16,9 @@ import pytest
 from app.emotions import CLASS_NAMES, DEFAULT_MODEL_PATH, REPO_ROOT
 from app.model_card import read_card
 from training.analysis import per_class_csv
+from training.data import load_split
 from training.evaluate import ALL_SPLITS, main
+from training.votes import NO_MAJORITY, SHIPPED_VOTES, majority, match, read_votes
 
 IMAGES_PER_CLASS = 10
 
@@ -116,8 +118,10 @@ def test_folder_split_prints_json_and_writes_the_table_and_matrix(fer2013_mini: 
     picture = cv2.imread(str(out / "test_confusion.png"))
     assert picture is not None and min(picture.shape[:2]) > 600
     # The dataset root means its test/ folder, and a zip of it is the same: same images, same numbers.
+    # The root's paths are the votes file's own (test/<class>/...), so it is scored against both truths.
     assert main(["--model", str(DEFAULT_MODEL_PATH), "--split", str(fer2013_mini), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["results"][str(fer2013_mini)] == result
+    from_root = json.loads(capsys.readouterr().out)["results"][str(fer2013_mini)]
+    assert from_root.pop("ferplus_majority")["images"] == 28 and from_root == result
     archive = shutil.make_archive(str(tmp_path / "mini"), "zip", fer2013_mini)
     assert main(["--model", str(DEFAULT_MODEL_PATH), "--split", archive, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["results"][archive] == result
@@ -160,3 +164,63 @@ def test_card_is_refused_for_a_folder_and_a_named_split_needs_data(fer2013_mini:
     with pytest.raises(SystemExit):
         main(["--model", str(DEFAULT_MODEL_PATH), "--split", "private_test"])
     assert "needs --data" in capsys.readouterr().err
+
+
+# --- the second truth: the FER+ annotators' majority --------------------------------------------------
+
+
+def test_both_truths_reach_the_json_the_card_and_the_files(fer2013_mini: Path, tmp_path: Path, capsys):
+    """14 real PrivateTest images, all with votes in the shipped file (found on its own): the JSON,
+    the card and --out carry the annotators' score beside the label's, the same numbers everywhere."""
+    model = tmp_path / "emotion_cnn.keras"
+    shutil.copy2(DEFAULT_MODEL_PATH, model)
+    votes = read_votes(SHIPPED_VOTES)
+    argv = ["--model", str(model), "--data", str(fer2013_mini), "--split", "private_test"]
+
+    assert main([*argv, "--json", "--card", "--out", str(tmp_path / "out")]) == 0
+
+    report = json.loads(capsys.readouterr().out)
+    assert report["votes"] == str(SHIPPED_VOTES) and report["notes"] == []
+    result = report["results"]["private_test"]
+    against = result["ferplus_majority"]
+    dataset = load_split(fer2013_mini, "private_test")
+    major = majority(match(votes, dataset.sources, dataset.root, "private_test").counts)
+    assert against["images"] == result["n"] == 14 and against["with_votes"] == 14
+    assert against["n"] == int((major != NO_MAJORITY).sum())
+    assert [row["support"] for row in against["per_class"].values()] == [
+        int((major == k).sum()) for k in range(len(CLASS_NAMES))
+    ]
+    assert np.trace(against["confusion"]) == pytest.approx(against["accuracy"] * against["n"])
+    labels = np.array(dataset.y)[major != NO_MAJORITY]
+    assert against["label_agreement"] == pytest.approx(np.mean(labels == major[major != NO_MAJORITY]))
+    assert read_card(model)["evaluation"]["private_test"] == result
+    assert (tmp_path / "out" / "private_test_ferplus_per_class.csv").read_text() == per_class_csv(against)
+    assert (tmp_path / "out" / "private_test_ferplus_confusion.png").read_bytes().startswith(b"\x89PNG")
+
+    # The text report prints both, and --no-votes only the label's.
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert f"== private_test, against the FER+ annotators' majority: {against['n']} of 14 images" in text
+    assert main([*argv, "--no-votes", "--json"]) == 0
+    assert "ferplus_majority" not in json.loads(capsys.readouterr().out)["results"]["private_test"]
+
+
+def test_images_without_votes_get_a_note_and_a_broken_votes_file_an_error(
+    fer2013_mini: Path, tmp_path: Path, capsys
+):
+    folder = tmp_path / "faces"  # one split's class folders: paths the votes file does not know
+    shutil.copytree(fer2013_mini / "test", folder)
+
+    assert main(["--model", str(DEFAULT_MODEL_PATH), "--split", str(folder), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert "ferplus_majority" not in report["results"][str(folder)]
+    assert report["notes"] == [
+        f"{folder}: no FER+ votes for these images (they exist for FER2013 in the Kaggle folder layout), "
+        "so they are scored against their labels only"
+    ]
+
+    broken = tmp_path / "votes.csv"
+    broken.write_text("path,a,b\n")
+    argv = ["--model", str(DEFAULT_MODEL_PATH), "--data", str(fer2013_mini), "--split", "private_test"]
+    assert main([*argv, "--votes", str(broken)]) == 2
+    assert "is not a FER+ votes file" in capsys.readouterr().err

@@ -197,7 +197,9 @@ class Evaluation:
     """Every image of one split with what the model said about it.
 
     ``pixels`` (uint8, N×48×48) are kept so the page can show the images behind a cell without
-    going back to files that may be gone (an extracted upload, a CSV row).
+    going back to files that may be gone (an extracted upload, a CSV row). ``votes`` are the FER+
+    vote counts of each image (N×10, NaN rows where none) when the images have them: the second
+    truth of :mod:`training.ground_truth`.
     """
 
     split: str
@@ -207,6 +209,7 @@ class Evaluation:
     sources: tuple[str, ...]
     skipped: tuple[str, ...] = ()
     note: str = ""
+    votes: np.ndarray | None = None
 
     @property
     def y_pred(self) -> np.ndarray:

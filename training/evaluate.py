@@ -13,6 +13,12 @@ folder or ``.zip``: a dataset root with test/<class>/, or one split's <class>/ f
 is then not needed). ``--out DIR`` writes, per split, ``<split>_per_class.csv`` (the Analysis page's CSV) and
 ``<split>_confusion.png``. Metrics and tables come from :mod:`training.analysis`, shared with the
 Analysis page, so the page and this command always print the same numbers.
+
+Where the images have FER+ votes (FER2013 in the Kaggle layout; the votes file is found as
+training finds it, or given with ``--votes``), each split is also scored against the annotators'
+majority (:mod:`training.ground_truth`): printed after the label's report, under
+``ferplus_majority`` in the JSON and the card, and as ``<split>_ferplus_*`` files with ``--out``.
+``--no-votes`` skips it; images without votes (a CSV, a zip) get a one-line note instead.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ from training.analysis import (
     score,
 )
 from training.data import SPLITS, Dataset, DatasetError, load_split
+from training.ground_truth import MAJORITY_KEY, both_truths, cached_votes, majority_line, with_votes
+from training.votes import Votes, VotesError, find_votes
 
 __all__ = ["ALL_SPLITS", "evaluate", "main", "score"]  # score lives in training.analysis
 
@@ -66,34 +74,69 @@ def evaluate(
     splits: Sequence[str],
     *,
     limit_per_class: int | None = None,
+    votes: Votes | None = None,
+    notes: list[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Score ``predict`` (crops -> probabilities) on each of ``splits``; split name or folder -> score."""
+    """Score ``predict`` (crops -> probabilities) on each of ``splits``; split name or folder -> score.
+
+    With ``votes``, a split whose images have them is scored against the annotators' majority
+    too (under ``ferplus_majority``); one that has none gets a line in ``notes``.
+    """
     results = {}
     for split in splits:
         dataset = load(data_dir, split, limit_per_class=limit_per_class)
-        results[split] = predict_dataset(predict, dataset, batch_size=PREDICT_BATCH).result()
+        evaluation = predict_dataset(predict, dataset, batch_size=PREDICT_BATCH)
+        if votes is not None:
+            evaluation, note = with_votes(evaluation, votes, dataset.root)
+            if note and notes is not None:
+                notes.append(note)
+        results[split] = both_truths(evaluation)
     return results
+
+
+def votes_for(args: argparse.Namespace) -> Votes | None:
+    """The votes to score against: ``--votes``, else found beside the data as training finds them
+    (``$FERPLUS_VOTES``, the dataset folder, the shipped copy); None with ``--no-votes``."""
+    if args.no_votes:
+        return None
+    if args.votes is not None:
+        return cached_votes(find_votes(args.votes, Path(".")))
+    place = args.data if args.data is not None else Path(args.split)
+    return cached_votes(find_votes(None, place if place.is_dir() else place.parent))
 
 
 def write_reports(results: dict[str, dict[str, Any]], out_dir: Path) -> list[str]:
     """Per split, the per-class CSV and the confusion-matrix PNG in ``out_dir``; the files written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for split, result in results.items():
-        stem = file_stem(split)
-        table = out_dir / f"{stem}_per_class.csv"
-        table.write_text(per_class_csv(result), encoding="utf-8")
-        picture = out_dir / f"{stem}_confusion.png"
-        picture.write_bytes(confusion_png(result, title=f"Confusion matrix: {split}"))
-        written += [str(table), str(picture)]
+    for split, both in results.items():
+        truths = [("", both, split)]
+        if MAJORITY_KEY in both:
+            truths.append(("_ferplus", both[MAJORITY_KEY], f"{split}, FER+ annotators' majority"))
+        for suffix, result, title in truths:
+            stem = file_stem(split) + suffix
+            table = out_dir / f"{stem}_per_class.csv"
+            table.write_text(per_class_csv(result), encoding="utf-8")
+            picture = out_dir / f"{stem}_confusion.png"
+            picture.write_bytes(confusion_png(result, title=f"Confusion matrix: {title}"))
+            written += [str(table), str(picture)]
     return written
 
 
 def format_score(split: str, result: dict[str, Any]) -> str:
-    """A plain-text report of one split for the terminal."""
+    """A plain-text report of one split for the terminal; then the annotators' majority's, if any."""
+    text = _format_one(f"== {split}: {result['n']} images", result)
+    if MAJORITY_KEY in result:
+        against = result[MAJORITY_KEY]
+        heading = f"== {split}, against the FER+ annotators' majority: {majority_line(against)}"
+        text += "\n\n" + _format_one(heading, against)
+    return text
+
+
+def _format_one(heading: str, result: dict[str, Any]) -> str:
     width = max(map(len, CLASS_NAMES))
     lines = [
-        f"== {split}: {result['n']} images",
+        heading,
         f"accuracy {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}  "
         f"balanced accuracy {result['balanced_accuracy']:.4f}",
         f"{'class':<{width}}  precision  recall      f1  support",
@@ -129,7 +172,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--card", action="store_true", help="store the results in the model card beside the model"
     )
     parser.add_argument("--out", type=Path, help="write <split>_per_class.csv and <split>_confusion.png here")
+    parser.add_argument(
+        "--votes",
+        type=Path,
+        help="FER+ votes file to score against the annotators' majority too (default: found as training "
+        "finds it: $FERPLUS_VOTES, ferplus_votes.csv in or beside the data, else the shipped copy)",
+    )
+    parser.add_argument("--no-votes", action="store_true", help="score against the FER2013 labels only")
     args = parser.parse_args(argv)
+    if args.votes is not None and args.no_votes:
+        parser.error("--votes and --no-votes contradict each other")
     if args.card and args.split not in (*SPLITS, "all"):
         parser.error("--card stores FER2013 splits only; a folder's results would not mean much in a card")
     if args.split in (*SPLITS, "all") and args.data is None:
@@ -148,7 +200,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         classifier = EmotionClassifier.load(args.model)
         # Read the card first: a broken one should stop us before the slow part, not after.
         card = (read_card(args.model) or base_card(classifier.model.name)) if args.card else None
-        results = evaluate(classifier, args.data, splits, limit_per_class=args.limit_per_class)
+        votes = votes_for(args)
+        notes: list[str] = []
+        results = evaluate(
+            classifier, args.data, splits, limit_per_class=args.limit_per_class, votes=votes, notes=notes
+        )
+    except VotesError as err:
+        print(f"error: {err} (--no-votes scores against the labels only)", file=sys.stderr)
+        return 2
     except (DatasetError, ModelCardError, ModelError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -161,6 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = {
             "model": str(args.model),
             "data": str(args.data) if args.data else None,
+            "votes": str(votes.source) if votes else None,
+            "notes": notes,
             "results": results,
             "card": card_file,
             "files": files,
@@ -168,6 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(report))
     else:
         print("\n\n".join(format_score(split, result) for split, result in results.items()))
+        for note in notes:
+            print(f"\nnote: {note}")
         if card_file:
             print(f"\nresults stored in {card_file}")
         for file in files:
