@@ -175,3 +175,57 @@ class TurnChecks:
         with self._lock:
             self._answers[key] = (time.monotonic(), answer)
             self._running.discard(key)
+
+
+#: Seconds after Start without a connection before the Live page says it could not connect: the
+#: issue's promise is a message within 10 s, and a healthy connection on 2 busy cores takes 1-4 s.
+CONNECT_TIMEOUT_S = 8.0
+
+
+@dataclass(frozen=True)
+class ConnectionProblem:
+    """What the Live page says about a connection that fails or failed; ``severe`` blocks video."""
+
+    message: str
+    severe: bool = True
+
+
+def connection_problem(
+    turn: list[TurnCheck | None], connecting_s: float | None, playing: bool
+) -> ConnectionProblem | None:
+    """Why the video does not (or, for visitors, would not) connect, from what is known now.
+
+    ``turn`` holds the latest check of each configured TURN URL (``None`` while the first runs),
+    ``connecting_s`` how long this Start has been waiting for a connection (``None`` when not
+    waiting), ``playing`` whether the browser is connected.
+    """
+    failed = [check for check in turn if check is not None and not check.ok]
+    if failed:
+        causes = "; ".join(f"{check.url}: {check.problem}" for check in failed)
+        if playing:
+            return ConnectionProblem(
+                f"Connected directly, but the configured TURN server failed its check ({causes}). "
+                "Visitors behind NAT (e.g. on Streamlit Community Cloud) will get no video until it "
+                "is fixed; `python -m app.ice --check` on the server tests it again.",
+                severe=False,
+            )
+        return ConnectionProblem(
+            f"The video cannot connect through the configured TURN server. {causes}. "
+            "`python -m app.ice --check` on the server tests it again."
+        )
+    if playing or connecting_s is None or connecting_s < CONNECT_TIMEOUT_S:
+        return None
+    waited = f"No video connection after {connecting_s:.0f} s"
+    if not turn:
+        return ConnectionProblem(
+            f"{waited}. With no TURN server configured only direct connections work (this computer "
+            "or your local network); behind NAT, e.g. on Streamlit Community Cloud, configure one "
+            "(README: Live video on a server)."
+        )
+    if any(check is None for check in turn):
+        return ConnectionProblem(f"{waited}; checking the configured TURN server…")
+    return ConnectionProblem(
+        f"{waited}, although the configured TURN server grants allocations: check that its relay "
+        "ports (UDP 49152-65535 by default) are open to the browser and to this server, then press "
+        "Stop and Start."
+    )

@@ -11,6 +11,7 @@ so a slow frame makes it skip frames instead of building up lag.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -23,6 +24,7 @@ from app.emotions import CLASS_NAMES
 from app.ice import IceConfig, IceConfigError, ice_config
 from app.live import LiveProcessor, LiveResults, LiveSettings, LiveStats, SmoothedFace
 from app.pipeline import OverlayOptions, Pipeline
+from app.turn_check import TurnChecks, connection_problem
 from app.video import video_frame
 from pages.charts import probability_spec
 from pages.shared import (
@@ -116,6 +118,34 @@ def rtc_config() -> IceConfig | None:
         return None
 
 
+@st.cache_resource
+def turn_checks() -> TurnChecks:
+    """The server's TURN checks, shared by every session (one Allocate per server a minute at most)."""
+    return TurnChecks()
+
+
+def show_connection_problem(signalling: bool, playing: bool, ice: IceConfig) -> None:
+    """Why the video does not connect, within seconds of Start instead of a spinner forever.
+
+    Each configured TURN server is asked for an allocation once the user has pressed Start (not
+    before: nothing is contacted for a visitor who only looks), and a connection still not made
+    after a few seconds is reported with what to check. The component's ``signalling`` is Start
+    pressed and no connection yet.
+    """
+    if signalling and not playing:
+        st.session_state.setdefault("live_connecting_since", time.monotonic())
+        st.session_state.live_started = True
+    else:
+        st.session_state.pop("live_connecting_since", None)
+    if not st.session_state.get("live_started"):
+        return
+    turn = [turn_checks().result(*server) for server in ice.turn_servers()]
+    since = st.session_state.get("live_connecting_since")
+    problem = connection_problem(turn, None if since is None else time.monotonic() - since, playing)
+    if problem is not None:
+        (st.error if problem.severe else st.warning)(problem.message)
+
+
 def show_stats(stats: LiveStats, playing: bool) -> None:
     """The side panel: what the video shows now, and how fast the server keeps up."""
     if not playing:
@@ -197,6 +227,7 @@ if pipeline is not None and ice is not None:
 
     @st.fragment(run_every=PANEL_REFRESH_S)
     def live_panel() -> None:
+        show_connection_problem(context.state.signalling, context.state.playing, ice)
         playing = context.state.playing
         if not playing:  # the next Start is a new stream: no old tracks or counts
             processor.reset()

@@ -326,3 +326,61 @@ def read_live_probe(page: Page) -> dict[str, float | None]:
         }"""
         )
     )
+
+
+#: Installed with ``context.add_init_script`` before the Live page loads: keeps every
+#: RTCPeerConnection a frame creates in ``window.emojifyPeers``, so its getStats() can be read
+#: (streamlit-webrtc keeps its connection inside a React ref).
+PEER_CONNECTION_HOOK_JS = """(() => {
+  const Original = window.RTCPeerConnection;
+  if (!Original || Original.emojifyHooked) return;
+  window.emojifyPeers = [];
+  const Hooked = function (...args) {
+    const pc = new Original(...args);
+    window.emojifyPeers.push(pc);
+    return pc;
+  };
+  Hooked.prototype = Original.prototype;
+  Object.setPrototypeOf(Hooked, Original);
+  Hooked.emojifyHooked = true;
+  window.RTCPeerConnection = Hooked;
+})();"""
+
+
+def read_webrtc_stats(page: Page) -> dict | None:
+    """The Live stream's WebRTC numbers from the browser's getStats() (needs PEER_CONNECTION_HOOK_JS).
+
+    ``None`` before a peer connection exists. Otherwise: ``policy`` (iceTransportPolicy),
+    ``connection`` (connectionState), ``local_type``/``remote_type`` of the selected candidate
+    pair (``host``, ``srflx``, ``relay``; ``None`` until one is selected), ``remote_types`` (every
+    candidate type the server offered), ``bytes_sent``/``bytes_received`` on the video RTP streams
+    and ``now`` (ms, the iframe's clock), so two readings give the bitrate.
+    """
+    return (
+        webrtc_frame(page)
+        .locator("body")
+        .evaluate(
+            """async () => {
+          const peers = window.emojifyPeers || [];
+          const pc = peers[peers.length - 1];
+          if (!pc) return null;
+          const stats = [...(await pc.getStats()).values()];
+          const byId = Object.fromEntries(stats.map((s) => [s.id, s]));
+          const transport = stats.find((s) => s.type === 'transport' && s.selectedCandidatePairId);
+          const pair = transport ? byId[transport.selectedCandidatePairId] : null;
+          const sum = (type, field) => stats.filter((s) => s.type === type && s.kind === 'video')
+            .reduce((total, s) => total + (s[field] || 0), 0);
+          return {
+            now: performance.now(),
+            policy: pc.getConfiguration().iceTransportPolicy,
+            connection: pc.connectionState,
+            local_type: pair ? byId[pair.localCandidateId].candidateType : null,
+            remote_type: pair ? byId[pair.remoteCandidateId].candidateType : null,
+            remote_types: [...new Set(stats.filter((s) => s.type === 'remote-candidate')
+              .map((s) => s.candidateType))],
+            bytes_sent: sum('outbound-rtp', 'bytesSent'),
+            bytes_received: sum('inbound-rtp', 'bytesReceived'),
+          };
+        }"""
+        )
+    )
