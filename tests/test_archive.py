@@ -253,3 +253,29 @@ def test_dataset_in_finds_the_layout_below_wrapping_folders(tmp_path: Path) -> N
         (tmp_path / "a" / "b" / "test" / name).mkdir(parents=True)
 
     assert dataset_in(tmp_path) == tmp_path / "a" / "b"
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        [("test/happy/x", b"a file"), ("test/happy/x/y.png", b"and a folder")],
+        [("test/happy/x/y.png", b"a folder"), ("test/happy/x", b"and a file")],
+        [("test/happy/x", b"a file"), ("test/happy/x/", b"")],
+    ],
+    ids=["file-then-folder", "folder-then-file", "file-then-folder-entry"],
+)
+def test_a_name_that_is_both_file_and_folder_is_refused_without_server_paths(
+    tmp_path: Path, entries: list[tuple[str, bytes]]
+) -> None:
+    with pytest.raises(DatasetError, match="clashes with another entry") as refused:
+        extract_dataset_zip(zip_entries(*entries), tmp_path / "out")
+
+    assert str(tmp_path) not in str(refused.value)
+
+
+def test_too_many_images_for_one_evaluation_are_refused_with_the_number(tmp_path: Path) -> None:
+    many = zip_entries(*[(f"test/happy/{n}.png", b"") for n in range(11)], ("test/notes.txt", b""))
+
+    with pytest.raises(DatasetError, match=r"holds 11 images, more than the 10 one upload may hold"):
+        extract_dataset_zip(many, tmp_path / "out", max_images=10)
+    assert extract_dataset_zip(many, tmp_path / "ok", max_images=11) == tmp_path / "ok"

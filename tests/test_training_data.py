@@ -6,7 +6,7 @@ import csv
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -14,7 +14,16 @@ import numpy as np
 import pytest
 
 from app.emotions import CLASS_NAMES, INPUT_SHAPE
-from training.data import CSV_COLUMNS, CSV_EMOTIONS, SPLITS, DatasetError, check_dataset, load_split
+from training.analysis import load_folder
+from training.data import (
+    CSV_COLUMNS,
+    CSV_EMOTIONS,
+    SPLITS,
+    DatasetError,
+    check_dataset,
+    load_split,
+    set_data_root,
+)
 
 KAGGLE_SPLIT_SIZES = {"train": 28_709, "public_test": 3_589, "private_test": 3_589, "test": 7_178}
 USAGE_OF_PREFIX = {"Training_": "Training", "PublicTest_": "PublicTest", "PrivateTest_": "PrivateTest"}
@@ -294,3 +303,99 @@ def test_quick_check_passes_a_good_dataset_and_checks_a_csv_header(mini: Path, t
     _rewrite_csv(csv_path, lambda rows: rows.__setitem__(slice(None), [list(CSV_COLUMNS)]))
     with pytest.raises(DatasetError, match="has a header but no rows"):
         check_dataset(csv_path)
+
+
+# --- what one load may cost, and where it may read --------------------------------------------------
+
+
+def test_images_claiming_too_many_pixels_are_left_out_undecoded_and_counted(mini: Path) -> None:
+    before = load_split(mini, "train")
+    huge = np.zeros((5000, 5000), np.uint8)  # 25 megapixels of one grey: a 25 kB PNG
+    cv2.imwrite(str(mini / "train" / "happy" / "Training_huge.png"), huge)
+
+    after = load_split(mini, "train")
+
+    assert len(after) == len(before) and after.skipped == ()
+    assert [Path(s).name for s in after.too_large] == ["Training_huge.png"]
+    assert after.describe()["too_large"] == 1
+    assert "1 image(s) over 4096×4096 pixels left out undecoded" in after.note
+    assert "Training_huge.png" in after.note  # the note reaches the CLI output and the card
+
+
+def test_a_class_of_only_too_large_images_names_them(mini: Path) -> None:
+    for image in (mini / "train" / "sad").iterdir():
+        image.unlink()
+    cv2.imwrite(str(mini / "train" / "sad" / "Training_huge.png"), np.zeros((4097, 4097), np.uint8))
+
+    with pytest.raises(
+        DatasetError, match=r"no readable images of class\(es\): sad \(0 unreadable and 1 too"
+    ):
+        load_split(mini, "train")
+
+
+@pytest.fixture
+def data_root(tmp_path: Path) -> Iterator[Path]:
+    """A deployment's data root, confining reads for the test's duration."""
+    root = tmp_path / "data"
+    root.mkdir()
+    set_data_root(root)
+    yield root
+    set_data_root(None)
+
+
+def _outside_with_a_secret(tmp_path: Path, mini: Path) -> Path:
+    outside = tmp_path / "outside"
+    shutil.copytree(mini / "test" / "happy", outside)
+    shutil.copy2(next(outside.iterdir()), outside / "secret.jpg")
+    return outside
+
+
+def test_a_folder_link_leading_out_of_the_data_root_is_refused(mini: Path, tmp_path: Path, data_root: Path):
+    dataset = Path(shutil.copytree(mini, data_root / "fer"))
+    outside = _outside_with_a_secret(tmp_path, mini)
+    shutil.rmtree(dataset / "test" / "happy")
+    (dataset / "test" / "happy").symlink_to(outside)
+
+    for attempt in (lambda: load_split(dataset, "test"), lambda: check_dataset(dataset, ("test",))):
+        with pytest.raises(DatasetError, match="test/happy is a link that leads outside the data folder"):
+            attempt()
+    with pytest.raises(DatasetError, match="leads outside the data folder"):  # as Analysis reads <class>/
+        load_folder(dataset / "test")
+    set_data_root(None)  # run locally, without a data root, the owner's links are followed
+    assert "secret.jpg" in {Path(s).name for s in load_split(dataset, "test").sources}
+
+
+def test_a_file_link_leading_out_of_the_data_root_is_refused(mini: Path, tmp_path: Path, data_root: Path):
+    dataset = Path(shutil.copytree(mini, data_root / "fer"))
+    outside = _outside_with_a_secret(tmp_path, mini)
+    (dataset / "test" / "sad" / "PublicTest_secret.jpg").symlink_to(outside / "secret.jpg")
+
+    with pytest.raises(DatasetError, match=r"PublicTest_secret\.jpg is a link that leads outside"):
+        load_split(dataset, "public_test")
+
+
+def test_links_inside_the_data_root_and_datasets_elsewhere_are_read(mini: Path, data_root: Path):
+    dataset = Path(shutil.copytree(mini, data_root / "fer"))
+    shutil.move(dataset / "test" / "happy", data_root / "happy")
+    (dataset / "test" / "happy").symlink_to(data_root / "happy")
+
+    assert load_split(dataset, "test").class_counts()["happy"] == 4
+    assert len(load_split(mini, "test")) == len(load_split(dataset, "test"))  # mini is not under the root
+
+
+def test_csv_rows_too_short_or_of_no_known_usage_are_counted(mini: Path, tmp_path: Path) -> None:
+    csv_path = write_fer_csv(mini, tmp_path / "fer2013.csv")
+    full = load_split(csv_path, "train")
+
+    def spoil(rows: list[list[str]]) -> None:
+        rows.append(["3", " ".join(["7"] * 2304)])  # no Usage column at all
+        rows.append(["3", " ".join(["7"] * 2304), "Validation"])
+        rows.append(["3"])
+
+    _rewrite_csv(csv_path, spoil)
+    dataset = load_split(csv_path, "train")
+
+    assert len(dataset) == len(full)
+    assert dataset.note.startswith("3 row(s) of fer2013.csv left out: too short or with a Usage other than")
+    assert "line 51: too short" in dataset.note
+    assert dataset.describe()["note"] == dataset.note

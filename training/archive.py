@@ -12,6 +12,9 @@ naming the entry, before or while writing, and never writes outside ``target_dir
   the zip's permission bits is kept;
 - the declared sizes may add up to at most ``max_bytes`` and the entries number at most
   ``max_files``; the bytes really written are counted too, since a header can lie;
+- the images (by name) number at most ``max_images``, by default what one evaluation may read
+  (:data:`MAX_EVALUATION_IMAGES`): 99,000 tiny images fit in 18 MB and cost gigabytes once read;
+- a name that is both a file and a folder (``a/x`` and ``a/x/y.png``) is refused, not an OSError;
 - encrypted entries are refused (there is no password to give), and macOS's ``__MACOSX/`` and
   ``._*`` resource-fork files are skipped: they are not images and would only be counted as
   unreadable ones.
@@ -36,12 +39,18 @@ import stat
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from training.data import DatasetError
+from training.data import IMAGE_SUFFIXES, DatasetError
 
 #: Largest total of unpacked bytes accepted by default (FER2013 is about 60 MB).
 MAX_UNPACKED_BYTES = 512 << 20
 #: Most entries (files and folders) accepted by default (FER2013 has 35,887 files).
 MAX_ENTRIES = 100_000
+#: Most images in a zip that is evaluated (Analysis, ``training.evaluate``): every image becomes
+#: 11.5 kB of pixels while it is read (float32 model input plus the uint8 copy an evaluation
+#: keeps), so this bounds what one anonymous upload costs the server (about 230 MB; measured by
+#: ``benchmarks/upload_memory.py``). Training uploads, owner-only in public mode, allow MAX_ENTRIES.
+MAX_EVALUATION_IMAGES = 20_000
+FER2013_TEST_IMAGES = 7_178
 #: Folder under the runs folder where uploaded datasets are kept (not a run: it has no config.json).
 UPLOADS_DIR = "_uploads"
 _CHUNK = 1 << 20
@@ -56,6 +65,7 @@ def extract_dataset_zip(
     *,
     max_bytes: int = MAX_UNPACKED_BYTES,
     max_files: int = MAX_ENTRIES,
+    max_images: int = MAX_EVALUATION_IMAGES,
 ) -> Path:
     """Unpack the zip ``source`` (its bytes or its path) into ``target_dir``; return the dataset root.
 
@@ -73,29 +83,37 @@ def extract_dataset_zip(
     except (zipfile.BadZipFile, OSError) as err:
         raise DatasetError(f"the upload is not a readable zip file ({err})") from None
     with archive:
-        entries = _checked_entries(archive.infolist(), max_bytes, max_files)
+        entries = _checked_entries(archive.infolist(), max_bytes, max_files, max_images)
         budget = _Budget(max_bytes)
         for info, parts in entries:
             destination = base.joinpath(*parts)
             if not destination.resolve().is_relative_to(base):  # belt and braces after the name check
-                raise DatasetError(f"zip entry {info.filename!r} would be written outside {target_dir}")
-            if info.is_dir():
-                destination.mkdir(parents=True, exist_ok=True)
-                continue
-            destination.parent.mkdir(parents=True, exist_ok=True)
+                raise DatasetError(f"zip entry {info.filename!r} would be written outside its folder")
             try:
-                with archive.open(info) as packed, destination.open("wb") as unpacked:
-                    while chunk := packed.read(_CHUNK):
-                        budget.spend(len(chunk))
-                        unpacked.write(chunk)
+                _unpack(archive, info, destination, budget)
             except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as err:
                 raise DatasetError(f"zip entry {info.filename!r} is damaged ({err})") from None
             except (NotImplementedError, RuntimeError) as err:  # unsupported compression method
                 raise DatasetError(f"zip entry {info.filename!r} cannot be unpacked ({err})") from None
-            except (IsADirectoryError, NotADirectoryError, FileExistsError) as err:
-                clash = f"zip entry {info.filename!r} clashes with another entry ({err})"
-                raise DatasetError(clash) from None
+            except (IsADirectoryError, NotADirectoryError, FileExistsError):
+                # The OS error names the server's temporary folder: not for a visitor's eyes.
+                raise DatasetError(
+                    f"zip entry {info.filename!r} clashes with another entry: one name is both a file "
+                    "and a folder in this zip"
+                ) from None
     return dataset_root(target_dir)
+
+
+def _unpack(archive: zipfile.ZipFile, info: zipfile.ZipInfo, destination: Path, budget: _Budget) -> None:
+    """Write one entry; a name that is both a file and a folder fails here with an OSError."""
+    if info.is_dir():
+        destination.mkdir(parents=True, exist_ok=True)
+        return
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with archive.open(info) as packed, destination.open("wb") as unpacked:
+        while chunk := packed.read(_CHUNK):
+            budget.spend(len(chunk))
+            unpacked.write(chunk)
 
 
 class _Budget:
@@ -115,7 +133,7 @@ class _Budget:
 
 
 def _checked_entries(
-    infos: list[zipfile.ZipInfo], max_bytes: int, max_files: int
+    infos: list[zipfile.ZipInfo], max_bytes: int, max_files: int, max_images: int
 ) -> list[tuple[zipfile.ZipInfo, tuple[str, ...]]]:
     """The entries to unpack with their safe path parts; DatasetError for the first unsafe one.
 
@@ -148,6 +166,12 @@ def _checked_entries(
         entries.append((info, parts))
     if not entries:
         raise DatasetError("the zip is empty")
+    images = sum(PurePosixPath(parts[-1]).suffix.lower() in IMAGE_SUFFIXES for _, parts in entries)
+    if images > max_images:
+        raise DatasetError(
+            f"the zip holds {images:,} images, more than the {max_images:,} one upload may hold "
+            f"(FER2013's whole test folder is {FER2013_TEST_IMAGES:,}): upload fewer images"
+        )
     return entries
 
 
@@ -216,7 +240,7 @@ def stored_upload(name: str, data: bytes, runs_dir: Path) -> Path:
         shutil.rmtree(partial, ignore_errors=True)
         try:
             if suffix == ".zip":
-                extract_dataset_zip(data, partial)
+                extract_dataset_zip(data, partial, max_images=MAX_ENTRIES)
             else:
                 partial.mkdir()
                 (partial / "fer2013.csv").write_bytes(data)

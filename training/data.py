@@ -25,6 +25,14 @@ Files in class folders that are not images by name (notes, CSVs) are left out an
 even listed. A class that ends up without a single readable image is an error, not a silently
 six-class training.
 
+What one load may cost is bounded, since a dataset can be an anonymous visitor's upload: an image
+whose header (read by Pillow without decoding) says more than :data:`MAX_IMAGE_PIXELS` is not
+decoded but left out and counted in ``Dataset.too_large`` (a 27 kB PNG can claim 30000×30000
+pixels, 900 MB once decoded), and images over a megapixel are decoded one at a time. Under a data
+root (:func:`set_data_root`, a public deployment's ``EMOJIFY_DATA_ROOT``), every folder and file
+read is resolved, and a symbolic link that leads out of the root refuses the dataset. CSV rows too
+short to have a Usage, or with an unknown one, are left out and counted in ``Dataset.note``.
+
 :func:`check_dataset` runs every check that needs no decoding (the folders, the class folders,
 empty classes, the CSV's header), in a fraction of a second even for all of FER2013, so the
 Training page can refuse a bad dataset the moment Start is pressed.
@@ -33,16 +41,20 @@ Training page can refuse a bad dataset the moment Start is pressed.
 from __future__ import annotations
 
 import csv
+import enum
 import os
+import struct
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from app.emotions import CLASS_NAMES, IMAGE_SIZE, INPUT_SHAPE, NUM_CLASSES
 
@@ -67,8 +79,30 @@ _CSV_SPLITS = {
     "test": ("PublicTest", "PrivateTest"),
 }
 CSV_COLUMNS = ("emotion", "pixels", "Usage")
+_CSV_USAGES = ("Training", "PublicTest", "PrivateTest")
 # Decoding releases the GIL, so a few threads per core keep every core busy.
 _DECODE_WORKERS = 4 * (os.cpu_count() or 1)
+#: Largest image read (width × height): FER-style datasets are face crops, and a 4096×4096 one
+#: decodes to at most 16.7 MB (gray) while larger headers are cheap to fake (see the module doc).
+MAX_IMAGE_PIXELS = 4096 * 4096
+#: Images above this many pixels are decoded one at a time, so the decoding threads cannot hold
+#: dozens of large images at once; FER's 48×48 images never wait.
+_LARGE_IMAGE_PIXELS = 1 << 20
+_one_large_decode = threading.Lock()
+#: See set_data_root.
+_data_root: Path | None = None
+
+
+def set_data_root(root: Path | None) -> None:
+    """Confine reads under ``root`` to it (None: trust every path), for this whole process.
+
+    The app calls it from its access rules (app.access), which hold for every session of a
+    deployment, and the trainings it starts run in the same process. Only datasets found inside
+    the root are confined: the deployment's own FER2013_DIR or an unpacked upload elsewhere is not
+    under it and is read as before.
+    """
+    global _data_root
+    _data_root = root.resolve() if root is not None else None
 
 
 class DatasetError(ValueError):
@@ -92,6 +126,8 @@ class Dataset:
     skipped: tuple[str, ...] = ()
     note: str = ""
     ignored: tuple[str, ...] = ()
+    #: Images left out undecoded because their header claims more than MAX_IMAGE_PIXELS.
+    too_large: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.y)
@@ -109,6 +145,7 @@ class Dataset:
             "class_counts": self.class_counts(),
             "skipped": len(self.skipped),
             "ignored": len(self.ignored),
+            "too_large": len(self.too_large),
             "note": self.note,
         }
 
@@ -176,9 +213,11 @@ def _load_folder(root: Path, split: str, limit_per_class: int | None) -> Dataset
         if label in plan.labels and not np.any(dataset.y == label)
     ]
     if unreadable:
+        left_out = (*dataset.skipped, *dataset.too_large)
         raise DatasetError(
             f"split {split} has no readable images of class(es): {', '.join(unreadable)} "
-            f"({len(dataset.skipped)} unreadable image(s), e.g. {dataset.skipped[0]})"
+            f"({len(dataset.skipped)} unreadable and {len(dataset.too_large)} too large image(s), "
+            f"e.g. {left_out[0]})"
         )
     return replace(dataset, ignored=plan.ignored)
 
@@ -239,6 +278,7 @@ def _scan_class_folders(root: Path, folder_name: str) -> tuple[dict[str, list[st
         raise DatasetError(
             f"{root} has no {folder_name}/ folder (expected the Kaggle layout train/<class>/, test/<class>/)"
         )
+    folder_inside = _leads_inside(folder, _leads_inside(root, False))
     found = {entry.name for entry in os.scandir(folder) if entry.is_dir()}
     missing = [name for name in CLASS_NAMES if name not in found]
     if missing:
@@ -252,17 +292,37 @@ def _scan_class_folders(root: Path, folder_name: str) -> tuple[dict[str, list[st
     images: dict[str, list[str]] = {}
     others: dict[str, list[str]] = {}
     for name in CLASS_NAMES:
-        images[name], others[name] = _split_names(folder / name)
+        images[name], others[name] = _split_names(folder / name, _leads_inside(folder / name, folder_inside))
     return images, others
 
 
-def _split_names(folder: Path) -> tuple[list[str], list[str]]:
-    """The files in ``folder``: sorted image names, and sorted other names (hidden files left out)."""
+def _leads_inside(path: Path, parent_inside: bool) -> bool:
+    """Whether ``path`` resolves inside the data root; DatasetError when its parent did and it does not.
+
+    A folder found inside the data root must not lead out of it through a symbolic link (its
+    ``test/happy`` linked to ``/home``): the typed path was checked, what lies below it must be too.
+    """
+    if _data_root is None:
+        return False
+    if path.resolve().is_relative_to(_data_root):
+        return True
+    if parent_inside:
+        raise DatasetError(f"{path} is a link that leads outside the data folder: refused")
+    return False
+
+
+def _split_names(folder: Path, inside: bool = False) -> tuple[list[str], list[str]]:
+    """The files in ``folder``: sorted image names, and sorted other names (hidden files left out).
+
+    ``inside``: ``folder`` lies in the data root, so a file link out of it refuses the dataset.
+    """
     images: list[str] = []
     others: list[str] = []
     for entry in os.scandir(folder):
         if not entry.is_file():
             continue
+        if inside and entry.is_symlink():
+            _leads_inside(Path(entry.path), True)
         if Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
             images.append(entry.name)
         elif not entry.name.startswith("."):
@@ -270,33 +330,86 @@ def _split_names(folder: Path) -> tuple[list[str], list[str]]:
     return sorted(images), sorted(others)
 
 
-def _read_gray(path: Path) -> np.ndarray | None:
-    """The image at ``path`` as a 48x48 uint8 array, or None when it cannot be decoded."""
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        return None
-    if image.shape != (IMAGE_SIZE, IMAGE_SIZE):
-        image = cv2.resize(image, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
+class _Skip(enum.Enum):
+    """Why an image was left out."""
+
+    UNREADABLE = enum.auto()
+    TOO_LARGE = enum.auto()
+
+
+def _read_gray(path: Path) -> np.ndarray | _Skip:
+    """The image at ``path`` as a 48x48 uint8 array, or why it was left out.
+
+    Pillow reads only the header, so a size claim is checked before cv2 decodes anything (cv2
+    keeps the decoding, hence the same pixels as ever).
+    """
+    try:
+        with Image.open(path) as header:
+            width, height = header.size
+    except Image.DecompressionBombError:
+        return _Skip.TOO_LARGE
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error):  # Pillow's damaged headers
+        return _Skip.UNREADABLE
+    if width * height > MAX_IMAGE_PIXELS:
+        return _Skip.TOO_LARGE
+    one_at_a_time = _one_large_decode if width * height > _LARGE_IMAGE_PIXELS else nullcontext()
+    with one_at_a_time:
+        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if image is None:
+            return _Skip.UNREADABLE
+        if image.shape != (IMAGE_SIZE, IMAGE_SIZE):
+            image = cv2.resize(image, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
     return image
 
 
 def _decode(paths: Sequence[Path], labels: np.ndarray, split: str, root: Path, note: str) -> Dataset:
-    """Decode all ``paths`` in parallel into a Dataset, leaving out (and listing) unreadable ones."""
+    """Decode all ``paths`` in parallel into a Dataset, leaving out (and listing) the ones that can't be.
+
+    Each image goes straight into one preallocated array: a list of small arrays stacked at the end
+    doubled the peak memory of a large upload.
+    """
+    pixels = np.empty((len(paths), IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+
+    def read(index: int) -> _Skip | None:
+        image = _read_gray(paths[index])
+        if isinstance(image, _Skip):
+            return image
+        pixels[index] = image
+        return None
+
     with ThreadPoolExecutor(_DECODE_WORKERS) as pool:
-        images = list(pool.map(_read_gray, paths))
-    ok = np.array([image is not None for image in images], dtype=bool)
+        outcomes = list(pool.map(read, range(len(paths))))
+    ok = np.array([outcome is None for outcome in outcomes], dtype=bool)
+    unreadable, too_large = (
+        tuple(str(p) for p, outcome in zip(paths, outcomes, strict=True) if outcome is skip) for skip in _Skip
+    )
+    if too_large:
+        note = _joined(note, f"{_too_large_note(too_large)}, e.g. {too_large[0]}")
     if not ok.any():
-        raise DatasetError(f"none of the {len(paths)} images for split {split} in {root} could be decoded")
-    pixels = np.stack([image for image in images if image is not None])
+        why = f" ({_too_large_note(too_large)})" if too_large else ""
+        raise DatasetError(
+            f"none of the {len(paths)} images for split {split} in {root} could be decoded{why}"
+        )
     return Dataset(
-        x=_as_model_input(pixels),
+        x=_as_model_input(pixels if ok.all() else pixels[ok]),
         y=labels[ok],
         sources=tuple(str(p) for p, good in zip(paths, ok, strict=True) if good),
         split=split,
         root=root,
-        skipped=tuple(str(p) for p, good in zip(paths, ok, strict=True) if not good),
+        skipped=unreadable,
         note=note,
+        too_large=too_large,
     )
+
+
+def _too_large_note(too_large: Sequence[str]) -> str:
+    side = round(MAX_IMAGE_PIXELS**0.5)
+    return f"{len(too_large)} image(s) over {side}×{side} pixels left out undecoded (faces need far fewer)"
+
+
+def _joined(*notes: str) -> str:
+    """Notes for one dataset as one sentence-like line (the CLI, the card and the page show one)."""
+    return "; ".join(note for note in notes if note)
 
 
 def _as_model_input(pixels: np.ndarray) -> np.ndarray:
@@ -313,10 +426,15 @@ def _load_csv(path: Path, split: str, limit_per_class: int | None) -> Dataset:
     labels: list[int] = []
     sources: list[str] = []
     per_class = np.zeros(NUM_CLASSES, dtype=int)
+    dropped: list[str] = []  # rows of no split at all: too short, or an unknown Usage
     with _csv_reader(path) as reader:
         try:
             for row in reader:
                 if row["Usage"] not in usages:
+                    if row["Usage"] is None:
+                        dropped.append(f"line {reader.line_num}: too short")
+                    elif row["Usage"] not in _CSV_USAGES:
+                        dropped.append(f"line {reader.line_num}: Usage {row['Usage']!r}")
                     continue
                 where = f"{path} line {reader.line_num}"
                 label = _csv_label(row["emotion"], where)
@@ -333,12 +451,20 @@ def _load_csv(path: Path, split: str, limit_per_class: int | None) -> Dataset:
     empty = [name for name, count in zip(CLASS_NAMES, per_class, strict=True) if not count]
     if empty:
         raise DatasetError(f"split {split} has no images of class(es): {', '.join(empty)} in {path}")
+    note = ""
+    if dropped:
+        usages_known = ", ".join(_CSV_USAGES)
+        note = (
+            f"{len(dropped)} row(s) of {path.name} left out: too short or with a Usage other than "
+            f"{usages_known} (e.g. {dropped[0]})"
+        )
     return Dataset(
         x=_as_model_input(np.stack(rows)),
         y=np.array(labels),
         sources=tuple(sources),
         split=split,
         root=path,
+        note=note,
     )
 
 
