@@ -10,7 +10,9 @@ secret), keeps the Training page and every server-path input behind ``EMOJIFY_OW
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,3 +96,71 @@ class Access:
         if not path.is_relative_to(self.data_root):
             raise AccessError(f"{typed} is outside the data folder {self.data_root}")
         return path
+
+
+@dataclass
+class _Failures:
+    count: int = 0
+    last: float = 0.0
+
+
+class Throttle:
+    """Exponential back-off for password guesses: per session, and for the whole server.
+
+    The first ``free`` wrong passwords cost nothing (owners mistype); after that each one doubles
+    the wait before the next attempt is even checked, from ``base_s`` up to ``cap_s``. The server-
+    wide count is what stops a guesser who opens a new session (a new websocket) per guess: with
+    the defaults, one guess per five minutes at most, about 300 a day. Counts are forgotten after
+    ``forget_s`` without a failure and on the right password. Thread-safe: every session's script
+    thread shares one instance. ``clock`` is injectable for tests (seconds, monotonic).
+    """
+
+    def __init__(
+        self,
+        *,
+        free: int = 5,
+        base_s: float = 1.0,
+        cap_s: float = 300.0,
+        forget_s: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.free, self.base_s, self.cap_s, self.forget_s = free, base_s, cap_s, forget_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._server = _Failures()
+        self._sessions: dict[str, _Failures] = {}
+
+    def wait_s(self, session: str) -> float:
+        """Seconds before ``session`` may try a password again: 0 when it may now."""
+        with self._lock:
+            now = self._clock()
+            return max(self._wait(self._server, now), self._wait(self._sessions.get(session), now))
+
+    def failed(self, session: str) -> tuple[int, int]:
+        """Count a wrong password of ``session``; returns (its failures, the server's) in a row."""
+        with self._lock:
+            now = self._clock()
+            # Few entries ever: past ``free`` failures the server-wide wait admits one guess at a time.
+            self._sessions = {key: old for key, old in self._sessions.items() if not self._stale(old, now)}
+            record = self._sessions.setdefault(session, _Failures())
+            for failures in (record, self._server):
+                if self._stale(failures, now):
+                    failures.count = 0
+                failures.count += 1
+                failures.last = now
+            return record.count, self._server.count
+
+    def succeeded(self, session: str) -> None:
+        """The right password: the owner is back, so earlier failures no longer slow anyone down."""
+        with self._lock:
+            self._sessions.pop(session, None)
+            self._server = _Failures()
+
+    def _stale(self, failures: _Failures, now: float) -> bool:
+        return now - failures.last > self.forget_s
+
+    def _wait(self, failures: _Failures | None, now: float) -> float:
+        if failures is None or failures.count < self.free or self._stale(failures, now):
+            return 0.0
+        delay = min(self.cap_s, self.base_s * 2 ** (failures.count - self.free))
+        return max(0.0, failures.last + delay - now)

@@ -9,20 +9,31 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
+import hashlib
+import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
 
 import cv2
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from app.access import Access, AccessError
+from app.access import Access, AccessError, Throttle
 from app.classifier import EmotionClassifier, ModelError
 from app.detection import DetectorSettings, FaceDetector
 from app.emotions import DEFAULT_MODEL_PATH, REPO_ROOT, emoji_png
 from app.model_loading import is_ready, load_in_background, loaded
 from app.pipeline import OverlayOptions, Pipeline
 from app.runs import active_model_path, list_runs
+from training.data import set_data_root
+
+log = logging.getLogger(__name__)
+#: Wrong owner passwords, per session and for the whole server: a back-off after five (app.access).
+PASSWORD_GUESSES = Throttle()
+#: Session-state keys of the owner's unlock: the field, the answer to the last attempt, the unlock.
+_PASSWORD, _ANSWER, _UNLOCKED = "owner_password", "owner_password_answer", "owner_unlocked"
 
 
 @st.cache_resource(show_spinner="Loading the face detector…")
@@ -206,29 +217,88 @@ def secrets_and_environment() -> dict[str, Any]:
 
 
 def access() -> Access:
-    """This deployment's access rules (public mode, owner password, data root); see app.access."""
-    return Access.from_settings(secrets_and_environment())
+    """This deployment's access rules (public mode, owner password, data root); see app.access.
+
+    Every script run reads them here first (app/main.py), so this is also where the rules' effects
+    on the whole process are kept in step with them: reads under the data root stay in it
+    (training.data), and a public deployment shows visitors no error details. Streamlit's
+    ``client.showErrorDetails`` is one setting for the whole server, which is right here since
+    public mode is too; left alone locally, where the one user is the owner and a traceback helps.
+    """
+    rules = Access.from_settings(secrets_and_environment())
+    set_data_root(rules.data_root)
+    if rules.public and st.get_option("client.showErrorDetails") != "none":
+        st.set_option("client.showErrorDetails", "none")  # uncaught errors: a generic sentence only
+    return rules
 
 
 def owner_unlocked(feature: str) -> bool:
     """Whether owner-only ``feature`` may be used in this session, after saying why not if not.
 
     Locally (not public) always; in public mode once the owner typed the password in the sidebar.
+    Each attempt is checked once, when typed (not again on every rerun), and wrong ones slow the
+    next ones down (PASSWORD_GUESSES); the field is emptied, so the password is not kept.
     """
     rules = access()
-    if not rules.public or st.session_state.get("owner_unlocked"):
+    if not rules.public or _session_unlocked():
         return True
     if not rules.owner_features_available:
         st.info(f"{feature} is switched off in this public deployment.")
         return False
-    attempt = st.sidebar.text_input("Owner password", type="password", key="owner_password")
-    if attempt and rules.unlocks(attempt):
-        st.session_state.owner_unlocked = True
+    st.sidebar.text_input(
+        "Owner password", type="password", key=_PASSWORD, on_change=_check_password, args=(rules,)
+    )
+    if _session_unlocked():
         return True
-    if attempt:
-        st.sidebar.error("Wrong password.")
+    answer = st.session_state.get(_ANSWER)
+    if isinstance(answer, str) and answer:
+        st.sidebar.error(answer)
+    if wait := PASSWORD_GUESSES.wait_s(_session_key()):
+        st.sidebar.warning(f"Too many wrong passwords: the next one is checked in {math.ceil(wait)} s.")
     st.info(f"{feature} is for the owner of this public deployment: enter the owner password in the sidebar.")
     return False
+
+
+def _check_password(rules: Access) -> None:
+    """The password field's callback: check the attempt once, log a wrong one (never the guess)."""
+    attempt = st.session_state.get(_PASSWORD)
+    st.session_state[_PASSWORD] = ""
+    if not isinstance(attempt, str) or not attempt:
+        return
+    session = _session_key()
+    if wait := PASSWORD_GUESSES.wait_s(session):
+        log.warning("Owner password not checked (session %s): %.0f s of back-off left", session, wait)
+        st.session_state[_ANSWER] = "That password was not checked: too many wrong ones came first."
+        return
+    if rules.unlocks(attempt):
+        PASSWORD_GUESSES.succeeded(session)
+        st.session_state[_UNLOCKED] = True
+        st.session_state[_ANSWER] = ""
+        log.info("Owner password accepted (session %s)", session)
+        return
+    mine, server = PASSWORD_GUESSES.failed(session)
+    log.warning("Wrong owner password (session %s: %d in a row; %d on this server)", session, mine, server)
+    st.session_state[_ANSWER] = "Wrong password."
+
+
+def _session_key() -> str:
+    """A short, stable name for this browser session: the throttle's key and the log's."""
+    ctx = get_script_run_ctx()
+    session_id = ctx.session_id if ctx is not None else "no-session"
+    return hashlib.sha256(session_id.encode()).hexdigest()[:8]
+
+
+def _session_unlocked() -> bool:
+    """Whether the owner unlocked this session: only the exact ``True`` this module stores counts.
+
+    Session state can hold what a client sent (a forged widget value under the same key), and a
+    truthy string must not unlock anything, nor may reading it raise (a KeyError once showed a
+    visitor a traceback).
+    """
+    try:
+        return st.session_state.get(_UNLOCKED) is True
+    except Exception:  # whatever Streamlit raises for a forged value means "locked"
+        return False
 
 
 def server_paths_allowed() -> bool:
@@ -237,7 +307,7 @@ def server_paths_allowed() -> bool:
     Locally always; in public mode only after the owner unlocked this session (the password
     field that owner-only pages show), so visitors cannot probe the server's disk.
     """
-    return not access().public or bool(st.session_state.get("owner_unlocked"))
+    return not access().public or _session_unlocked()
 
 
 def typed_server_path(typed: str) -> Path | None:

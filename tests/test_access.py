@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.access import Access, AccessError
+from app.access import Access, AccessError, Throttle
 
 
 def test_local_use_trusts_the_user_with_any_path(tmp_path: Path):
@@ -60,3 +60,61 @@ def test_data_root_confines_typed_paths_even_through_dotdot_and_symlinks(tmp_pat
     for typed in ("../secret", str(tmp_path / "secret"), "escape", "/etc"):
         with pytest.raises(AccessError, match="outside the data folder"):
             rules.resolve(typed)
+
+
+class FakeClock:
+    """Seconds that pass only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_five_wrong_passwords_are_free_then_each_one_doubles_the_wait():
+    clock = FakeClock()
+    throttle = Throttle(clock=clock)
+    for _ in range(4):
+        throttle.failed("a")
+    assert throttle.wait_s("a") == 0
+
+    waits = []
+    for _ in range(12):
+        throttle.failed("a")
+        waits.append(throttle.wait_s("a"))
+        clock.now += waits[-1]  # the guesser waits exactly as long as told
+    assert waits == [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]
+
+    clock.now += 10
+    throttle.failed("a")
+    clock.now += 299
+    assert throttle.wait_s("a") == pytest.approx(1)
+
+
+def test_a_new_session_per_guess_is_slowed_by_the_server_wide_count():
+    clock = FakeClock()
+    throttle = Throttle(clock=clock)
+    for guess in range(7):
+        throttle.failed(f"session-{guess}")
+
+    assert throttle.failed("session-7") == (1, 8)
+    assert throttle.wait_s("someone-new") == 8  # 2 ** (8 - 5): a fresh session waits too
+    clock.now += 8
+    assert throttle.wait_s("someone-new") == 0
+
+
+def test_the_right_password_and_a_quiet_hour_forget_the_failures():
+    clock = FakeClock()
+    throttle = Throttle(clock=clock)
+    for _ in range(6):
+        throttle.failed("a")
+    throttle.succeeded("a")
+    assert throttle.wait_s("a") == throttle.wait_s("b") == 0
+
+    for _ in range(6):
+        throttle.failed("b")
+    assert throttle.wait_s("b") == 2
+    clock.now += 3601
+    assert throttle.wait_s("b") == 0
+    assert throttle.failed("b") == (1, 1)
