@@ -46,3 +46,14 @@ def test_a_folder_with_a_bad_label_is_refused_with_its_line(tmp_path: Path) -> N
 
     assert done.returncode == 2
     assert "labels.csv line 2" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_calibrating_on_each_persons_neutral_photo_is_scored_beside_the_generic_verdicts() -> None:
+    done = run(FIXTURES / "faces", "--calibrate", "neutral", "--json")
+
+    assert done.returncode == 0, done.stderr
+    sets = {result["set"]: result for result in map(json.loads, done.stdout.splitlines())}
+    generic, calibrated = sets["faces same person, generic"], sets["faces same person, calibrated"]
+    assert generic["n"] == calibrated["n"] == 24  # 12 happy photos, 12 tight crops of the references
+    assert calibrated["recall"]["happy"] > generic["recall"]["happy"]
+    assert calibrated["recall"]["neutral"] > generic["recall"]["neutral"]

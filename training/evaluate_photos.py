@@ -1,7 +1,7 @@
 """Score the whole pipeline on real photos: detect → crop → classify, as the Photo page does.
 
     python -m training.evaluate_photos ../shared/fixtures/faces ../shared/fixtures/faces_dev \\
-        --fer2013 /root/data/fer2013 [--model PATH] [--per-class 50] [--json]
+        --fer2013 /root/data/fer2013 [--model PATH] [--per-class 50] [--calibrate neutral] [--json]
 
 ``training.evaluate`` scores the model on FER2013's own 48×48 crops; users give it photos. Here
 every image goes through :class:`app.pipeline.Pipeline` (the detector finds the faces, the crops
@@ -10,6 +10,12 @@ are framed like FER2013's, the model classifies them) and the largest face is th
 * each ``FOLDER`` with a ``labels.csv`` (columns ``file`` and ``label``, one of the seven classes),
   as the photos are (``original``) and cut to exactly the face box the cascade finds in them, with
   no margin (``tight``: selfies and crops, which detection used to miss);
+* with ``--calibrate neutral``, per folder, each person's photos scored against their own neutral
+  face (:mod:`app.calibration`): the first neutral photo of each person is their reference; their
+  other photos and the reference's tight crop (other pixels of the same neutral face) are scored
+  generic (``same person, generic``) and calibrated (``same person, calibrated``). A person is
+  the ``person`` column of ``labels.csv`` or, without one, the file name up to its last ``_``
+  (the London set's ``london_009_neutral.jpg`` is person ``london_009``);
 * with ``--fer2013``, PrivateTest images (``--per-class`` of each class) enlarged to 480×480
   (``fer2013-480``): all seven expressions, where the London set has only neutral and happy.
 
@@ -24,7 +30,7 @@ import argparse
 import csv
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +38,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from app.calibration import Calibration, CalibrationError, calibrate_photos
 from app.classifier import EmotionClassifier, ModelError
 from app.detection import DetectorSettings, FaceDetector
 from app.emotions import CLASS_NAMES, DEFAULT_MODEL_PATH
@@ -46,11 +53,12 @@ NO_FACE = "no face"
 
 @dataclass(frozen=True)
 class Photo:
-    """One labelled image of a set, already decoded to RGB."""
+    """One labelled image of a set, already decoded to RGB, and whose face it is (if known)."""
 
     name: str
     label: str
     rgb: np.ndarray
+    person: str = ""
 
 
 @dataclass(frozen=True)
@@ -135,7 +143,8 @@ def labelled_photos(folder: Path) -> list[Photo]:
         if label not in CLASS_NAMES or not row.get("file"):
             raise DatasetError(f"{table} line {line}: needs a file and a label in {', '.join(CLASS_NAMES)}")
         try:
-            photos.append(Photo(row["file"], label, read_image(folder / row["file"])))
+            person = (row.get("person") or "").strip() or Path(row["file"]).stem.rsplit("_", 1)[0]
+            photos.append(Photo(row["file"], label, read_image(folder / row["file"]), person))
         except ImageError as err:
             raise DatasetError(f"{folder / row['file']}: {err}") from err
     return photos
@@ -150,7 +159,7 @@ def tight_crops(photos: Sequence[Photo], detector: FaceDetector) -> list[Photo]:
         if boxes:
             box = boxes[0]
             crop = photo.rgb[max(box.y, 0) : box.y + box.h, max(box.x, 0) : box.x + box.w]
-            crops.append(Photo(photo.name, photo.label, np.ascontiguousarray(crop)))
+            crops.append(Photo(photo.name, photo.label, np.ascontiguousarray(crop), photo.person))
     return crops
 
 
@@ -169,24 +178,60 @@ def fer_photos(root: Path, per_class: int) -> list[Photo]:
 
 
 def score_set(
-    name: str, photos: Sequence[Photo], pipeline: Pipeline, settings: DetectorSettings
+    name: str,
+    photos: Sequence[Photo],
+    pipeline: Pipeline,
+    settings: DetectorSettings,
+    calibrations: Mapping[str, Calibration] | None = None,
 ) -> SetResult:
-    """Run every photo through the pipeline; the largest face's emotion is the answer."""
+    """Run every photo through the pipeline; the largest face's emotion is the answer.
+
+    With ``calibrations``, the answer is read through the calibration of the photo's person.
+    """
     predicted = []
     for photo in photos:
         faces = pipeline.analyze(photo.rgb, settings)
-        predicted.append(faces[0].emotion if faces else NO_FACE)
+        if not faces:
+            predicted.append(NO_FACE)
+            continue
+        probabilities = np.asarray(faces[0].probabilities)
+        if calibrations is not None:
+            probabilities = calibrations[photo.person].apply(probabilities)
+        predicted.append(CLASS_NAMES[int(np.argmax(probabilities))])
     return SetResult(name, tuple(photo.label for photo in photos), tuple(predicted))
 
 
-def photo_sets(args: argparse.Namespace, detector: FaceDetector) -> Iterator[tuple[str, list[Photo]]]:
-    """(name, photos) of every set the arguments ask for."""
+def person_sets(
+    name: str, photos: Sequence[Photo], tight: Sequence[Photo], pipeline: Pipeline, settings: DetectorSettings
+) -> Iterator[SetResult]:
+    """Each person's other photos and reference's tight crop, generic and calibrated on the reference."""
+    references: dict[str, Photo] = {}
+    for photo in photos:
+        if photo.label == "neutral":
+            references.setdefault(photo.person, photo)
+    calibrations = {
+        person: calibrate_photos(pipeline, [photo.rgb], settings, face=photo.name)
+        for person, photo in references.items()
+    }
+    reference_names = {photo.name for photo in references.values()}
+    scored = [p for p in photos if p.person in references and p.name not in reference_names]
+    scored += [p for p in tight if p.name in reference_names]
+    yield score_set(f"{name} same person, generic", scored, pipeline, settings)
+    yield score_set(f"{name} same person, calibrated", scored, pipeline, settings, calibrations)
+
+
+def results(args: argparse.Namespace, pipeline: Pipeline, settings: DetectorSettings) -> Iterator[SetResult]:
+    """The result of every set the arguments ask for, one by one."""
     for folder in args.folders:
         photos = labelled_photos(folder)
-        yield f"{folder.name} original", photos
-        yield f"{folder.name} tight", tight_crops(photos, detector)
+        tight = tight_crops(photos, pipeline.detector)
+        yield score_set(f"{folder.name} original", photos, pipeline, settings)
+        yield score_set(f"{folder.name} tight", tight, pipeline, settings)
+        if args.calibrate:
+            yield from person_sets(folder.name, photos, tight, pipeline, settings)
     if args.fer2013:
-        yield f"fer2013-{FER_PHOTO_SIDE}", fer_photos(args.fer2013, args.per_class)
+        name = f"fer2013-{FER_PHOTO_SIDE}"
+        yield score_set(name, fer_photos(args.fer2013, args.per_class), pipeline, settings)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -206,6 +251,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-second-look", action="store_true", help="detect with one look only, as before, to compare"
     )
+    parser.add_argument(
+        "--calibrate",
+        choices=["neutral"],
+        help="also score each person's photos calibrated on their own neutral photo (needs folders)",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per set instead of tables")
     args = parser.parse_args(argv)
     if not args.folders and not args.fer2013:
@@ -219,10 +269,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         pipeline = Pipeline(FaceDetector(), EmotionClassifier.load(args.model))
         settings = DetectorSettings(look_again=not args.no_second_look)
-        for name, photos in photo_sets(args, pipeline.detector):
-            result = score_set(name, photos, pipeline, settings)
+        for result in results(args, pipeline, settings):
             print(json.dumps(result.to_dict()) if args.json else result.report() + "\n", flush=True)
-    except (ModelError, DatasetError) as err:
+    except (ModelError, DatasetError, CalibrationError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

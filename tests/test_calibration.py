@@ -1,0 +1,189 @@
+"""A person's neutral face as reference: their verdicts read relative to it, on real photos."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from app.calibration import (
+    MIN_LOOKS,
+    Calibration,
+    CalibrationError,
+    LiveCalibrator,
+    calibrate_photos,
+)
+from app.classifier import EmotionClassifier
+from app.detection import FaceDetector
+from app.emotions import CLASS_NAMES, DEFAULT_MODEL_PATH
+from app.images import read_image
+from app.pipeline import Pipeline
+from training.evaluate_photos import labelled_photos, tight_crops
+
+from bad_inputs import FIXTURES
+
+FACES = FIXTURES / "faces"
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> Pipeline:
+    return Pipeline(FaceDetector(), EmotionClassifier.load(DEFAULT_MODEL_PATH))
+
+
+def photo(name: str) -> np.ndarray:
+    return read_image(FACES / f"{name}.jpg")
+
+
+def verdict(pipeline: Pipeline, rgb: np.ndarray, calibration: Calibration | None = None) -> str:
+    probabilities = np.asarray(pipeline.analyze(rgb)[0].probabilities)
+    if calibration is not None:
+        probabilities = calibration.apply(probabilities)
+    return CLASS_NAMES[int(np.argmax(probabilities))]
+
+
+@pytest.mark.parametrize("person", ["london_016", "london_019"])
+def test_a_closed_mouth_smile_read_as_neutral_reads_happy_against_their_own_neutral_face(
+    pipeline: Pipeline, person: str
+) -> None:
+    calibration = calibrate_photos(pipeline, [photo(f"{person}_neutral")])
+
+    assert verdict(pipeline, photo(f"{person}_happy")) == "neutral"
+    assert verdict(pipeline, photo(f"{person}_happy"), calibration) == "happy"
+
+
+@pytest.mark.parametrize("person", ["london_011", "london_021"])
+def test_a_resting_face_read_as_another_expression_reads_neutral_once_calibrated(
+    pipeline: Pipeline, person: str
+) -> None:
+    """The reference's tight crop: the same neutral face in other pixels, as a later frame is."""
+    reference = photo(f"{person}_neutral")
+    (crop,) = tight_crops(
+        [p for p in labelled_photos(FACES) if p.name == f"{person}_neutral.jpg"], pipeline.detector
+    )
+    calibration = calibrate_photos(pipeline, [reference])
+
+    assert verdict(pipeline, crop.rgb) != "neutral"
+    assert verdict(pipeline, crop.rgb, calibration) == "neutral"
+
+
+def test_a_clear_smile_stays_happy_and_another_persons_calibration_changes_nobody_else(
+    pipeline: Pipeline,
+) -> None:
+    calibration = calibrate_photos(pipeline, [photo("london_009_neutral")])
+    generic = np.asarray(pipeline.analyze(photo("london_010_happy"))[0].probabilities)
+
+    assert verdict(pipeline, photo("london_009_happy"), calibration) == "happy"
+    assert CLASS_NAMES[int(np.argmax(generic))] == "happy"  # the calibration is not applied to it
+
+
+def test_a_shown_smile_lowers_the_bar_for_happy_and_a_neutral_example_is_refused(
+    pipeline: Pipeline,
+) -> None:
+    calibration = calibrate_photos(pipeline, [photo("london_018_neutral")])
+    smile = np.asarray([pipeline.analyze(photo("london_018_happy"))[0].probabilities])
+    happy = CLASS_NAMES.index("happy")
+
+    with_smile = calibration.with_example("happy", smile)
+
+    assert with_smile.margins()[happy] < calibration.margins()[happy]
+    assert with_smile.apply(smile[0])[happy] > calibration.apply(smile[0])[happy]
+    neutral = np.asarray([pipeline.analyze(photo("london_018_neutral"))[0].probabilities])
+    with pytest.raises(CalibrationError, match="looks like the neutral one"):
+        calibration.with_example("happy", neutral)
+
+
+def test_no_face_in_a_reference_photo_is_refused(pipeline: Pipeline) -> None:
+    with pytest.raises(CalibrationError, match="no face found in reference photo 1"):
+        calibrate_photos(pipeline, [read_image(FIXTURES / "coffee.png")])
+
+
+def sample() -> Calibration:
+    rng = np.random.default_rng(0)
+    looks = rng.dirichlet(np.ones(len(CLASS_NAMES)), size=12)
+    return Calibration.from_looks(looks, model="emotion_cnn", face="face #3").with_example(
+        "happy", np.tile([0.02, 0.02, 0.02, 0.8, 0.1, 0.02, 0.02], (3, 1))
+    )
+
+
+def test_the_json_file_round_trips_to_the_same_verdicts_and_holds_only_a_few_numbers() -> None:
+    calibration = sample()
+    text = calibration.to_json()
+
+    loaded = Calibration.from_json(text)
+
+    assert loaded == calibration
+    probabilities = np.array([0.1, 0.05, 0.1, 0.3, 0.3, 0.1, 0.05])
+    np.testing.assert_allclose(loaded.apply(probabilities), calibration.apply(probabilities))
+    assert len(text) < 2000 and set(json.loads(text)) >= {"kind", "version", "classes", "reference"}
+
+
+def edited(**changes: object) -> str:
+    data = json.loads(sample().to_json())
+    data.update(changes)
+    return json.dumps(data)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("print('hello')", "not JSON"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "not JSON"),
+        ('{"kind": "something else"}', "not an Emojify calibration"),
+        ("[1, 2, 3]", "not an Emojify calibration"),
+        (edited(version=99), "version 99"),
+        (edited(classes=["happy", "sad"]), "for the expressions"),
+        (edited(reference=[0.0] * 6), "'reference' needs 7 numbers"),
+        (edited(reference=[0.0] * 6 + ["__import__('os')"]), "'reference' needs 7 numbers"),
+        (edited(reference=[0.0] * 6 + [float("nan")]), "finite"),
+        (edited(examples={"confused": [0.0] * 7}), "'confused' is not an expression"),
+        (edited(looks=0), "at least one look"),
+        (" " * 30_000, "too large"),
+    ],
+)
+def test_a_wrong_or_damaged_file_is_refused_with_what_is_wrong(text: str | bytes, message: str) -> None:
+    with pytest.raises(CalibrationError, match=message):
+        Calibration.from_json(text)
+
+
+def feed(calibrator: LiveCalibrator, seconds: float, tracks: dict[int, np.ndarray], start: float) -> float:
+    """Frames every 0.1 s with the given tracks' answers; returns the time after the last."""
+    now = start
+    while now < start + seconds:
+        calibrator.process(list(tracks), np.array(list(tracks.values())), len(tracks), now)
+        now += 0.1
+    return now
+
+
+def test_live_calibration_collects_one_face_and_follows_its_track_only() -> None:
+    neutral_looking_sad = np.array([0.1, 0.02, 0.1, 0.02, 0.3, 0.4, 0.06])
+    calibrator = LiveCalibrator(model="emotion_cnn")
+    calibrator.start("neutral", seconds=1.0)
+    assert calibrator.status().phase == "collecting"
+
+    now = feed(calibrator, 1.15, {7: neutral_looking_sad}, start=10.0)
+
+    status = calibrator.status()
+    assert status.phase == "calibrated" and status.track == 7 and status.calibration is not None
+    assert status.calibration.face == "face #7" and status.calibration.looks >= MIN_LOOKS
+    both = calibrator.process([7, 8], np.array([neutral_looking_sad] * 2), 2, now)
+    assert CLASS_NAMES[int(np.argmax(both[0]))] == "neutral"  # face #7, calibrated
+    assert CLASS_NAMES[int(np.argmax(both[1]))] == "sad"  # face #8, generic
+
+    calibrator.reset()
+    assert calibrator.status().phase == "none"
+    assert np.array_equal(calibrator.process([7], both[1:], 1, now), both[1:])
+
+
+def test_live_calibration_with_several_faces_in_view_says_so_and_keeps_nothing() -> None:
+    look = np.full(len(CLASS_NAMES), 1 / len(CLASS_NAMES))
+    calibrator = LiveCalibrator()
+    calibrator.start("neutral", seconds=1.0)
+
+    feed(calibrator, 1.15, {1: look, 2: look}, start=0.0)
+
+    status = calibrator.status()
+    assert status.phase == "failed" and status.calibration is None
+    assert "several faces in view" in status.message
+    with pytest.raises(CalibrationError, match="neutral face first"):
+        calibrator.start("happy")
