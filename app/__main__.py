@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+from app.calibration import Calibration, CalibrationError, calibrate_largest, calibrate_photos
 from app.detection import DetectorSettings, FaceDetector
 from app.emotions import DEFAULT_MODEL_PATH
 from app.images import ImageError, encode_image, read_image
@@ -39,6 +40,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print one JSON object per image")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="a .keras emotion model")
     parser.add_argument("--boxes", action="store_true", help="also outline each face")
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        help="a neutral photo of the person in the photos: their face (the largest) is read against it",
+    )
     defaults = DetectorSettings()
     parser.add_argument("--scale-factor", type=float, default=defaults.scale_factor)
     parser.add_argument("--min-neighbors", type=int, default=defaults.min_neighbors)
@@ -57,11 +63,14 @@ def unused_path(folder: Path, name: str) -> Path:
     return candidate
 
 
-def emojify_file(pipeline: Pipeline, path: Path, args: argparse.Namespace) -> dict:
+def emojify_file(
+    pipeline: Pipeline, path: Path, args: argparse.Namespace, calibration: Calibration | None = None
+) -> dict:
     """Annotate one image; the returned dict is what ``--json`` prints for it."""
     settings = DetectorSettings(args.scale_factor, args.min_neighbors, args.min_size)
     rgb = read_image(path)
-    faces = reading_order(pipeline.analyze(rgb, settings))  # numbered on the copy as listed
+    # The reference's person is the largest face; then numbered on the copy as listed.
+    faces = reading_order(calibrate_largest(pipeline.analyze(rgb, settings), calibration))
     annotated = pipeline.annotate(rgb, faces, OverlayOptions(boxes=args.boxes))
     fmt = "jpg" if path.suffix.lower() in (".jpg", ".jpeg") else "png"
     args.out.mkdir(parents=True, exist_ok=True)
@@ -81,10 +90,17 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelError, ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    calibration = None
+    if args.reference is not None:
+        try:
+            calibration = calibrate_photos(pipeline, [read_image(args.reference)], settings)
+        except (ImageError, CalibrationError) as err:
+            print(f"error: reference {args.reference}: {err}", file=sys.stderr)
+            return 2
     failed = 0
     for path in args.images:
         try:
-            result = emojify_file(pipeline, path, args)
+            result = emojify_file(pipeline, path, args, calibration)
         except (ImageError, OSError) as err:
             failed += 1
             result = {"image": str(path), "error": str(err)}

@@ -40,7 +40,7 @@ from app.detection import Box, DetectorSettings
 from app.emotions import CLASS_NAMES, NUM_CLASSES
 from app.framing import crop_faces
 from app.images import to_gray
-from app.pipeline import Classifier, Pipeline
+from app.pipeline import Classifier, Face, Pipeline
 
 #: What a calibration file says it is, and the version of its layout this code reads.
 FILE_KIND = "emojify-calibration"
@@ -429,3 +429,15 @@ class _Collection:
         if self.other:
             parts.append(f"{self.other} with another face than the one calibrated")
         return "; ".join(parts) + ("." if parts else "")
+
+
+def calibrate_largest(faces: Sequence[Face], calibration: Calibration | None) -> list[Face]:
+    """``faces`` (largest first, as the pipeline finds them) with the largest one's verdict calibrated.
+
+    A reference photo is of one person; in a photo of them, they are taken to be its largest face.
+    """
+    if calibration is None or not faces:
+        return list(faces)
+    first = faces[0]
+    calibrated = Face(first.box, _tuple(calibration.apply(np.asarray(first.probabilities))))
+    return [calibrated, *faces[1:]]

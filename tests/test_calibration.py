@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +19,7 @@ from app.calibration import (
 )
 from app.classifier import EmotionClassifier
 from app.detection import FaceDetector
-from app.emotions import CLASS_NAMES, DEFAULT_MODEL_PATH
+from app.emotions import CLASS_NAMES, DEFAULT_MODEL_PATH, REPO_ROOT
 from app.images import read_image
 from app.pipeline import Pipeline
 from training.evaluate_photos import labelled_photos, tight_crops
@@ -187,3 +190,26 @@ def test_live_calibration_with_several_faces_in_view_says_so_and_keeps_nothing()
     assert "several faces in view" in status.message
     with pytest.raises(CalibrationError, match="neutral face first"):
         calibrator.start("happy")
+
+
+def emojify(*args: str | Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "app", *map(str, args)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_the_cli_reads_a_photo_against_a_reference_photo_and_refuses_one_without_a_face(
+    tmp_path: Path,
+) -> None:
+    smile = FACES / "london_016_happy.jpg"
+    done = emojify(smile, "--reference", FACES / "london_016_neutral.jpg", "--json", "--out", tmp_path)
+    refused = emojify(smile, "--reference", FIXTURES / "coffee.png", "--out", tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["faces"][0]["emotion"] == "happy"  # generic: neutral (above)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "reference" in refused.stderr and "no face found" in refused.stderr
