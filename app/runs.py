@@ -2,9 +2,12 @@
 
 A run is a folder ``runs_dir/<name>/`` (see ``training.train`` for its files). This module reads
 them without importing Keras, so the app can list runs, show their curves and cards, and pick the
-active model cheaply. The trainer marks a run's state in ``status.json``; a run whose process died
-without saying so (a kill, a crash, a server restart) reads as ``interrupted``, because the pid
-that claimed it is gone.
+active model cheaply. The trainer marks a run's state in ``status.json`` and, while it trains,
+holds an ``fcntl`` lock on the run's ``run.lock``; a run whose process died without saying so (a
+kill, a crash, a server restart) reads as ``interrupted``, because the kernel released that lock
+with its holder. A pid alone could not tell: a restarted server (PID 1 in a container) gets the
+dead trainer's pid back, and the run stayed "running" forever. Runs from before the lock file
+are still judged by their pid.
 
 The active model is a setting, ``runs_dir/active_model.json``, never a copy over the shipped
 ``model/emotion_cnn.keras``: choosing a run can always be undone, and a deleted run falls back to
@@ -13,10 +16,14 @@ the shipped default.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import json
 import math
 import os
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +35,22 @@ from app.model_card import atomic_output
 RUNS_DIR_ENV = "EMOJIFY_RUNS_DIR"
 STATES = ("running", "finished", "stopped", "failed", "interrupted")
 ACTIVE_MODEL_FILE = "active_model.json"
+#: Held (flock) by the process training the run, released by the kernel when it dies.
+LOCK_FILE = "run.lock"
+#: The files a run folder may hold; deleting a run removes these and nothing else.
+RUN_FILES = (
+    "config.json",
+    "history.csv",
+    "last.keras",
+    "best.keras",
+    "best.json",
+    "status.json",
+    LOCK_FILE,
+)
+
+
+class RunBusy(RuntimeError):
+    """The run is being trained (its lock is held) and cannot be changed now."""
 
 
 def default_runs_dir() -> Path:
@@ -112,6 +135,45 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+@contextlib.contextmanager
+def hold_run(run_dir: Path, wait_s: float = 2.0) -> Iterator[None]:
+    """Hold ``run_dir``'s lock while the block trains it; RunBusy when another holder has it.
+
+    ``flock`` locks belong to an open file, so a page in the same process that opens the file
+    again sees it held, and the kernel drops the lock when the holder exits, however it exits.
+    ``wait_s`` covers a reader that holds it for an instant to look (``is_held``).
+    """
+    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + wait_s
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise RunBusy(f"run {run_dir.name!r} is being trained by another process") from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)
+
+
+def is_held(run_dir: Path) -> bool | None:
+    """Whether a process is training ``run_dir`` now; None for a run without a lock file."""
+    try:
+        fd = os.open(run_dir / LOCK_FILE, os.O_RDWR)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -130,8 +192,10 @@ def read_run(path: Path) -> Run | None:
     history = read_history(path / "history.csv")
     status = _read_json(path / "status.json") or {}
     state = status.get("state")
-    if state == "running" and not _pid_alive(int(status.get("pid", -1))):
-        state = "interrupted"
+    if state == "running":
+        held = is_held(path)
+        if not (held if held is not None else _pid_alive(int(status.get("pid", -1)))):
+            state = "interrupted"
     if state not in STATES:
         # Runs from before status.json, or one whose status file was lost.
         finished = history and len(history) >= int(config.get("epochs", 0))
@@ -177,6 +241,30 @@ def set_active_model(model_path: Path | None, runs_dir: Path | None = None) -> N
         tmp.write_text(json.dumps({"path": str(model_path.resolve())}) + "\n", encoding="utf-8")
 
 
+def delete_run(run_dir: Path, runs_dir: Path) -> bool:
+    """Delete the run folder ``run_dir`` (its run files only); whether it was the active model.
+
+    Refuses (RunBusy) a run being trained, and (ValueError) anything that is not a run folder
+    directly in ``runs_dir``, so the shipped model or a folder a user typed can never go. A
+    deleted active run hands the pages back to the shipped model, and the return value lets the
+    caller say so. A folder holding files of its own keeps them (and the folder).
+    """
+    run_dir, runs_dir = run_dir.resolve(), runs_dir.resolve()
+    if run_dir.parent != runs_dir or read_run(run_dir) is None:
+        raise ValueError(f"{run_dir} is not a run in {runs_dir}")
+    was_active = active_model_path(runs_dir).resolve().parent == run_dir
+    with hold_run(run_dir, wait_s=0.0):  # no trainer can claim it while it goes
+        for name in RUN_FILES:
+            if name != LOCK_FILE:
+                (run_dir / name).unlink(missing_ok=True)
+    (run_dir / LOCK_FILE).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # not empty: files that are not the run's stay
+        run_dir.rmdir()
+    if was_active:
+        set_active_model(None, runs_dir)
+    return was_active
+
+
 def format_duration(seconds: float | None) -> str:
     """Seconds as people read them: ``45 s``, ``3 min 20 s``, ``2 h 05 min``; ``–`` for None."""
     if seconds is None or math.isnan(seconds):
@@ -219,16 +307,41 @@ def config_summary(config: dict[str, Any]) -> str:
     return " · ".join(parts)
 
 
+LABEL_WORDS = {"fer2013": "FER2013 labels", "ferplus": "FER+ votes", "blend": "blend"}
+
+
+def labels_summary(run: Run) -> str:
+    """Which labels trained the run: the card's record once an epoch ended, else its config."""
+    recorded = ((run.card or {}).get("training") or {}).get("labels") or {}
+    source = recorded.get("source") or run.config.get("labels", "fer2013")
+    words = LABEL_WORDS.get(source, str(source))
+    if source == "blend":
+        weight = recorded.get("votes_weight", run.config.get("votes_weight"))
+        words += f" ({weight:.0%} votes)" if isinstance(weight, int | float) else ""
+    return words
+
+
+def data_summary(config: dict[str, Any]) -> str:
+    """The dataset as its last two path parts (``uploads/<hash>/fer2013`` reads ``<hash>/fer2013``)."""
+    data = Path(str(config.get("data_dir", "")))
+    return "/".join(data.parts[-2:]) if data.parts else ""
+
+
 def run_table_row(run: Run) -> dict[str, Any]:
-    """One run as a row of the Training page's table of runs (plain values, no widgets)."""
-    data = str(run.config.get("data_dir", ""))
+    """One run as a row of the Training page's table of runs (plain values, no widgets).
+
+    Best validation accuracy is text ("–" before the first epoch): a number column showed the
+    raw ``None`` of a run without one.
+    """
+    accuracy = run.best_val_accuracy
     return {
         "run": run.name,
         "status": run.state,
         "architecture": run.config.get("arch", "?"),
+        "labels": labels_summary(run),
         "epochs": f"{run.epochs_run} / {run.epochs_planned}",
-        "best val. accuracy": run.best_val_accuracy,
+        "best val. accuracy": "–" if accuracy is None else f"{accuracy:.1%}",
         "duration": format_duration(run.duration_s) if run.history else "–",
         "settings": config_summary(run.config),
-        "data": Path(data).name if data else "",
+        "data": data_summary(run.config),
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import keras
@@ -16,7 +17,7 @@ from training.config import TrainConfig
 from training.data import load_split
 from training.train import HISTORY_COLUMNS, main
 
-RUN_FILES = {"config.json", "history.csv", "last.keras", "best.keras", "best.json", "status.json"}
+RUN_FILES = {"config.json", "history.csv", "last.keras", "best.keras", "best.json", "status.json", "run.lock"}
 
 
 def test_run_folder_holds_config_history_models_and_card(tiny_run) -> None:
@@ -108,3 +109,42 @@ def test_config_refuses_unknown_fields_and_privatetest_validation(tmp_path: Path
         TrainConfig.from_dict({"data_dir": str(tmp_path), "run_name": "r", "colour": "blue"})
     with pytest.raises(ValueError, match="validation_split must be in"):
         TrainConfig(data_dir=tmp_path, run_name="r", validation_split="private_test")
+
+
+# --- resuming from a checkpoint that is not one (plain messages, no traceback) ----------------------
+
+
+def copy_of_run(tiny_run, tmp_path: Path) -> Path:
+    run_dir = Path(shutil.copytree(tiny_run.run_dir, tmp_path / "copy"))
+    config = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps({**config, "runs_dir": str(tmp_path)}))
+    return run_dir
+
+
+def test_resume_from_a_truncated_checkpoint_says_it_is_damaged(tiny_run, tmp_path: Path, capsys) -> None:
+    run_dir = copy_of_run(tiny_run, tmp_path)
+    last = run_dir / "last.keras"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # a disk that filled up mid-copy
+
+    assert main(["--resume", str(run_dir), "--epochs", "2"]) == 2
+
+    err = capsys.readouterr().err
+    assert "last.keras is damaged" in err and "Traceback" not in err
+
+
+def test_resume_from_a_checkpoint_with_code_in_it_is_refused_plainly(
+    tiny_run, tmp_path: Path, capsys
+) -> None:
+    run_dir = copy_of_run(tiny_run, tmp_path)
+    inputs = keras.Input((48, 48, 1))
+    outputs = keras.layers.Dense(NUM_CLASSES, activation="softmax")(
+        keras.layers.Flatten()(keras.layers.Lambda(lambda x: x / 255.0)(inputs))
+    )
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    model.save(run_dir / "last.keras")
+
+    assert main(["--resume", str(run_dir), "--epochs", "2"]) == 2
+
+    err = capsys.readouterr().err
+    assert "can't be loaded as this app's checkpoint" in err and "Traceback" not in err

@@ -101,12 +101,66 @@ def test_stop_mid_epoch_then_resume_finishes_with_a_continuous_history(fer2013_d
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
+class StopWhileValidating(keras.callbacks.Callback):
+    """Presses Stop during epoch ``epoch``'s validation, after its training batches are done."""
+
+    def __init__(self, event: threading.Event, epoch: int) -> None:
+        super().__init__()
+        self.event, self.epoch, self.current = event, epoch, 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.current = epoch + 1
+
+    def on_test_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.current == self.epoch:
+            self.event.set()
+
+
+def test_stop_pressed_while_validating_keeps_that_epoch(fer2013_dir: Path, tmp_path: Path):
+    """Validation is part of the epoch: a Stop then used to throw the epoch's training away."""
+    config = tiny_config(fer2013_dir, tmp_path, "validating", epochs=3)
+    stop = threading.Event()
+
+    run_dir = train(config, [StopWhileValidating(stop, epoch=2)], stop=stop, verbose=0)
+
+    run = read_run(run_dir)
+    assert (run.state, run.message) == ("stopped", "stopped after epoch 2 of 3")
+    assert [row["epoch"] for row in run.history] == [1, 2] and run.resumable
+    assert int(keras.saving.load_model(run_dir / "last.keras").optimizer.iterations) == 2 * STEPS_PER_EPOCH
+
+
+def test_a_resumed_history_keeps_whole_epoch_numbers_and_the_first_of_tied_bests(tmp_path: Path):
+    from training.train import Checkpointer, HistoryWriter
+
+    rows = [
+        {
+            "epoch": float(epoch),
+            "loss": 1.0,
+            "accuracy": 0.5,
+            "val_loss": 1.0,
+            "val_accuracy": 0.4,
+            "lr": 0.001,
+            "seconds": 1.0,
+        }
+        for epoch in (1, 2)
+    ]  # as read back from history.csv: floats, and epochs 1 and 2 tied
+    (tmp_path / "best.keras").write_bytes(b"epoch 1")  # a later epoch replaces it only when better
+    history = HistoryWriter(tmp_path / "history.csv", rows)
+    history._lr = 0.001  # what on_epoch_begin reads from a model this test does not need
+    history.on_epoch_end(2, {"loss": 1.0, "accuracy": 0.5, "val_loss": 1.0, "val_accuracy": 0.3})
+
+    lines = (tmp_path / "history.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in lines] == ["epoch", "1", "2", "3"]
+    checkpointer = Checkpointer(tmp_path, {"training": {}}, history, 10)
+    assert (checkpointer.best_epoch, checkpointer.best_accuracy) == (1, 0.4)
+
+
 def test_stop_pressed_while_loading_writes_nothing(fer2013_dir: Path, tmp_path: Path):
     config = tiny_config(fer2013_dir, tmp_path, "never", epochs=1)
     stop = threading.Event()
     stop.set()
 
-    with pytest.raises(TrainingStopped, match="before the first epoch"):
+    with pytest.raises(TrainingStopped, match="before the first epoch finished: nothing was trained"):
         train(config, stop=stop, verbose=0)
 
     assert not config.run_dir.exists()

@@ -6,6 +6,8 @@ page uses. The runs are real and tiny (40 FER2013 images per class, batch 16: 18
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import shutil
 import threading
 import time
@@ -19,6 +21,7 @@ from test_train_resume import tiny_config
 from app.runs import read_run
 from training.data import DatasetError
 from training.jobs import JobBusy, JobError, JobManager, Progress, ProgressChannel, TrainingJob
+from training.validation import ValidationError
 
 JOB_TIMEOUT_S = 240
 
@@ -98,6 +101,51 @@ def test_second_start_is_refused_then_stop_keeps_only_finished_epochs(
     with pytest.raises(JobError, match=f"has run {done} epochs already"):
         jobs.resume(tmp_path / "long", done)
     assert jobs.running() is None
+
+
+def test_stop_while_the_model_is_prepared_takes_effect_at_once_and_keeps_no_run(
+    fer2013_dir: Path, tmp_path: Path
+) -> None:
+    """The first batch traces the graph (~20 s on a CPU) and can't be cut short: Stop must not
+    wait for it, and a run with no finished epoch must not be left behind."""
+    jobs = JobManager()
+    job = jobs.start(tiny_config(fer2013_dir, tmp_path, "early", epochs=3))
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while job.progress().state != "preparing" and job.alive and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert job.progress().state == "preparing", job.progress()
+
+    job.stop()
+
+    now = job.progress()
+    assert (now.state, now.active) == ("stopped", False)
+    assert "nothing was trained, so no run was kept" in now.message
+    final = job.wait(JOB_TIMEOUT_S)
+    assert (final.state, final.message) == (now.state, now.message)
+    assert not (tmp_path / "early").exists()
+
+
+def test_a_test_folder_without_publictest_is_refused_unless_the_whole_folder_is_chosen(
+    fer2013_mini: Path, tmp_path: Path
+) -> None:
+    data = Path(shutil.copytree(fer2013_mini, tmp_path / "data"))
+    for image in data.glob("test/*/PublicTest_*"):
+        image.unlink()
+    jobs = JobManager()
+
+    with pytest.raises(
+        ValidationError, match=r"no PublicTest_ images to validate on \(it has 14 PrivateTest_"
+    ):
+        jobs.start(tiny_config(data, tmp_path / "runs", "private", epochs=1))
+    assert jobs.current() is None
+
+    chosen = dataclasses.replace(
+        tiny_config(data, tmp_path / "runs", "private", epochs=1), validation_split="test"
+    )
+    final = jobs.start(chosen).wait(JOB_TIMEOUT_S)
+    assert final.state == "finished", final.message
+    card = read_run(tmp_path / "runs" / "private").card["training"]
+    assert card["dataset"]["validation"]["split"] == "test"
 
 
 def test_bad_dataset_is_refused_before_a_thread_starts(fer2013_mini: Path, tmp_path: Path) -> None:
@@ -181,20 +229,18 @@ def test_stopping_is_not_overwritten_by_a_late_batch_report() -> None:
     assert channel.snapshot().state == "stopped"
 
 
-def test_stop_ends_the_run_within_one_validation_batch() -> None:
-    """The trainer looks for Stop after training batches only; the job's callback also looks after
-    each validation batch, so a Stop during a long validation neither waits for it nor records
-    the unfinished epoch."""
-    from training.train import TrainingStopped
+def test_a_full_disk_ends_the_job_with_a_plain_message() -> None:
+    def run(callbacks: object, stop: threading.Event, on_teacher: object) -> Path:
+        raise OSError(errno.ENOSPC, "No space left on device", "/runs/r/.last.123.tmp.keras")
 
-    stop = threading.Event()
-    report = ProgressChannel("r", Path("r"), "train", epochs=3).keras_callback(stop)
-    report.on_test_batch_end(0)
+    job = TrainingJob("r", Path("r"), "train", 3, run)
+    job.start()
 
-    stop.set()
+    final = job.wait(JOB_TIMEOUT_S)
 
-    with pytest.raises(TrainingStopped):
-        report.on_test_batch_end(1)
+    assert final.state == "failed"
+    assert final.message.startswith("the disk is full (/runs/r/.last.123.tmp.keras)")
+    assert "Every epoch that finished before is kept" in final.message
 
 
 def test_run_fraction_only_grows_through_epochs_and_validation() -> None:

@@ -42,6 +42,8 @@ def write_run(run_dir: Path, epochs_done: int, state: str, message: str = "") ->
         writer.writerow(["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"])
         for epoch in range(1, epochs_done + 1):
             writer.writerow([epoch, 1.8, 0.3, 1.7, 0.35, 0.001, EPOCH_SECONDS[epoch - 1]])
+    if epochs_done:
+        (run_dir / "last.keras").write_bytes(b"checkpoint")  # what Resume needs; never loaded here
     write_status(run_dir, state, message, epochs=EPOCHS)
 
 
@@ -55,7 +57,9 @@ class StandIn:
 
     def _work(self, callbacks: Any, stop: threading.Event, on_teacher: Any) -> Path:
         write_run(self.run_dir, 0, "running")
-        self.job.channel.update(state="training", epochs=EPOCHS, batches=BATCHES, epoch=1, batch=2)
+        self.job.channel.update(
+            state="training", epochs=EPOCHS, batches=BATCHES, epoch=1, first_epoch=1, batch=2
+        )
         stop.wait(60)
         self.release.wait(60)
         done = len(EPOCH_SECONDS)
@@ -177,7 +181,8 @@ def test_progress_bar_never_goes_back_across_an_epoch_boundary(stand_in: StandIn
     ):
         channel.update(**changes)
         at.run()
-        (bar,) = at.get("progress")
+        bar, *under_the_run = at.get("progress")  # the top panel's, and the picked run's the same
+        assert all(other.proto.text == bar.proto.text for other in under_the_run)
         values.append(bar.proto.value)
         assert f"batch {channel.snapshot().batch} of {BATCHES}" in bar.proto.text
 
@@ -211,7 +216,7 @@ def test_after_a_stop_the_picker_shows_the_stopped_run_once_with_the_tables_dura
     table = at.dataframe[0].value
     duration = table.set_index("run").loc["newer", "duration"]
     assert duration == format_duration(sum(EPOCH_SECONDS)) == "1 min 17 s"
-    assert f"({duration} of training)" in banner.value
+    assert f"({duration} of training in this job)" in banner.value
     assert len(at.get("vega_lite_chart")) == 2  # loss and accuracy once, under the picked run
 
     at.selectbox(key="runs_pick").set_value("older").run()  # and the user may look elsewhere again

@@ -17,9 +17,21 @@ from training.votes import LABEL_SOURCES
 
 SCHEDULES = ("constant", "plateau", "cosine")
 OPTIMIZERS = ("adam", "adamw")
-#: Splits the trainer may validate on. PrivateTest (alone or inside ``test``) is excluded so the
-#: reported score never comes from images that picked the best epoch.
-VALIDATION_SPLITS = ("public_test",)
+#: Splits the trainer may validate on. PublicTest by default: PrivateTest stays unseen, so the
+#: reported score never comes from images that picked the best epoch. ``test`` (the whole test
+#: folder, PrivateTest included) only when the user chooses it, for datasets without PublicTest.
+VALIDATION_SPLITS = ("public_test", "test")
+#: What each choice means, in the words the Training page and the CLI use.
+VALIDATION_WORDS = {
+    "public_test": "PublicTest (FER2013's validation images; PrivateTest stays unseen)",
+    "test": "the whole test folder, PrivateTest included (its scores are then no fair test)",
+}
+#: What each label source means, in one line (the Training page's *Labels* choice).
+LABEL_WORDS = {
+    "fer2013": "FER2013 labels: one label per image, as the dataset gives it",
+    "ferplus": "FER+ votes: each image's ten annotators' votes over the seven emotions",
+    "blend": "a blend: a share of the FER+ votes, the rest FER2013's label",
+}
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,12 @@ the page as an immutable :class:`Progress` snapshot (epoch, batch, phase, timing
 so a reader never sees half an update. Per-epoch numbers are not copied into it: they are in the
 run's ``history.csv`` the moment an epoch ends, which the page reads like any other run's.
 
+Stop takes effect at once in every phase. While the data loads or the model is prepared (the
+first batch traces the graph: ~20 s on a CPU) nothing can be kept and nothing can interrupt that
+work, so the job reports itself stopped at once and its thread lets go at its next step, leaving
+no run folder behind (a resumed run is left as it was). During an epoch's training batches it ends
+within one batch; once they are done, the epoch's validation finishes so that the epoch is kept.
+
 Only one training runs at a time, because two would share (and halve) the CPU or GPU and make
 both slow; a second start raises :class:`JobBusy` saying which run is in the way. Everything that
 can be checked quickly (the config, the run name, the dataset's layout, whether a run can be
@@ -40,13 +46,18 @@ from app.keras_env import import_keras
 from app.runs import read_run
 from training.config import TrainConfig
 from training.data import DatasetError, check_dataset
+from training.validation import ValidationError, check_validation
+from training.votes import VotesError, find_votes
 
 #: ``(done, total)``: how far the teacher has labelled the training images (see training.distill).
 TeacherProgress = Callable[[int, int], None]
 #: Phases of a job while its thread lives.
-ACTIVE_STATES = ("starting", "loading", "distilling", "training", "validating", "stopping")
+ACTIVE_STATES = ("starting", "loading", "distilling", "preparing", "training", "validating", "stopping")
 #: How a job ended.
 FINAL_STATES = ("finished", "stopped", "failed")
+#: Phases in which a Stop keeps nothing and the work can't be interrupted: the job reports itself
+#: stopped at once and its thread lets go at its next step.
+QUICK_STOP_STATES = ("starting", "loading", "distilling", "preparing")
 
 
 class JobBusy(RuntimeError):
@@ -146,9 +157,10 @@ class ProgressChannel:
             return self._progress
 
     def update(self, **changes: Any) -> None:
-        """Replace some fields at once; once stopping, only an end state replaces ``stopping``."""
+        """Replace some fields at once; once stopping (or ended), a phase never replaces that."""
         with self._lock:
-            if self._progress.state == "stopping" and changes.get("state") in ACTIVE_STATES:
+            settled = self._progress.state == "stopping" or self._progress.state in FINAL_STATES
+            if settled and changes.get("state") in ACTIVE_STATES:
                 del changes["state"]
             self._progress = dataclasses.replace(self._progress, **changes)
 
@@ -167,24 +179,22 @@ class ProgressChannel:
         """How far the teacher has labelled the training images (a distillation's first step)."""
         self.update(state="distilling", message=f"{done:,} of {total:,} images")
 
-    def keras_callback(self, stop: threading.Event | None = None) -> Any:
+    def keras_callback(self) -> Any:
         """A Keras callback feeding this channel (Keras is imported here, not with this module).
 
-        With ``stop`` it also ends the run within one validation batch once ``stop`` is set:
-        the trainer itself looks only after training batches, so a Stop pressed while a large
-        validation set is scored would wait for all of it, and then record the epoch.
+        Until the job's first batch ends the phase is ``preparing``: that batch traces the
+        training graph, ~20 s on a CPU with the bar at "batch 0", which looked frozen.
         """
         import keras
 
-        from training.train import TrainingStopped
-
         channel = self
-        stop = stop or threading.Event()
 
         class _Report(keras.callbacks.Callback):
+            prepared = False
+
             def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
                 channel.update(
-                    state="training",
+                    state="preparing",
                     epochs=int(self.params.get("epochs") or 0),
                     batches=int(self.params.get("steps") or 0),
                 )
@@ -194,7 +204,7 @@ class ProgressChannel:
                 if channel.snapshot().first_epoch == 0:
                     changes["first_epoch"] = epoch + 1
                 channel.update(
-                    state="training",
+                    state="training" if self.prepared else "preparing",
                     epoch=epoch + 1,
                     epochs_done=epoch,
                     batch=0,
@@ -203,14 +213,11 @@ class ProgressChannel:
                 )
 
             def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-                channel.update(batch=batch + 1)
+                self.prepared = True
+                channel.update(state="training", batch=batch + 1)
 
             def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
                 channel.update(state="validating")
-
-            def on_test_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-                if stop.is_set():
-                    raise TrainingStopped
 
             def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
                 channel.finish_epoch(epoch + 1)
@@ -251,10 +258,34 @@ class TrainingJob:
         return self.thread.is_alive()
 
     def stop(self) -> None:
-        """Ask the job to stop; it does within one batch, keeping every finished epoch."""
-        if self.alive:
-            self.stop_event.set()
-            self.channel.update(state="stopping")
+        """Ask the job to stop, keeping every finished epoch; the page reflects it at once.
+
+        Loading or preparing, nothing can be kept and the work can't be cut short: the job reads
+        as stopped now, and its thread lets go at its next step (see the module docstring).
+        """
+        if not self.alive:
+            return
+        self.stop_event.set()
+        progress = self.progress()
+        if progress.state in QUICK_STOP_STATES:
+            self.channel.update(state="stopped", message=self._nothing_kept(), ended=time.monotonic())
+        elif progress.state == "validating":
+            self.channel.update(
+                state="stopping",
+                message=f"epoch {progress.epoch}'s training is done: its validation ends, so that the "
+                "epoch is kept",
+            )
+        elif progress.state in ACTIVE_STATES:
+            self.channel.update(state="stopping", message="ends within one batch")
+
+    def _nothing_kept(self) -> str:
+        from training.train import NOTHING_KEPT, nothing_new
+
+        if self.progress().action == "train":
+            return NOTHING_KEPT
+        run = read_run(self.channel.snapshot().run_dir)
+        rows = run.history if run is not None else []
+        return nothing_new(rows, run.epochs_planned if run is not None else 0)
 
     def wait(self, timeout: float | None = None) -> Progress:
         """Block until the job ends (or ``timeout`` passes); the progress then."""
@@ -269,18 +300,30 @@ class TrainingJob:
     def _train(self) -> None:
         from training.distill import TeacherError
         from training.train import ResumeError, TrainingStopped
+        from training.warm_start import WarmStartError
 
-        self.channel.update(state="stopping" if self.stop_event.is_set() else "loading")
+        self.channel.update(state="loading")
         try:
             run_dir = self._run(
-                [self.channel.keras_callback(self.stop_event)], self.stop_event, self.channel.teacher_progress
+                [self.channel.keras_callback()], self.stop_event, self.channel.teacher_progress
             )
         except TrainingStopped as err:
             self._end("stopped", str(err) or "stopped")
         except DatasetError as err:  # found only by decoding every image: after the quick check
             self._end("failed", f"the dataset can't be used, nothing was trained: {err}")
-        except (FileExistsError, ResumeError, TeacherError) as err:
+        except (
+            FileExistsError,
+            ResumeError,
+            TeacherError,
+            VotesError,
+            ValidationError,
+            WarmStartError,
+        ) as err:
             self._end("failed", str(err))
+        except OSError as err:  # a full disk above all; last.keras is written atomically, so it holds
+            from training.train import disk_message
+
+            self._end("failed", f"{disk_message(err)}. Every epoch that finished before is kept.")
         except Exception as err:  # a job must always end with a state the page can show
             traceback.print_exc()
             self._end("failed", f"{type(err).__name__}: {err}")
@@ -290,7 +333,12 @@ class TrainingJob:
             self._end(state, run.message if run is not None else "the run folder is unreadable")
 
     def _end(self, state: str, message: str) -> None:
-        self.channel.update(state=state, message=message, ended=time.monotonic())
+        """The worker's own account is the truth, even after a quick stop already showed one; the
+        end time stays the moment the page first showed the job ended."""
+        ended = self.progress().ended
+        self.channel.update(
+            state=state, message=message, ended=ended if ended is not None else time.monotonic()
+        )
 
 
 class JobManager:
@@ -334,6 +382,9 @@ class JobManager:
                 name, where = config.run_name, config.runs_dir
                 raise FileExistsError(f"a run named {name!r} already exists in {where}; pick another name")
             check_dataset(config.data_dir, ("train", config.validation_split))
+            check_validation(config.data_dir, config.validation_split)
+            if config.labels != "fer2013":
+                find_votes(config.votes, config.data_dir)
 
         return self._launch(TrainingJob(config.run_name, config.run_dir, "train", config.epochs, run), check)
 
@@ -355,6 +406,12 @@ class JobManager:
                 raise JobError(f"run {found.name!r} is still being trained (by process {pid})")
             if not (run_dir / "last.keras").is_file():
                 raise JobError(f"run {found.name!r} has no checkpoint yet: no epoch finished")
+            from training.train import ResumeError, check_checkpoint
+
+            try:
+                check_checkpoint(run_dir / "last.keras")
+            except ResumeError as err:
+                raise JobError(str(err)) from err
             if planned <= found.epochs_run:
                 raise JobError(
                     f"run {found.name!r} has run {found.epochs_run} epochs already; "
@@ -371,6 +428,12 @@ class JobManager:
             busy = self.running()
             if busy is not None:
                 progress = busy.progress()
+                if not progress.active:
+                    raise JobBusy(
+                        f"the run you stopped ({progress.run_name!r}) is still letting go of the CPU: "
+                        "TensorFlow finishes a step it can't interrupt (up to about half a minute). "
+                        "Try again in a moment."
+                    )
                 where = f"epoch {progress.epoch} of {progress.epochs}" if progress.epoch else progress.state
                 raise JobBusy(
                     f"a training is already running on this server: run {progress.run_name!r} "

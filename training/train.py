@@ -16,7 +16,9 @@ history, optionally for more epochs than it first asked for:
 
     python -m training.train --resume runs/classic --epochs 40
 
-Validation is PublicTest only; PrivateTest stays unseen for the final report (training.evaluate).
+Validation is PublicTest, unless the user chooses the whole test folder (``--validation test``):
+PrivateTest stays unseen for the final report (training.evaluate), and a dataset without PublicTest
+images is refused rather than validated on PrivateTest behind the user's back (training.validation).
 ``train()`` is the whole job, so the CLI and a Streamlit worker thread (training.jobs) run the
 same code.
 
@@ -32,12 +34,14 @@ import argparse
 import contextlib
 import csv
 import dataclasses
+import errno
 import io
 import json
 import math
 import sys
 import threading
 import time
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,14 +53,15 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from app.emotions import CLASS_NAMES, NUM_CLASSES
 from app.model_card import atomic_output, base_card, write_card
-from app.runs import read_history, write_status
+from app.runs import LOCK_FILE, RunBusy, hold_run, is_held, read_history, write_status
 from model.architectures import ARCHITECTURES, build_model
 from training.analysis import Progress
-from training.config import OPTIMIZERS, PRESETS, SCHEDULES, TrainConfig
+from training.config import OPTIMIZERS, PRESETS, SCHEDULES, VALIDATION_SPLITS, TrainConfig
 from training.data import Dataset, DatasetError, load_split
 from training.distill import TeacherError, training_targets
 from training.export import serving_model
 from training.precision import choose_policy, dtype_policy, float32_config
+from training.validation import check_validation
 from training.votes import (
     LABEL_SOURCES,
     VOTES_ENV,
@@ -83,7 +88,9 @@ class HistoryWriter(keras.callbacks.Callback):
     def __init__(self, path: Path, rows: Sequence[dict[str, float]] = ()) -> None:
         super().__init__()
         self.path = path
-        self.rows: list[dict[str, float]] = list(rows)
+        # Epochs are counted in whole numbers: read back from the CSV they are floats, and a
+        # resumed run rewrote its earlier epochs as 1.0, 2.0.
+        self.rows: list[dict[str, float]] = [{**row, "epoch": int(row["epoch"])} for row in rows]
         self._started = 0.0
         self._lr = 0.0
 
@@ -110,10 +117,13 @@ class TrainingStopped(Exception):
 
 
 class StopWhenAsked(keras.callbacks.Callback):
-    """Ends fit within one batch of ``event`` being set (the Training page's Stop button).
+    """Ends fit at the next batch boundary once ``event`` is set (the Training page's Stop button).
 
-    Raising instead of setting ``model.stop_training`` matters: Keras would finish the epoch's
-    bookkeeping, and history.csv and last.keras would record a partial epoch as a whole one.
+    During an epoch's training batches it raises, so the partial epoch writes nothing (setting
+    ``model.stop_training`` would have Keras record it as a whole one). Once the training batches
+    are done the epoch is only its validation away from being kept, so a Stop then lets the
+    validation finish, the epoch be written, and ends the run after it: a Stop pressed while
+    validating used to throw away the whole epoch's training.
     """
 
     def __init__(self, event: threading.Event) -> None:
@@ -124,8 +134,12 @@ class StopWhenAsked(keras.callbacks.Callback):
         if self.event.is_set():
             raise TrainingStopped
 
-    # Validation batches too: a Stop pressed during validation must not wait for all of it.
-    on_test_batch_end = on_epoch_begin = on_train_batch_end
+    on_epoch_begin = on_train_batch_end
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        # The epoch's files are written by the callbacks after this one, in this same epoch end.
+        if self.event.is_set():
+            self.model.stop_training = True
 
 
 class Checkpointer(keras.callbacks.Callback):
@@ -141,11 +155,13 @@ class Checkpointer(keras.callbacks.Callback):
         self.card = card
         self.history = history
         self.n_train = n_train
-        # A resumed run starts from the best epoch its history already holds, if its file survived.
-        done = [(row["val_accuracy"], int(row["epoch"])) for row in history.rows]
+        # A resumed run starts from the best epoch its history already holds, if its file survived:
+        # on a tie the earliest, the one best.keras holds (a later epoch replaces it only when better).
+        done = [(row["val_accuracy"], -int(row["epoch"])) for row in history.rows]
         if not (run_dir / "best.keras").is_file():
             done = []
-        self.best_accuracy, self.best_epoch = max(done, default=(-math.inf, 0))
+        accuracy, negative_epoch = max(done, default=(-math.inf, 0))
+        self.best_accuracy, self.best_epoch = accuracy, -negative_epoch
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         # best.keras before last.keras: a kill between the two leaves a resumable run that still
@@ -218,13 +234,14 @@ def train(
     run_dir = config.run_dir
     if run_dir.exists():
         raise FileExistsError(f"run folder {run_dir} already exists; choose another run name or delete it")
+    check_validation(config.data_dir, config.validation_split)
     keras.utils.set_random_seed(config.seed)
     if config.labels != "fer2013" and config.votes is None:
         config = dataclasses.replace(config, votes=find_votes(None, config.data_dir).resolve())
     start_from = None if config.init_from is None else source_model(config.init_from, config.init_member)
     train_set, val_set = load_data(config)
     if stop is not None and stop.is_set():
-        raise TrainingStopped("stopped before the first epoch; nothing was written")
+        raise TrainingStopped(NOTHING_KEPT)
     with data_parallel(config.batch_size) as devices:
         data = fit_data(config, train_set, val_set, devices, stop, on_teacher)
         policy, why = choose_policy(config.mixed_precision)
@@ -268,14 +285,15 @@ def resume(
     if epochs is not None:
         config = dataclasses.replace(config, epochs=epochs)
     last = run_dir / "last.keras"
-    if not last.is_file():
-        raise ResumeError(f"{run_dir} has no last.keras: no epoch finished, start a new run instead")
+    check_checkpoint(last)
+    if is_held(run_dir):
+        raise ResumeError(f"run {run_dir.name!r} is being trained by another process right now")
     train_set, val_set = load_data(config)
     if stop is not None and stop.is_set():
-        raise TrainingStopped("stopped before resuming; nothing was written")
+        raise TrainingStopped(nothing_new(read_history(run_dir / "history.csv"), config.epochs))
     with data_parallel(config.batch_size) as devices:
         data = fit_data(config, train_set, val_set, devices, stop, on_teacher)
-        model = keras.saving.load_model(last)
+        model = load_checkpoint(last)
         # last.keras is written after history.csv, so after a crash between the two the history may
         # hold one epoch more than the model; the optimizer's step count says which epochs it has.
         done = round(int(model.optimizer.iterations) / steps_per_epoch(config, data.train))
@@ -374,6 +392,51 @@ class ResumeError(ValueError):
     """The run folder cannot be resumed (nothing saved yet, or no epochs left to run)."""
 
 
+#: What a Stop before a new run's first finished epoch leaves: nothing (the folder goes too).
+NOTHING_KEPT = "stopped before the first epoch finished: nothing was trained, so no run was kept"
+
+
+def nothing_new(rows: Sequence[dict[str, float]], epochs: int) -> str:
+    """What a Stop before a resumed run's next epoch finished leaves: the run as it was."""
+    return (
+        f"stopped before epoch {len(rows) + 1} finished: the run is as it was, {len(rows)} of {epochs} epochs"
+    )
+
+
+def check_checkpoint(path: Path) -> None:
+    """ResumeError unless ``path`` is a complete .keras file (a zip whose every entry reads back).
+
+    Keras answers a truncated file with "File not found" although the file is there; this says
+    what is wrong, and before minutes of loading the data.
+    """
+    if not path.is_file():
+        raise ResumeError(f"{path.parent} has no last.keras: no epoch finished, start a new run instead")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            broken = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        broken = str(err)
+    if broken is not None:
+        raise ResumeError(
+            f"{path} is damaged (cut short or overwritten, e.g. by a full disk), so the run can't "
+            "go on from it; its best.keras, if any, is still usable"
+        )
+
+
+def load_checkpoint(path: Path) -> keras.Model:
+    """``last.keras`` with its optimizer; ResumeError for a file this app did not write.
+
+    Safe mode refuses files that carry code (a Lambda layer): that is not a checkpoint of ours.
+    """
+    try:
+        return keras.saving.load_model(path)
+    except (ValueError, TypeError, OSError, KeyError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ResumeError(
+            f"{path} can't be loaded as this app's checkpoint, so the run can't go on from it: {first_line}"
+        ) from err
+
+
 def fit(
     model: keras.Model,
     config: TrainConfig,
@@ -397,6 +460,29 @@ def fit(
         f"{config.arch}: {model.count_params():,} weights; train {len(train_set):,} images, "
         f"validation ({val_set.split}) {len(val_set):,}; run folder {run_dir}"
     )
+    fresh = not done_rows
+    try:
+        with hold_run(run_dir):
+            return _fit_holding(model, config, data, history, checkpointer, callbacks, stop, verbose, fresh)
+    except RunBusy as err:
+        raise ResumeError(str(err)) from err
+
+
+def _fit_holding(
+    model: keras.Model,
+    config: TrainConfig,
+    data: FitData,
+    history: HistoryWriter,
+    checkpointer: Checkpointer,
+    callbacks: Sequence[keras.callbacks.Callback],
+    stop: threading.Event | None,
+    verbose: int | str,
+    fresh: bool,
+) -> Path:
+    """``fit``'s work while it holds the run's lock (so the run reads as running exactly then)."""
+    run_dir, train_set, val_set = config.run_dir, data.train, data.val
+    stop = stop or threading.Event()
+    first = len(history.rows)
     write_status(run_dir, "running", epochs=config.epochs)
     try:
         model.fit(
@@ -404,11 +490,11 @@ def fit(
             data.targets,
             batch_size=config.batch_size,
             epochs=config.epochs,
-            initial_epoch=len(done_rows),
+            initial_epoch=first,
             validation_data=(val_set.x, data.val_targets),
             class_weight=balanced_class_weights(train_set.y) if config.class_weights else None,
             callbacks=[
-                StopWhenAsked(stop or threading.Event()),
+                StopWhenAsked(stop),
                 history,
                 checkpointer,
                 *schedule_callbacks(config),
@@ -418,12 +504,13 @@ def fit(
             verbose=verbose,
         )
     except (TrainingStopped, KeyboardInterrupt):
-        write_status(run_dir, "stopped", f"stopped after epoch {len(history.rows)} of {config.epochs}")
-        print(f"stopped after epoch {len(history.rows)}; continue with --resume {run_dir}")
-        return run_dir
+        return stopped(config, history.rows, first, fresh)
     except BaseException as err:
-        write_status(run_dir, "failed", f"{type(err).__name__}: {err}")
+        with contextlib.suppress(OSError):  # a full disk may refuse the status too
+            write_status(run_dir, "failed", f"{type(err).__name__}: {err}")
         raise
+    if stop.is_set() and len(history.rows) < config.epochs:  # stopped while validating: epoch kept
+        return stopped(config, history.rows, first, fresh)
     write_status(run_dir, "finished", f"{len(history.rows)} epochs")
     summary = checkpointer.card["training"]
     if checkpointer.best_epoch:
@@ -433,6 +520,36 @@ def fit(
             f"{summary['images_per_s']:.0f} images/s; {run_dir}"
         )
     return run_dir
+
+
+def stopped(config: TrainConfig, rows: Sequence[dict[str, float]], first: int, fresh: bool) -> Path:
+    """Record a Stop; TrainingStopped when this job kept no epoch, saying what is left.
+
+    A new run with no finished epoch holds only its config and status: its folder is removed,
+    so stopped-empty runs don't pile up in the table and the name is free again.
+    """
+    run_dir = config.run_dir
+    if len(rows) == first and fresh:
+        for name in ("config.json", "status.json", "history.csv", LOCK_FILE):
+            (run_dir / name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            run_dir.rmdir()
+        print(NOTHING_KEPT)
+        raise TrainingStopped(NOTHING_KEPT)
+    write_status(run_dir, "stopped", f"stopped after epoch {len(rows)} of {config.epochs}")
+    if len(rows) == first:
+        print(nothing_new(rows, config.epochs))
+        raise TrainingStopped(nothing_new(rows, config.epochs))
+    print(f"stopped after epoch {len(rows)}; continue with --resume {run_dir}")
+    return run_dir
+
+
+def disk_message(err: OSError) -> str:
+    """A plain sentence for an OSError while writing a run (a full disk above all)."""
+    where = f" ({err.filename})" if err.filename else ""
+    if err.errno == errno.ENOSPC:
+        return f"the disk is full{where}: the run's files could not be written. Free some space and resume it"
+    return f"the run's files could not be written{where}: {err.strerror or err}"
 
 
 @contextlib.contextmanager
@@ -696,6 +813,12 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig | ResumeRequest
         help=f"early stopping patience in epochs, 0 = off; default {defaults.early_stopping_patience}",
     )
     parser.add_argument("--limit-per-class", type=int, help="use only the first K images of each class")
+    parser.add_argument(
+        "--validation",
+        dest="validation_split",
+        choices=VALIDATION_SPLITS,
+        help="validate on PublicTest (default) or the whole test folder, PrivateTest included",
+    )
     parser.add_argument("--runs-dir", type=Path, help=f"default {defaults.runs_dir}")
     parser.add_argument("--seed", type=int, help=f"default {defaults.seed}")
     parser.add_argument(
@@ -770,6 +893,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DatasetError, FileExistsError, ResumeError, TeacherError, VotesError, WarmStartError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except TrainingStopped as err:
+        print(str(err), file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"error: {disk_message(err)}", file=sys.stderr)
+        return 1
     return 0
 
 

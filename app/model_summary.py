@@ -1,0 +1,101 @@
+"""What the pages say about a model: which one it is, how good, and whether to be wary of it.
+
+Home describes the active model whichever it is, and the Training page warns before a weak run
+becomes it: a run near chance (always answering *happy* already scores about 25 % on FER2013) or
+far below the shipped model once served the whole app with no word of it. Plain Python: cards
+are JSON (app.model_card), so nothing here loads a model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.emotions import DEFAULT_MODEL_PATH
+from app.model_card import ModelCardError, read_card
+
+#: Below this validation accuracy a model is barely better than always answering *happy* (~25 %).
+NEAR_CHANCE = 0.30
+#: A model this far (in accuracy) below the shipped one on PublicTest gets a warning.
+FAR_BELOW = 0.10
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """A model as the pages describe it: ``metrics`` are (label, value, help) for st.metric."""
+
+    title: str
+    caption: str
+    metrics: tuple[tuple[str, str, str], ...]
+    warning: str | None
+
+
+def _card(path: Path) -> dict[str, Any]:
+    try:
+        return read_card(path) or {}
+    except ModelCardError:
+        return {}
+
+
+def shipped_accuracy() -> float | None:
+    """The shipped model's PublicTest accuracy, the yardstick a run's validation accuracy meets."""
+    result = _card(DEFAULT_MODEL_PATH).get("evaluation", {}).get("public_test") or {}
+    accuracy = result.get("accuracy")
+    return float(accuracy) if isinstance(accuracy, int | float) else None
+
+
+def quality_warning(accuracy: float | None) -> str | None:
+    """Why to be wary of a model with validation accuracy ``accuracy``, or None when it is fine."""
+    if accuracy is None:
+        return "Its accuracy is unknown (no finished epoch or evaluation): it may be no better than guessing."
+    if accuracy < NEAR_CHANCE:
+        return (
+            f"Its validation accuracy is {accuracy:.1%}, near chance (answering *happy* to every face "
+            "scores about 25 %): most emojis it shows will be wrong."
+        )
+    reference = shipped_accuracy()
+    if reference is not None and accuracy < reference - FAR_BELOW:
+        return (
+            f"Its validation accuracy ({accuracy:.1%}) is far below the shipped model's "
+            f"({reference:.1%} on PublicTest): expect many more wrong emojis."
+        )
+    return None
+
+
+def summarize(path: Path) -> ModelSummary:
+    """The model at ``path`` (the shipped one, or a run's best.keras) for the pages to describe."""
+    card = _card(path)
+    arch = card.get("architecture", "?")
+    if Path(path).resolve() == DEFAULT_MODEL_PATH.resolve():
+        metrics = tuple(
+            (
+                split.replace("_", " ").title(),
+                f"{result['accuracy']:.1%}",
+                f"macro-F1 {result['macro_f1']:.3f} on {result['n']:,} images",
+            )
+            for split, result in card.get("evaluation", {}).items()
+        )
+        return ModelSummary(
+            "the shipped model",
+            f"Architecture `{arch}` — accuracy on FER2013's held-out tests:",
+            metrics,
+            None,
+        )
+    training = card.get("training", {})
+    accuracy = training.get("best_val_accuracy")
+    accuracy = float(accuracy) if isinstance(accuracy, int | float) else None
+    split = training.get("config", {}).get("validation_split", "public_test")
+    where = "PublicTest" if split == "public_test" else "the whole test folder"
+    metrics: tuple[tuple[str, str, str], ...] = ()
+    if accuracy is not None:
+        epochs = (
+            f"best of {training.get('epochs_run', '?')} epoch(s), at epoch {training.get('best_epoch', '?')}"
+        )
+        metrics = (("Validation accuracy", f"{accuracy:.1%}", f"On {where}; {epochs}."),)
+    return ModelSummary(
+        f"run {Path(path).parent.name}'s model (trained here)",
+        f"Architecture `{arch}`, trained on the Training page; validation accuracy on {where}:",
+        metrics,
+        quality_warning(accuracy),
+    )

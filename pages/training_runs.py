@@ -1,0 +1,221 @@
+"""The Training page's table of runs and what can be done with one: resume, use, download, delete.
+
+Kept apart from pages/training.py so each script stays a thin layout of widgets; what it says
+comes from training.job_view and app.model_summary, what it does from app.runs and training.jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from app.access import AccessError
+from app.emotions import DEFAULT_MODEL_PATH
+from app.model_summary import quality_warning
+from app.runs import Run, RunBusy, active_model_path, delete_run, list_runs, run_table_row, set_active_model
+from training.curves import curve_charts
+from training.job_view import bar_text, heading, run_status
+from training.jobs import JobBusy, Progress, TrainingJob, manager
+
+#: Seconds between two looks at a running job.
+REFRESH_S = 1.0
+PICK_KEY = "runs_pick"
+#: The (job id, active) the run picker last followed: it follows each change once, then the user.
+PICKED_FOR = "runs_picked_for"
+#: Errors that mean "this cannot start as asked"; anything else is a bug and shows as one.
+START_ERRORS = (ValueError, FileExistsError, JobBusy, AccessError, OSError)
+
+
+def curves(history: Sequence[dict[str, float]], key: str) -> None:
+    """Loss and accuracy per epoch, training next to validation, side by side."""
+    for column, chart, metric in zip(st.columns(2), curve_charts(history), ("loss", "accuracy"), strict=True):
+        column.altair_chart(chart, width="stretch", key=f"{key}_{metric}")
+
+
+@st.fragment(run_every=REFRESH_S)
+def live_run_progress(run_name: str) -> None:
+    """The picked run's progress under the table while the job trains it: a resume started down
+    there used to show its progress only at the top of the page, out of view."""
+    job = manager().current()
+    progress = job.progress() if job is not None else None
+    if progress is None or progress.run_name != run_name or not progress.active:
+        st.rerun()
+        return
+    st.progress(progress.run_fraction, text=bar_text(progress))
+    st.caption(f"Status: {heading(progress).split(': ', 1)[1]} now; its curves are in the panel at the top.")
+
+
+def stop_button(job: TrainingJob, where: str) -> None:
+    """Stop, outside the polling fragment (its click reruns the page at once), with the job named
+    by id so a newer job is never the one stopped; on_click runs before the script, so a rerun
+    can't drop the click."""
+    stopping = job.progress().state == "stopping"
+    left, right = st.columns([5, 1], vertical_alignment="center")
+    left.caption("Stop ends the run within one batch and keeps every finished epoch; resume it later.")
+    right.button(
+        "Stop",
+        icon=":material/stop:",
+        key=f"stop_{where}{job.id}",
+        on_click=manager().stop,
+        args=(job.id,),
+        disabled=stopping,
+        help="Takes effect at once; an epoch whose training is done finishes its validation first.",
+        width="stretch",
+    )
+
+
+def active_model_ui(runs_dir: Path) -> Path:
+    """Which model the Photo and Live pages use, with the way back to the shipped one."""
+    active = active_model_path(runs_dir)
+    if active.resolve() == DEFAULT_MODEL_PATH.resolve():
+        st.caption("The Photo and Live pages use the **shipped model**.")
+        return active
+    left, right = st.columns([3, 1], vertical_alignment="center")
+    left.caption(f"The Photo and Live pages use the best model of run **{active.parent.name}**.")
+    if right.button("Use the shipped model", key="use_shipped"):
+        set_active_model(None, runs_dir)
+        st.rerun()
+    return active
+
+
+def resume_ui(run: Run, progress: Progress | None) -> None:
+    """Resume or train on from the last finished epoch, when that can work."""
+    if progress is not None and progress.active and progress.run_name == run.name:
+        return  # live_run_progress says what it is doing
+    if run.state == "running":
+        st.caption("Another process is training this run now.")
+        return
+    if not (run.path / "last.keras").is_file():
+        st.caption("No finished epoch to resume from.")
+        return
+    more = run.epochs_run >= run.epochs_planned
+    epochs = st.number_input(
+        "Epochs in all",
+        run.epochs_run + 1,
+        10_000,
+        run.epochs_run + 10 if more else run.epochs_planned,
+        key=f"resume_epochs_{run.name}",
+    )
+    label = "Train on" if more else "Resume"
+    if st.button(
+        label, key=f"resume_{run.name}", icon=":material/play_arrow:", help="From the last finished epoch."
+    ):
+        try:
+            manager().resume(run.path, int(epochs))
+        except START_ERRORS as err:
+            st.error(f"Can't resume: {err}")
+        else:
+            st.rerun()
+
+
+def use_ui(run: Run, best: Path, active: Path) -> None:
+    """Make the run's model the pages' one, warning first when it is weak."""
+    if best.resolve() == active.resolve():
+        st.success("This run's model is the active one.")
+        warning = quality_warning(run.best_val_accuracy)
+        if warning:
+            st.warning(warning)
+        return
+    warning = quality_warning(run.best_val_accuracy)
+    if warning:
+        st.warning(warning)
+    if st.button(
+        "Use it anyway" if warning else "Use this model", key=f"use_{run.name}", help="In Photo and Live."
+    ):
+        set_active_model(best, run.path.parent)
+        st.rerun()
+
+
+def delete_ui(run: Run, active: Path, busy: bool) -> None:
+    """Delete the run after a confirmation that says what goes (and the active model with it)."""
+    if busy:
+        st.caption("A run can be deleted once it no longer trains.")
+        return
+    with st.popover("Delete…", icon=":material/delete:"):
+        is_active = run.best_model is not None and run.best_model.resolve() == active.resolve()
+        text = f"Delete run **{run.name}** and its files ({run.epochs_run} epoch(s))? This can't be undone."
+        if is_active:
+            text += " Its model is the active one: the Photo and Live pages go back to the shipped model."
+        st.markdown(text)
+        if st.button(f"Delete {run.name}", key=f"delete_{run.name}", type="primary"):
+            try:
+                delete_run(run.path, run.path.parent)
+            except (RunBusy, ValueError, OSError) as err:
+                st.error(f"Can't delete it: {err}")
+            else:
+                st.session_state.pop(PICK_KEY, None)
+                st.rerun()
+
+
+def downloads_ui(run: Run, best: Path) -> None:
+    """best.keras and its card; data is read only when clicked (a model is megabytes)."""
+    for label, path, mime, key in (
+        ("best.keras", best, "application/octet-stream", "download"),
+        ("its model card", best.with_suffix(".json"), "application/json", "download_card"),
+    ):
+        if path.is_file():
+            st.download_button(
+                f"Download {label}",
+                data=path.read_bytes,
+                icon=":material/download:",
+                file_name=f"{run.name}{path.suffix}",
+                mime=mime,
+                key=f"{key}_{run.name}",
+                on_click="ignore",
+            )
+
+
+def follow_job(names: Sequence[str]) -> None:
+    """Pick the current job's run in the table when the job starts and again when it ends."""
+    job = manager().current()
+    if job is None:
+        return
+    progress = job.progress()
+    mark = (job.id, progress.active)
+    if st.session_state.get(PICKED_FOR) != mark and progress.run_name in names:
+        st.session_state[PICK_KEY] = progress.run_name
+        st.session_state[PICKED_FOR] = mark
+
+
+def runs_ui(runs_dir: Path, job: TrainingJob | None) -> None:
+    """Every run in the runs folder, newest first, and what can be done with one."""
+    st.subheader("Runs")
+    active = active_model_ui(runs_dir)
+    progress = job.progress() if job is not None else None
+    runs = list_runs(runs_dir)
+    if progress is not None and not progress.active and progress.action == "train" and job.alive:
+        # A run stopped before its first epoch: its thread removes the folder when it lets go.
+        runs = [run for run in runs if run.path.resolve() != progress.run_dir.resolve() or run.history]
+    if not runs:
+        st.info(f"No runs in `{runs_dir}` yet.")
+        return
+    st.dataframe(
+        pd.DataFrame([run_table_row(run) for run in runs]),
+        hide_index=True,
+        column_config={"data": st.column_config.TextColumn(width="large")},
+    )
+    names = [run.name for run in runs]
+    follow_job(names)
+    run = runs[names.index(st.selectbox("Run", names, key=PICK_KEY))]
+    training_it = progress is not None and progress.active and progress.run_name == run.name
+    if training_it:
+        stop_button(job, "run_")
+        live_run_progress(run.name)
+    else:
+        st.caption(run_status(run, progress))
+    resume_col, use_col, more_col = st.columns(3)
+    with resume_col:
+        resume_ui(run, progress)
+    with more_col:
+        delete_ui(run, active, busy=training_it or run.state == "running")
+    best = run.best_model
+    if best is not None:
+        with use_col:
+            use_ui(run, best, active)
+        with more_col:
+            downloads_ui(run, best)
+    if run.history and not training_it:
+        curves(run.history, key=f"run_{run.name}")

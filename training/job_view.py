@@ -1,0 +1,114 @@
+"""What the Training page says about a job and a run, as plain text the tests can read.
+
+Every sentence must hold at the moment it is shown: a banner offers Resume only when there is a
+checkpoint to resume from, says what a Stop kept (or that nothing was), and tells this job's time
+apart from the whole run's after a resume. No Streamlit here; the page only lays the text out.
+"""
+
+from __future__ import annotations
+
+from app.runs import Run, format_duration
+from training.jobs import Progress
+
+STATE_WORDS = {
+    "starting": "starting",
+    "loading": "loading the dataset",
+    "distilling": "the teacher labels the training images",
+    "preparing": "preparing the model",
+    "training": "training",
+    "validating": "validating",
+    "stopping": "stopping…",
+    "finished": "finished",
+    "stopped": "stopped",
+    "failed": "failed",
+}
+#: The bar's text before the first batch: what is happening while nothing seems to move.
+WAITING_WORDS = {
+    "starting": "Starting…",
+    "loading": "Loading the dataset…",
+    "distilling": "The teacher labels the training images…",
+    "preparing": "Preparing the model: the first batch builds TensorFlow's graph (about 20 s on a CPU)…",
+}
+
+
+def heading(progress: Progress) -> str:
+    """``Run `name`: what it is doing``."""
+    doing = STATE_WORDS.get(progress.state, progress.state)
+    if progress.state == "distilling" and progress.message:
+        doing += f" ({progress.message})"
+    return f"Run `{progress.run_name}`: {doing}"
+
+
+def bar_text(progress: Progress) -> str:
+    """The progress bar's caption: the phase before the first batch, then epoch and batch."""
+    if progress.state in WAITING_WORDS:
+        return WAITING_WORDS[progress.state]
+    if not progress.epoch:
+        return "Stopping…" if progress.state == "stopping" else "Starting…"
+    text = f"Epoch {progress.epoch} of {progress.epochs}: batch {progress.batch} of {progress.batches}"
+    if progress.state == "validating":
+        text += ", validating"
+    if progress.state == "stopping":
+        text += f"; stopping: {progress.message}" if progress.message else "; stopping"
+    return f"{text} ({progress.run_fraction:.0%} of the run)"
+
+
+def this_jobs_epochs(progress: Progress, run: Run | None) -> list[dict[str, float]]:
+    """The history rows this job wrote (a resume's earlier epochs are not its own)."""
+    if run is None or not progress.first_epoch:
+        return []
+    return [row for row in run.history if row["epoch"] >= progress.first_epoch]
+
+
+def ended_banner(progress: Progress, run: Run | None) -> tuple[str, str]:
+    """``(kind, text)`` for a job that ended, kind ``success``, ``warning`` or ``error``."""
+    own = this_jobs_epochs(progress, run)
+    own_time = format_duration(sum(row["seconds"] for row in own)) if own else "–"
+    with_loading = format_duration(progress.elapsed_s())
+    resumable = run is not None and (run.path / "last.keras").is_file()
+    if progress.state == "finished" and run is not None:
+        if progress.action == "resume" and own:
+            first, last = int(own[0]["epoch"]), int(own[-1]["epoch"])
+            return "success", (
+                f"Finished: the run now has {run.epochs_run} epochs "
+                f"({format_duration(run.duration_s)} of training in all). This job trained epochs "
+                f"{first}–{last} in {own_time} ({with_loading} with loading the data)."
+            )
+        return "success", (
+            f"Finished: {run.epochs_run} epochs in {own_time} of training "
+            f"({with_loading} with loading the data and preparing the model)."
+        )
+    if progress.state == "stopped":
+        if own and resumable:
+            return "warning", (
+                f"Stopped after epoch {int(own[-1]['epoch'])} of {run.epochs_planned}: every finished epoch "
+                f"is kept ({own_time} of training in this job). Resume it from the table of runs below, "
+                "where it is picked."
+            )
+        said = sentence(progress.message)
+        if resumable:  # a resume stopped before its first new epoch
+            return "warning", f"{said} Resume it again from the table of runs below."
+        return "warning", said
+    text = f"The training failed: {progress.message}"
+    if run is not None and run.history and resumable and run.state != "running":
+        text += (
+            f" The run keeps its {run.epochs_run} finished epoch(s): resume it from the table of runs below."
+        )
+    return "error", text
+
+
+def sentence(text: str) -> str:
+    """``text`` as a sentence: capitalised, with a full stop."""
+    text = text.strip().rstrip(".")
+    return f"{text[:1].upper()}{text[1:]}." if text else ""
+
+
+def run_status(run: Run, progress: Progress | None) -> str:
+    """The picked run's status line; a run the current job trains says so, not its old state."""
+    if progress is not None and progress.active and progress.run_dir.resolve() == run.path.resolve():
+        doing = STATE_WORDS.get(progress.state, progress.state)
+        return f"Status: {doing} now ({bar_text(progress)})."
+    if run.state == "running":
+        return "Status: being trained by another process."
+    text = f"Status: {run.state}"
+    return f"{text}: {run.message}" if run.message else text
