@@ -347,6 +347,25 @@ PEER_CONNECTION_HOOK_JS = """(() => {
 })();"""
 
 
+#: The returned video's getStats() counters (RTCInboundRtpStreamStats) that read_webrtc_stats sums.
+INBOUND_COUNTERS = (
+    "framesReceived",
+    "framesDecoded",
+    "framesDropped",
+    "keyFramesDecoded",
+    "packetsReceived",
+    "packetsLost",
+    "nackCount",
+    "pliCount",
+    "firCount",
+    "freezeCount",
+    "totalFreezesDuration",
+    "jitterBufferDelay",
+    "jitterBufferEmittedCount",
+    "totalDecodeTime",
+)
+
+
 def read_webrtc_stats(page: Page) -> dict | None:
     """The Live stream's WebRTC numbers from the browser's getStats() (needs PEER_CONNECTION_HOOK_JS).
 
@@ -354,7 +373,9 @@ def read_webrtc_stats(page: Page) -> dict | None:
     ``connection`` (connectionState), ``local_type``/``remote_type`` of the selected candidate
     pair (``host``, ``srflx``, ``relay``; ``None`` until one is selected), ``remote_types`` (every
     candidate type the server offered), ``bytes_sent``/``bytes_received`` on the video RTP streams
-    and ``now`` (ms, the iframe's clock), so two readings give the bitrate.
+    and ``now`` (ms, the iframe's clock), so two readings give the bitrate; ``inbound`` holds the
+    returned video's INBOUND_COUNTERS (decoded, dropped, freezes, PLIs sent…), which tell a
+    network loss from a starved decoder.
     """
     return (
         webrtc_frame(page)
@@ -380,7 +401,8 @@ def read_webrtc_stats(page: Page) -> dict | None:
               .map((s) => s.candidateType))],
             bytes_sent: sum('outbound-rtp', 'bytesSent'),
             bytes_received: sum('inbound-rtp', 'bytesReceived'),
+            inbound: Object.fromEntries(INBOUND_COUNTERS.map((name) => [name, sum('inbound-rtp', name)])),
           };
-        }"""
+        }""".replace("INBOUND_COUNTERS", str(list(INBOUND_COUNTERS)))
         )
     )

@@ -19,7 +19,7 @@ from turn_relay import TurnServer
 
 from app.emotions import REPO_ROOT
 from app.ice import ICE_SERVERS_KEY, TURN_KEYS
-from app.turn_check import TurnCheck, TurnChecks, check_turn
+from app.turn_check import CONNECT_TIMEOUT_S, TurnCheck, TurnChecks, check_turn, connection_problem
 
 from browser import free_port
 
@@ -131,3 +131,48 @@ def test_cli_check_failures(tmp_path: Path, turn_server: TurnServer, secrets: st
     assert result.returncode == code
     assert expected in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
+
+
+GRANTED = TurnCheck("turn:relay.example.org:3478", relayed=("203.0.113.7", 50000))
+REFUSED = TurnCheck(
+    "turn:relay.example.org:3478", problem="relay.example.org:3478 over UDP refused the username"
+)
+
+
+@pytest.mark.parametrize(
+    ("turn", "connecting_s", "playing", "expected", "severe"),
+    [
+        ([REFUSED], 0.5, False, "cannot connect through the configured TURN server", True),
+        ([REFUSED], None, False, "refused the username", True),  # the browser gave up: still said
+        ([REFUSED], None, True, "Connected directly, but the configured TURN server failed", False),
+        ([], CONNECT_TIMEOUT_S + 1, False, "With no TURN server configured", True),
+        ([GRANTED], CONNECT_TIMEOUT_S + 1, False, "although the configured TURN server grants", True),
+        ([None], CONNECT_TIMEOUT_S + 1, False, "checking the configured TURN server", True),
+    ],
+    ids=[
+        "refused",
+        "refused-after-giving-up",
+        "refused-but-direct",
+        "no-turn-late",
+        "turn-ok-late",
+        "pending-late",
+    ],
+)
+def test_connection_problem_names_the_cause(turn, connecting_s, playing, expected, severe):
+    problem = connection_problem(turn, connecting_s, playing)
+    assert problem is not None and expected in problem.message and problem.severe is severe
+
+
+@pytest.mark.parametrize(
+    ("turn", "connecting_s", "playing"),
+    [
+        ([GRANTED], 2.0, False),
+        ([None], 2.0, False),
+        ([], 2.0, False),
+        ([GRANTED], None, True),
+        ([], None, False),
+    ],
+    ids=["granted-connecting", "pending-connecting", "direct-connecting", "connected", "idle"],
+)
+def test_no_problem_is_announced_before_there_is_one(turn, connecting_s, playing):
+    assert connection_problem(turn, connecting_s, playing) is None
