@@ -1,4 +1,5 @@
-"""Altair charts of the Analysis page: the confusion-matrix heatmap and the training curves.
+"""Altair charts of the Analysis page: the confusion-matrix heatmap, the training curves, and the
+comparison table's colours.
 
 Kept apart from the page so the page script stays a thin layout of widgets, and so the charts can
 be built (and checked) without running Streamlit.
@@ -11,6 +12,7 @@ from typing import Any
 
 import altair as alt
 import pandas as pd
+from pandas.io.formats.style import Styler
 
 from app.emotions import CLASS_NAMES
 from training.analysis import confusion_frame
@@ -20,6 +22,9 @@ CELL_SELECTION = "cell"
 CELL_PX = 52
 #: Light to dark blue, as in the CLI's PNG (training.analysis.confusion_png).
 HEAT_RANGE = ["#eff4fb", "#08306b"]
+#: A change smaller than this is rounding (the table shows 3 decimals): not coloured.
+CHANGE_SHOWN = 5e-4
+BETTER, WORSE = "rgba(34, 197, 94, 0.25)", "rgba(239, 68, 68, 0.25)"
 
 
 def confusion_chart(
@@ -29,19 +34,22 @@ def confusion_chart(
     title: str = "",
     selectable: bool = True,
     cell_px: int = CELL_PX,
+    most: float | None = None,
 ) -> alt.LayerChart:
     """The 7×7 matrix with its value in every cell; rows = true class, columns = predicted.
 
     ``normalised`` shows each row as shares of the true class (recall on the diagonal), which
     makes rare classes like disgust readable next to happy's thousands. With ``selectable`` a click
     selects a cell (a point selection on the true/predicted fields) for ``on_select="rerun"``.
+    ``most`` is the count the darkest colour stands for (default: this matrix's largest), so two
+    matrices side by side can share one scale and the same colour means the same count.
     """
     data = confusion_frame(result)
     data["value"] = data["share"] if normalised else data["count"]
     data["label"] = [
         f"{s:.0%}" if normalised else f"{c:,}" for s, c in zip(data["share"], data["count"], strict=True)
     ]
-    top = float(data["value"].max()) or 1.0
+    top = 1.0 if normalised else float(most if most is not None else data["value"].max()) or 1.0
     data["dark"] = data["value"] > top * 0.55
     value_title = "% of row" if normalised else "images"
     # Narrow cells cannot hold "surprise" level: tilt the column labels rather than drop some.
@@ -57,7 +65,7 @@ def confusion_chart(
         color=alt.Color(
             "value:Q",
             title=value_title,
-            scale=alt.Scale(range=HEAT_RANGE, domain=[0, 1] if normalised else [0, top]),
+            scale=alt.Scale(range=HEAT_RANGE, domain=[0, top]),
             legend=alt.Legend(format=".0%" if normalised else ",d", orient="right"),
         ),
         tooltip=[
@@ -118,4 +126,24 @@ def curves_chart(history: Sequence[Mapping[str, float]]) -> alt.FacetChart:
         line.facet(column=alt.Column("metric:N", title=None, sort=["loss", "accuracy"]))
         .resolve_scale(y="independent")
         .properties(title="Loss and accuracy per epoch")
+    )
+
+
+def change_style(value: float) -> str:
+    """CSS for one change (B − A): green if better, red if worse, none within rounding."""
+    if value >= CHANGE_SHOWN:
+        return f"background-color: {BETTER}"
+    if value <= -CHANGE_SHOWN:
+        return f"background-color: {WORSE}"
+    return ""
+
+
+def coloured_changes(frame: pd.DataFrame) -> Styler:
+    """The comparison table with its Δ columns coloured, so better and worse read at a glance."""
+    deltas = [column for column in frame.columns if column.startswith("Δ")]
+    figures = [column for column in frame.columns if column not in ("class", "support", *deltas)]
+    return (
+        frame.style.map(change_style, subset=deltas)
+        .format("{:+.3f}", subset=deltas)
+        .format("{:.3f}", subset=figures)
     )

@@ -119,7 +119,7 @@ def test_a_vote_card_shows_the_face_and_eight_bars() -> None:
     bars = vote_bars(VOTES[2])
 
     assert bars.tolist() == [0, 0, 0, 0, 0, 6, 0, 4]  # sad 6, other (unknown) 4
-    card = vote_card(np.full((48, 48), 200, np.uint8), VOTES[2], label=ANGRY, predicted=ANGRY)
+    card = vote_card(np.full((48, 48), 200, np.uint8), VOTES[2], label=LABELS[2], predicted=PREDICTED[2])
     assert card.dtype == np.uint8 and card.shape[2] == 3 and card.shape[0] >= 96
     assert (card == 200).all(axis=2).sum() == 96 * 96  # the face, doubled without blurring
     assert card_caption(full, 2) == "label angry · annotators sad 6/10 · model angry 70%"

@@ -204,7 +204,7 @@ def vote_card(pixels: np.ndarray, counts: np.ndarray, label: int, predicted: int
 
     Drawn with OpenCV like the CLI's matrix, so the page needs no chart per face.
     """
-    bars = vote_bars(counts)
+    bars, label, predicted = vote_bars(counts), int(label), int(predicted)
     height = max(_FACE, _ROW * len(BAR_NAMES) + 8)
     card = np.full((height, _FACE + 12 + _NAME_W + _BAR_W + 96, 3), 255, dtype=np.uint8)
     face = cv2.resize(np.asarray(pixels, dtype=np.uint8), (_FACE, _FACE), interpolation=cv2.INTER_NEAREST)
