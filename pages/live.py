@@ -112,10 +112,15 @@ def frame_callback(processor: LiveProcessor, results: LiveResults):
 def rtc_config() -> IceConfig | None:
     """ICE servers from secrets/environment (see app.ice); None after showing what is wrong."""
     try:
-        return ice_config(secrets_and_environment())
+        config = ice_config(secrets_and_environment())
     except IceConfigError as err:
         st.error(f"The WebRTC (TURN) configuration is wrong: {err}. See the README's Deploying section.")
         return None
+    # Each TURN server's check starts now, on a background thread, so its answer is ready when
+    # Start is pressed: the script run that handles Start waits for the server's own ICE gathering.
+    for server in config.turn_servers():
+        turn_checks().result(*server)
+    return config
 
 
 @st.cache_resource
@@ -127,10 +132,10 @@ def turn_checks() -> TurnChecks:
 def show_connection_problem(signalling: bool, playing: bool, ice: IceConfig) -> None:
     """Why the video does not connect, within seconds of Start instead of a spinner forever.
 
-    Each configured TURN server is asked for an allocation once the user has pressed Start (not
-    before: nothing is contacted for a visitor who only looks), and a connection still not made
-    after a few seconds is reported with what to check. The component's ``signalling`` is Start
-    pressed and no connection yet.
+    Shown once Start has been pressed: the answer of each configured TURN server's check (asked
+    in the background since the page was drawn, see rtc_config), or a connection still not made
+    after a few seconds, with what to check. ``signalling`` is the component's "Start pressed, no
+    connection yet".
     """
     if signalling and not playing:
         st.session_state.setdefault("live_connecting_since", time.monotonic())
