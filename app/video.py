@@ -69,7 +69,17 @@ MIN_STEADY_S = 0.5
 #: starts playing before the whole file has arrived.
 X264_OPTIONS = {"preset": "veryfast", "crf": "23"}
 MP4_OPTIONS = {"movflags": "+faststart"}
-READABLE_FORMATS = "MP4, WebM, MOV or AVI"
+#: The containers the Video page and the CLI take, as users name them, with their file extensions:
+#: the one list behind the uploader, its help and the error for anything else.
+VIDEO_FORMATS: dict[str, tuple[str, ...]] = {
+    "MP4": ("mp4", "m4v"),
+    "MOV": ("mov",),
+    "WebM": ("webm",),
+    "MKV": ("mkv",),
+    "AVI": ("avi",),
+}
+VIDEO_EXTENSIONS: tuple[str, ...] = tuple(ext for exts in VIDEO_FORMATS.values() for ext in exts)
+READABLE_FORMATS = f"{', '.join(list(VIDEO_FORMATS)[:-1])} or {list(VIDEO_FORMATS)[-1]}"
 CSV_COLUMNS = ["frame", "time_s", "face", "emotion", "confidence", "x", "y", "w", "h", *CLASS_NAMES]
 
 
@@ -580,7 +590,7 @@ def _upright_rgb(frame: av.VideoFrame, size: tuple[int, int] | None) -> np.ndarr
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m app.video", description=__doc__.splitlines()[0])
-    parser.add_argument("video", type=Path, help="a video file (MP4, WebM, MOV, AVI…)")
+    parser.add_argument("video", type=Path, help=f"a video file ({READABLE_FORMATS})")
     parser.add_argument("--out", type=Path, help="write the annotated video here (H.264 MP4)")
     parser.add_argument("--csv", type=Path, help="write the per-frame results here")
     parser.add_argument("--step", type=int, default=1, help="process every N-th frame (default 1: all)")

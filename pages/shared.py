@@ -14,7 +14,7 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import streamlit as st
@@ -128,24 +128,30 @@ def detector_settings_ui() -> DetectorSettings:
     return DetectorSettings(scale_factor, min_neighbors, min_size, defaults.detection_side)
 
 
-def smoothing_slider(default: float, key: str, help: str) -> float:
+#: A widget's ``bind``: ``IN_URL`` keeps a page's choices in its URL, so a reload (or a shared
+#: link) keeps them; ``None`` keeps them in the session only.
+Binding = Literal["query-params"] | None
+IN_URL: Binding = "query-params"
+
+
+def smoothing_slider(default: float, key: str, help: str, bind: Binding = None) -> float:
     """How much a face's probabilities are averaged over time (Live and Video pages)."""
-    return st.slider("Smoothing", 0.0, 1.0, default, 0.1, key=key, help=help)
+    return st.slider("Smoothing", 0.0, 1.0, default, 0.1, key=key, help=help, bind=bind)
 
 
-def min_face_slider(default: float, key: str, help: str) -> float:
+def min_face_slider(default: float, key: str, help: str, bind: Binding = None) -> float:
     """The smallest face to look for, as a fraction of the frame height, asked in percent."""
     label = "Smallest face (% of the frame height)"
-    percent = st.slider(label, 5, 60, round(default * 100), key=key, help=help)
+    percent = st.slider(label, 5, 60, round(default * 100), key=key, help=help, bind=bind)
     return percent / 100
 
 
-def overlay_options_ui() -> OverlayOptions:
+def overlay_options_ui(bind: Binding = None) -> OverlayOptions:
     """Sidebar toggles for what is drawn over each face."""
     with st.sidebar.expander("Overlay", expanded=True):
-        emoji = st.toggle("Emoji over faces", value=True, key="show_emoji")
-        labels = st.toggle("Emotion labels", value=True, key="show_labels")
-        boxes = st.toggle("Face boxes", value=False, key="show_boxes")
+        emoji = st.toggle("Emoji over faces", value=True, key="show_emoji", bind=bind)
+        labels = st.toggle("Emotion labels", value=True, key="show_labels", bind=bind)
+        boxes = st.toggle("Face boxes", value=False, key="show_boxes", bind=bind)
     return OverlayOptions(emoji=emoji, boxes=boxes, labels=labels)
 
 
@@ -188,10 +194,12 @@ def model_choices(runs_dir: Path | None = None) -> dict[str, Path]:
     return choices
 
 
-def model_picker_ui(key: str) -> Path:
+def model_picker_ui(key: str, bind: Binding = None) -> Path:
     """Sidebar choice of model: the active one (default), the shipped one, or any run's best."""
     choices = model_choices()
-    label = st.sidebar.selectbox("Model", list(choices), key=key, help="Train more on the Training page.")
+    label = st.sidebar.selectbox(
+        "Model", list(choices), key=key, help="Train more on the Training page.", bind=bind
+    )
     return choices[label]
 
 

@@ -1,31 +1,32 @@
 """Video page: upload a video, get each face's emotions over time, a summary and the emojified video.
 
 Frames go through the Live page's tracker and smoothing (:func:`app.video.process_video`), so a
-replayed webcam recording gives the timeline the Live page showed. Processing runs in this
-script: any rerun (the Cancel button, or a changed setting) stops it at the next progress update,
-and the flag ``RUNNING`` left behind tells the next run that it was stopped. The upload is read
-from memory and never written to disk; the emojified copy is encoded in a temporary folder that
-is removed as soon as its bytes are read. Results stay in this session only.
+replayed webcam recording gives the timeline the Live page showed. Processing runs as a job on a
+worker thread (:mod:`app.video_jobs`) that the page polls, with its id in the page's URL beside
+the sidebar's choices: a reload finds the choices, the work in progress and the finished result
+again. Cancel stops the job at the next frame. The upload is read from memory and never written
+to disk; the emojified copy is encoded in a temporary folder that is removed as soon as its bytes
+are read, and kept in memory with the newest few results.
 """
 
 from __future__ import annotations
 
 import io
 import math
-import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from app.emotions import CLASS_NAMES, EMOJI
+from app import video_jobs
 from app.live import LiveSettings
 from app.pipeline import Pipeline
-from app.video import VIDEO_SETTINGS, Progress, VideoError, VideoResult, probe, process_video
+from app.video import READABLE_FORMATS, VIDEO_EXTENSIONS, VIDEO_SETTINGS, VideoError, probe
+from app.video_jobs import Processed, VideoJob
 from pages.shared import (
+    IN_URL,
     emoji_image,
     load_pipeline,
     min_face_slider,
@@ -33,17 +34,17 @@ from pages.shared import (
     overlay_options_ui,
     smoothing_slider,
 )
+from pages.video_charts import emoji_and_name, moments_html, share_chart, timeline_chart
 
-UPLOAD_TYPES = ["mp4", "m4v", "mov", "webm", "mkv", "avi"]
-RESULT = "video_result"
-RUNNING = "video_running"
+#: The query parameter that holds the page's job (app.video_jobs), so a reload finds it again.
+JOB = "video_job"
+#: Session keys: the upload's digest by file id (hashed once), and that this session had an upload.
+DIGESTS, HAD_UPLOAD = "video_digests", "video_had_upload"
 #: Above this many frames to process, the page suggests a larger frame step.
 MANY_FRAMES = 3000
 #: Faces on screen for less than this are left out of the timelines (a passer-by, a false hit).
 MIN_TIMELINE_S = 1.0
 MAX_TIMELINES = 4
-#: Points per timeline; longer videos are thinned so the chart stays quick in the browser.
-TIMELINE_POINTS = 800
 #: Processing speed to expect at 640×360 on 2 CPU cores, frames/s: ~35 on an idle machine with the
 #: shipped ensemble (the 472-frame clip: 23 s with start-up, see the README), 12–15 measured while a
 #: training ran on the same cores.
@@ -56,31 +57,10 @@ SETTING_NAMES = {
     "overlay": "Overlay",
     "model": "Model",
 }
-COLOURS = {
-    "angry": "#dc2626",
-    "disgust": "#65a30d",
-    "fear": "#9333ea",
-    "happy": "#f59e0b",
-    "neutral": "#94a3b8",
-    "sad": "#2563eb",
-    "surprise": "#06b6d4",
-}
 NO_FACE_TIPS = """
 **No face found in the video.** The detector looks for upright faces seen from the front. Try a
 lower **Smallest face** in the sidebar when faces are small, or a video where faces are well lit.
 """
-
-
-@dataclass(frozen=True)
-class Processed:
-    """One finished run, kept in the session so reruns (downloads, toggles) don't redo it."""
-
-    file_id: str
-    name: str
-    result: VideoResult
-    mp4: bytes
-    csv: bytes
-    made_with: dict[str, object]
 
 
 def video_settings_ui() -> tuple[int, LiveSettings]:
@@ -92,19 +72,22 @@ def video_settings_ui() -> tuple[int, LiveSettings]:
             30,
             1,
             key="video_step",
+            bind=IN_URL,
             help="Process every N-th frame: N times faster; the emojified video then has 1/N of the frames.",
         )
         smoothing = smoothing_slider(
             VIDEO_SETTINGS.smoothing,
             "video_smoothing",
             "0 shows every frame's raw verdict (flickers); 1 is steadiest, as on the Live page.",
+            bind=IN_URL,
         )
         min_face = min_face_slider(
             VIDEO_SETTINGS.min_face,
             "video_min_face",
             "Lower it for faces far from the camera; it costs time per frame.",
+            bind=IN_URL,
         )
-    overlay = overlay_options_ui()
+    overlay = overlay_options_ui(bind=IN_URL)
     settings = replace(VIDEO_SETTINGS, smoothing=smoothing, min_face=min_face, overlay=overlay)
     return int(step), settings
 
@@ -131,90 +114,6 @@ def expected_time(frames: int) -> str:
     return f"about {fastest}–{slowest} s"
 
 
-def run(
-    upload: UploadedFile, pipeline: Pipeline, step: int, settings: LiveSettings, made_with: dict[str, object]
-) -> Processed:
-    """Process the upload with a progress bar; the bar's updates are where a rerun stops it."""
-    bar = st.progress(0.0, text="Starting…")
-    shown = {"percent": -1}
-
-    def show(progress: Progress) -> None:
-        percent = int(progress.fraction * 100)
-        if percent != shown["percent"]:
-            shown["percent"] = percent
-            text = f"Frame {progress.done:,} of ~{progress.total:,} · {progress.fps:.0f} frames/s"
-            bar.progress(progress.fraction, text=text)
-
-    with tempfile.TemporaryDirectory(prefix="emojify-video-") as folder:
-        target = Path(folder) / "emojified.mp4"
-        source = io.BytesIO(upload.getvalue())
-        result = process_video(source, pipeline, target, step=step, settings=settings, progress=show)
-        mp4 = target.read_bytes()
-    bar.empty()
-    table = io.StringIO()
-    result.write_csv(table)
-    return Processed(upload.file_id, upload.name, result, mp4, table.getvalue().encode(), made_with)
-
-
-def share_chart(share: dict[str, float]) -> alt.Chart:
-    """Share of the time each emotion was shown, as bars in class order."""
-    data = pd.DataFrame(
-        {
-            "emotion": [f"{EMOJI[name]} {name}" for name in CLASS_NAMES],
-            "name": list(CLASS_NAMES),
-            "share": [share[name] for name in CLASS_NAMES],
-        }
-    )
-    return (
-        alt.Chart(data)
-        .mark_bar(cornerRadiusEnd=3)
-        .encode(
-            x=alt.X("share:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%", title=None)),
-            y=alt.Y("emotion:N", sort=None, title=None),
-            color=alt.Color("name:N", scale=_colour_scale(), legend=None),
-            tooltip=[alt.Tooltip("emotion:N"), alt.Tooltip("share:Q", format=".0%", title="share of time")],
-        )
-        .properties(height=190)
-    )
-
-
-def timeline_chart(face_rows: pd.DataFrame, duration_s: float) -> alt.LayerChart:
-    """One face's smoothed probabilities over time, stacked; hovering shows a time's values.
-
-    Every face's chart spans the whole video, so charts stacked on the page line up in time.
-    """
-    wide = face_rows.iloc[:: max(1, math.ceil(len(face_rows) / TIMELINE_POINTS))]
-    long = wide.melt(id_vars=["time_s"], value_vars=list(CLASS_NAMES), var_name="emotion", value_name="p")
-    areas = (
-        alt.Chart(long)
-        .mark_area()
-        .encode(
-            x=alt.X("time_s:Q", title="time (s)", scale=alt.Scale(domain=[0, duration_s])),
-            y=alt.Y(
-                "p:Q", stack="zero", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%", title=None)
-            ),
-            color=alt.Color("emotion:N", scale=_colour_scale(), sort=list(CLASS_NAMES), title=None),
-            order=alt.Order("emotion_index:Q"),
-        )
-        .transform_calculate(emotion_index=f"indexof({list(CLASS_NAMES)}, datum.emotion)")
-    )
-    nearest = alt.selection_point(nearest=True, on="pointerover", fields=["time_s"], empty=False)
-    tooltip = [alt.Tooltip("time_s:Q", title="time (s)", format=".2f")] + [
-        alt.Tooltip(f"{name}:Q", title=f"{EMOJI[name]} {name}", format=".0%") for name in CLASS_NAMES
-    ]
-    rule = (
-        alt.Chart(wide)
-        .mark_rule(color="#0f172a", strokeWidth=2)
-        .encode(x="time_s:Q", opacity=alt.condition(nearest, alt.value(0.6), alt.value(0)), tooltip=tooltip)
-        .add_params(nearest)
-    )
-    return (areas + rule).properties(height=200)
-
-
-def _colour_scale() -> alt.Scale:
-    return alt.Scale(domain=list(COLOURS), range=list(COLOURS.values()))
-
-
 def show_summary(processed: Processed) -> None:
     result = processed.result
     summary = result.summary()
@@ -238,17 +137,7 @@ def show_summary(processed: Processed) -> None:
     st.altair_chart(share_chart(summary.share), width="stretch")
     if summary.changes:
         st.markdown("**Moments of change**")
-        st.dataframe(
-            pd.DataFrame(
-                {
-                    "time": [f"{change.time_s:.1f} s" for change in summary.changes],
-                    "from": [f"{EMOJI[change.before]} {change.before}" for change in summary.changes],
-                    "to": [f"{EMOJI[change.after]} {change.after}" for change in summary.changes],
-                }
-            ),
-            hide_index=True,
-            width="stretch",
-        )
+        st.html(moments_html(summary.changes))
     else:
         st.caption("The emotion held steady all through: no moments of change.")
 
@@ -262,9 +151,9 @@ def show_timelines(processed: Processed) -> None:
     duration_s = max(result.info.duration_s, result.frames[-1].time_s)
     st.subheader("Timeline")
     for track in tracks[:MAX_TIMELINES]:
-        st.markdown(
-            f"**Face {track.face}** · {track.first_s:.1f}–{track.last_s:.1f} s · mostly "
-            f"{EMOJI[track.dominant]} {track.dominant}"
+        st.html(
+            f"<p><b>Face {track.face}</b> · {track.first_s:.1f}–{track.last_s:.1f} s · mostly "
+            f"{emoji_and_name(track.dominant)}</p>"
         )
         chart = timeline_chart(rows[rows["face"] == track.face], duration_s)
         st.altair_chart(chart, width="stretch")
@@ -272,9 +161,9 @@ def show_timelines(processed: Processed) -> None:
         st.caption(f"{len(tracks) - MAX_TIMELINES} more faces are in the CSV.")
 
 
-def show_result(processed: Processed) -> None:
+def show_result(name: str, processed: Processed) -> None:
     result = processed.result
-    stem = Path(processed.name).stem or "video"
+    stem = Path(name).stem or "video"
     if result.errors:
         st.warning(f"{result.errors} frame(s) could not be processed and were written as they came.")
     video_col, summary_col = st.columns([3, 2])
@@ -306,64 +195,123 @@ def show_result(processed: Processed) -> None:
     show_timelines(processed)
 
 
+def upload_digest(upload: UploadedFile) -> str:
+    """The upload's :func:`app.video_jobs.video_digest`, hashed once per upload in this session."""
+    digests = st.session_state.setdefault(DIGESTS, {})
+    if upload.file_id not in digests:
+        digests.clear()
+        digests[upload.file_id] = video_jobs.video_digest(upload.getvalue())
+    return digests[upload.file_id]
+
+
+def page_job(upload: UploadedFile | None) -> VideoJob | None:
+    """The job this page shows: the one in its URL, when it is of the uploaded video, or of any
+    video when the uploader is empty after a reload. A user who removes the upload drops it."""
+    if upload is not None:
+        st.session_state[HAD_UPLOAD] = True
+    elif st.session_state.pop(HAD_UPLOAD, False):
+        st.query_params.pop(JOB, None)
+        return None
+    job = video_jobs.find(st.query_params.get(JOB))
+    if job is None or (upload is not None and job.video != upload_digest(upload)):
+        return None
+    return job
+
+
+def start_ui(
+    upload: UploadedFile,
+    pipeline: Pipeline,
+    step: int,
+    settings: LiveSettings,
+    made_with: dict[str, object],
+    job: VideoJob | None,
+) -> VideoJob | None:
+    """What processing the upload will take, and Start; returns the job the page shows now."""
+    try:
+        info = probe(io.BytesIO(upload.getvalue()))
+    except VideoError as err:
+        st.error(f"**{upload.name}**: {err}.")
+        return None
+    to_process = math.ceil(info.frames / step)
+    st.caption(
+        f"{info.width}×{info.height}, {float(info.fps):.1f} fps, {info.duration_s:.1f} s: "
+        f"{to_process:,} frames to process at frame step {step}, {expected_time(to_process)} "
+        f"({EXPECTED_FPS[0]}–{EXPECTED_FPS[1]} frames/s at 640×360 on 2 CPU cores, slower when the "
+        "server is busy or the video larger; the progress bar shows the real speed)."
+    )
+    if to_process > MANY_FRAMES:
+        st.info(
+            f"That is a long video: a **Frame step** of {math.ceil(to_process / MANY_FRAMES)} or more "
+            "is quicker."
+        )
+    if not st.button("Start", type="primary", key="video_start", icon=":material/play_arrow:"):
+        return job
+    started = video_jobs.start(upload.name, upload.getvalue(), pipeline, step, settings, made_with)
+    if job is not None and job.id != started.id:
+        job.cancel.set()  # one job per page: the earlier one would only slow this one down
+    st.query_params[JOB] = started.id
+    return started
+
+
+@st.fragment(run_every=0.5)
+def progress_ui(job: VideoJob) -> None:
+    """The running job's progress and its Cancel; the whole page is drawn again once it is done."""
+    if job.done.is_set():
+        st.rerun()
+    progress = job.progress
+    if progress is None:
+        st.progress(0.0, text="Starting…")
+    else:
+        text = f"Frame {progress.done:,} of ~{progress.total:,} · {progress.fps:.0f} frames/s"
+        st.progress(progress.fraction, text=text)
+    if st.button("Cancel", key="video_cancel", icon=":material/stop:"):
+        job.cancel.set()
+
+
+def show_job(job: VideoJob, made_with: dict[str, object], uploaded: bool) -> None:
+    """A job as far as it got: progress, a stop, a problem, or the result (marked when the
+    sidebar's settings are not the ones it was made with)."""
+    if not job.done.is_set():
+        progress_ui(job)
+        return
+    if job.cancelled:
+        st.warning("Processing stopped before the end (Cancel). Press **Start** to run it again.")
+        return
+    if job.problem is not None:
+        st.error(f"**{job.name}**: {job.problem}.")
+    if job.processed is None:
+        return
+    apply = "press **Start**" if uploaded else "upload it again and press **Start**"
+    if not uploaded:
+        st.caption(f"The result for **{job.name}**, kept from before this page was reloaded.")
+    if changed := changed_settings(job.made_with, made_with):
+        st.info(
+            f"**{', '.join(changed)}** changed since this result was made: {apply} to apply the new "
+            "settings. The result below is still the earlier one."
+        )
+    show_result(job.name, job.processed)
+
+
 st.title("Video")
 st.caption(
     "Upload a video: Emojify follows every face, charts its emotions over time and puts an emoji over it. "
     "The video is processed in memory and not stored."
 )
 step, settings = video_settings_ui()
-model_path = model_picker_ui(key="video_model")
+model_path = model_picker_ui(key="video_model", bind=IN_URL)
 upload = st.file_uploader(
     "Video with one or more faces",
-    type=UPLOAD_TYPES,
+    type=list(VIDEO_EXTENSIONS),
     key="video_upload",
-    help="MP4, MOV, WebM, MKV or AVI. Phone videos are turned upright.",
+    help=f"{READABLE_FORMATS}. Phone videos are turned upright.",
 )
 # After the uploader: it is on screen while the model may still be loading (first visit).
 pipeline = load_pipeline(model_path)
-if st.session_state.pop(RUNNING, False):
-    st.warning(
-        "Processing stopped before the end (Cancel, or a setting changed). Press **Start** to run it again."
-    )
-if upload is None:
-    st.session_state.pop(RESULT, None)
-    st.info("Upload a video to start. Short clips (under a minute) give the clearest timelines.")
-    st.stop()
-if pipeline is None:
-    st.stop()
-try:
-    info = probe(io.BytesIO(upload.getvalue()))
-except VideoError as err:
-    st.error(f"**{upload.name}**: {err}.")
-    st.stop()
-to_process = math.ceil(info.frames / step)
-st.caption(
-    f"{info.width}×{info.height}, {float(info.fps):.1f} fps, {info.duration_s:.1f} s: "
-    f"{to_process:,} frames to process at frame step {step}, {expected_time(to_process)} "
-    f"({EXPECTED_FPS[0]}–{EXPECTED_FPS[1]} frames/s at 640×360 on 2 CPU cores, slower when the server "
-    "is busy or the video larger; the progress bar shows the real speed)."
-)
-if to_process > MANY_FRAMES:
-    st.info(
-        f"That is a long video: a **Frame step** of {math.ceil(to_process / MANY_FRAMES)} or more is quicker."
-    )
 made_with = settings_used(step, settings, str(model_path))
-start_col, cancel_col, _ = st.columns([1, 1, 4])
-if start_col.button("Start", type="primary", key="video_start", icon=":material/play_arrow:"):
-    cancel_slot = cancel_col.empty()
-    cancel_slot.button("Cancel", key="video_cancel", icon=":material/stop:")  # a click reruns: stops the run
-    st.session_state[RUNNING] = True
-    try:
-        st.session_state[RESULT] = run(upload, pipeline, step, settings, made_with)
-    except VideoError as err:
-        st.error(f"**{upload.name}**: {err}.")
-    st.session_state.pop(RUNNING, None)
-    cancel_slot.empty()
-processed: Processed | None = st.session_state.get(RESULT)
-if processed is not None and processed.file_id == upload.file_id:
-    if changed := changed_settings(processed.made_with, made_with):
-        st.info(
-            f"**{', '.join(changed)}** changed since this result was made: press **Start** to apply "
-            "the new settings. The result below is still the earlier one."
-        )
-    show_result(processed)
+job = page_job(upload)
+if upload is None and job is None:
+    st.info("Upload a video to start. Short clips (under a minute) give the clearest timelines.")
+if upload is not None and pipeline is not None:
+    job = start_ui(upload, pipeline, step, settings, made_with, job)
+if job is not None:
+    show_job(job, made_with, uploaded=upload is not None)

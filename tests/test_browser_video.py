@@ -124,3 +124,30 @@ def test_a_text_file_named_mp4_is_refused_politely(video_page: Page, tmp_path: P
     browser.wait_until_idle(video_page)
     expect(video_page.get_by_test_id("stException")).to_have_count(0)
     expect(video_page.get_by_role("button", name="Start")).to_have_count(0)
+
+
+def test_a_reload_keeps_the_choices_and_the_work(video_page: Page):
+    """Reloading while the clip is processed: the sidebar keeps its choices, the work goes on and
+    its result is shown; reloading once more shows it again at once, without a new upload."""
+    page = video_page
+    upload_at_step(page, STEP)
+    labels = page.get_by_role("switch", name="Emotion labels")
+    labels.uncheck(force=True)
+    browser.wait_until_idle(page)
+    page.get_by_role("button", name="Start").click()
+    expect(page.get_by_test_id("stProgress")).to_be_visible(timeout=RESULT_TIMEOUT_MS)
+
+    page.reload()
+
+    expect(page.get_by_label("Frame step", exact=True)).to_have_value(str(STEP), timeout=PAGE_TIMEOUT_MS)
+    expect(labels).not_to_be_checked()
+    expect(page.get_by_role("heading", name="Timeline")).to_be_visible(timeout=RESULT_TIMEOUT_MS)
+    expect(page.get_by_text(f"{math.ceil(FRAMES / STEP)} frames processed (every {STEP})")).to_be_visible()
+    browser.wait_until_idle(page)
+    expect(page.get_by_test_id("stAlertContentInfo").filter(has_text="changed since")).to_have_count(0)
+
+    page.reload()
+
+    expect(page.get_by_role("heading", name="Timeline")).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+    expect(page.get_by_test_id("stProgress")).to_have_count(0)
+    expect(page.get_by_test_id("stException")).to_have_count(0)

@@ -45,3 +45,25 @@ def test_a_broken_active_model_is_reported_and_the_shipped_one_takes_over(app, m
     assert not app.exception and not app.error
     assert "crashed/best.keras" in app.warning[0].value
     assert "shipped default" in app.warning[0].value
+
+
+def test_video_charts_show_each_emotion_by_its_picture_never_by_an_emoji_character():
+    """Where no colour-emoji font is installed, emoji characters turn into outlines or empty boxes."""
+    import json
+
+    import pandas as pd
+
+    from app.emotions import CLASS_NAMES, EMOJI
+    from app.video import Change
+    from pages.shared import emoji_data_url
+    from pages.video_charts import moments_html, share_chart, timeline_chart
+
+    share = share_chart(dict.fromkeys(CLASS_NAMES, 1 / len(CLASS_NAMES))).to_dict()
+    rows = pd.DataFrame([{"time_s": t, **dict.fromkeys(CLASS_NAMES, 1 / len(CLASS_NAMES))} for t in (0, 1)])
+    timeline = timeline_chart(rows, 1.0).to_dict()
+    moments = moments_html([Change(0.5, "sad", "disgust")])
+    for shown in (json.dumps(share, ensure_ascii=False), json.dumps(timeline, ensure_ascii=False), moments):
+        assert not set(EMOJI.values()) & set(shown)
+    (share_rows,) = share["datasets"].values()
+    assert [row["emoji"] for row in share_rows] == [emoji_data_url(name, 18) for name in CLASS_NAMES]
+    assert emoji_data_url("sad", 18) in moments and emoji_data_url("disgust", 18) in moments
