@@ -11,8 +11,8 @@ so the reference itself reads neutral, and another class wins only once the face
 towards it by more than that class's ``margin`` (log-odds against neutral). A class whose
 log-odds wobble between looks at the same still face (fear and sad do, with the crop; happy
 hardly) needs a larger move: its margin is ``SPREAD_Z`` times that spread, at least
-``MIN_MARGIN``. One example of another expression (a smile) sets that class's margin to half of
-how far the example moved, so this person's own smile is read as one.
+``MIN_MARGIN`` and at most ``MAX_MARGIN``. One example of another expression (a smile) sets that
+class's margin to half of how far the example moved, so this person's own smile is read as one.
 
 Measured with ``python -m training.evaluate_photos … --calibrate neutral`` on the London set
 (one neutral photo per person as reference; its happy photo and its neutral photo cut to a tight
@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import cv2
 import numpy as np
 
 from app.detection import Box, DetectorSettings
@@ -53,6 +54,10 @@ NEUTRAL = CLASS_NAMES.index("neutral")
 MIN_MARGIN = 1.5
 #: A class's margin in standard deviations of its log-odds between looks at the same neutral face.
 SPREAD_Z = 4.0
+#: ... and at most this (e^3 ≈ 20×): a face that moved while it was collected (the Pexels clip's
+#: crying second: happy's log-odds wobble 1.0, a margin of 4.1) must not make a class all but
+#: unreachable. It changes nothing on the London sets (there, neither does 2.5).
+MAX_MARGIN = 3.0
 #: How far a shown expression must have moved towards its class (log-odds) to be taken as one.
 MIN_EXAMPLE_MOVE = 0.5
 #: Probabilities are floored here before the log, so a zero never becomes −inf.
@@ -132,7 +137,7 @@ class Calibration:
 
     def margins(self) -> np.ndarray:
         """Per class, the log-odds move against neutral, from the reference, that makes it win."""
-        margins = np.maximum(MIN_MARGIN, SPREAD_Z * np.asarray(self.spread))
+        margins = np.clip(SPREAD_Z * np.asarray(self.spread), MIN_MARGIN, MAX_MARGIN)
         for name, vector in self.examples:
             index = CLASS_NAMES.index(name)
             margins[index] = min(margins[index], self._move(np.asarray(vector), index) / 2)
@@ -323,14 +328,21 @@ class LiveCalibrator:
         with self._lock:
             self._calibration, self._track, self._collect, self._failure = None, None, None, ""
 
-    def process(
-        self, track_ids: Sequence[int], probabilities: np.ndarray, tracked: int, now: float
-    ) -> np.ndarray:
-        """Collect from and calibrate one batch of fresh answers ``(N, 7)`` for tracks ``track_ids``.
+    def unbind(self) -> None:
+        """A new stream: its faces are new tracks; the calibration waits for the next face seen alone."""
+        with self._lock:
+            self._track, self._collect = None, None
 
-        ``tracked`` is how many faces are tracked in this frame: only a face alone is collected.
-        Returns the answers with the calibrated track's row adjusted.
+    def process(
+        self, track_ids: Sequence[int], probabilities: Sequence[Sequence[float]], tracked: int, now: float
+    ) -> np.ndarray:
+        """Collect from and calibrate one frame's fresh answers ``(N, 7)`` for tracks ``track_ids``.
+
+        Called on every frame, also with none (the countdown runs in frame time). ``tracked`` is how
+        many faces are tracked in this frame: only a face alone is collected. Returns the answers
+        with the calibrated track's row adjusted.
         """
+        probabilities = np.asarray(probabilities, dtype=np.float64).reshape(-1, NUM_CLASSES)
         with self._lock:
             self._now = now
             if self._collect is not None:
@@ -342,10 +354,26 @@ class LiveCalibrator:
             if self._track not in track_ids:
                 return probabilities
             self._seen_at = now
-            adjusted = np.array(probabilities, dtype=np.float64)
+            adjusted = probabilities.copy()
             row = list(track_ids).index(self._track)
             adjusted[row] = self._calibration.apply(adjusted[row])
             return adjusted
+
+    def draw(self, image: np.ndarray) -> None:
+        """While collecting, the countdown on a band across the top of the frame, in place."""
+        with self._lock:
+            collect, now = self._collect, self._now
+        if collect is None:
+            return
+        left = collect.seconds if collect.until is None else max(0.0, collect.until - now)
+        text = f"Calibrating: {collect.expression} face, {math.ceil(left)}"
+        width = image.shape[1]
+        scale = max(0.5, width / 900)
+        (_, text_h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
+        band = text_h + baseline + 12
+        cv2.rectangle(image, (0, 0), (width, band), (255, 255, 255), cv2.FILLED)
+        font = cv2.FONT_HERSHEY_SIMPLEX
+        cv2.putText(image, text, (8, 6 + text_h), font, scale, (20, 20, 20), 2, cv2.LINE_AA)
 
     def status(self, in_view_within_s: float = 1.0) -> CalibrationStatus:
         with self._lock:

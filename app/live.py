@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from app.calibration import LiveCalibrator
 from app.detection import Box, DetectorSettings, FaceDetector
 from app.emotions import CLASS_NAMES
 from app.images import to_gray
@@ -362,6 +363,7 @@ class LiveProcessor:
         self._scanned_at = self._looked_again_at = -math.inf
         self._layout: tuple | None = None
         self._background = BackgroundScan() if background_scan else None
+        self.calibrator = LiveCalibrator()  # this stream's face calibration (app.calibration)
 
     def reset(self) -> None:
         """Forget every face, as for a new stream."""
@@ -370,6 +372,7 @@ class LiveProcessor:
             self._frames_since_detection = 0
             self._scanned_at = self._looked_again_at = -math.inf
             self._layout = None
+            self.calibrator.unbind()
             if self._background is not None:
                 self._background.discard()
 
@@ -416,12 +419,14 @@ class LiveProcessor:
         else:
             self._frames_since_detection += 1
         due = self.tracker.due(now, settings.classify_every_s)
-        if due:
-            fresh = self.pipeline.classify(gray, [track.box for track in due])
-            for track, face in zip(due, fresh, strict=True):
-                self.tracker.observe(track, face.probabilities, now, settings)
+        fresh = [face.probabilities for face in self.pipeline.classify(gray, [track.box for track in due])]
+        confirmed = sum(track.hits >= settings.min_hits for track in self.tracker.tracks)
+        fresh = self.calibrator.process([track.track_id for track in due], fresh, confirmed, now)
+        for track, probabilities in zip(due, fresh, strict=True):
+            self.tracker.observe(track, probabilities, now, settings)
         faces = self.tracker.shown(settings)
         annotated = self.pipeline.annotate(rgb, faces, settings.overlay)
+        self.calibrator.draw(annotated)
         return annotated, faces, detect
 
     def _detect(self, gray: np.ndarray, settings: LiveSettings, now: float) -> list[Box]:
