@@ -1,4 +1,8 @@
-"""Home page: what Emojify does, the emotions it knows, and how good the current model is."""
+"""Home page: what Emojify does, the emotions it knows, and the model the pages use, whichever it is.
+
+The active model may be a run trained here: it is described too (a run's card has its validation
+accuracy, not the shipped model's test evaluation), with a warning when it is weak.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 from app.emotions import CLASS_NAMES
-from app.model_card import ModelCardError, read_card
+from app.model_summary import summarize
 from app.runs import active_model_path
 from pages.shared import emoji_image
 
@@ -45,18 +49,12 @@ st.markdown(
     "4. **Draw** the most likely emotion's emoji over each face."
 )
 
-try:
-    card = read_card(active_model_path())
-except ModelCardError:
-    card = None  # the pages that use the model say what is wrong with it
-evaluation = (card or {}).get("evaluation", {})
-if evaluation:
-    st.subheader("The model")
-    st.caption(f"Architecture `{card.get('architecture', '?')}` — accuracy on FER2013's held-out tests:")
-    columns = st.columns(len(evaluation))
-    for column, (split, result) in zip(columns, evaluation.items(), strict=True):
-        column.metric(
-            split.replace("_", " ").title(),
-            f"{result['accuracy']:.1%}",
-            help=f"macro-F1 {result['macro_f1']:.3f} on {result['n']:,} images",
-        )
+model = summarize(active_model_path())
+st.subheader("The model")
+st.markdown(f"The Photo, Live and Video pages use **{model.title}** unless you pick another there.")
+st.caption(model.caption)
+if model.metrics:
+    for column, (label, value, help_text) in zip(st.columns(len(model.metrics)), model.metrics, strict=True):
+        column.metric(label, value, help=help_text)
+if model.warning:
+    st.warning(model.warning + " Choose another on the Training page.")

@@ -54,7 +54,7 @@ def stop_button(job: TrainingJob, where: str) -> None:
     can't drop the click."""
     stopping = job.progress().state == "stopping"
     left, right = st.columns([5, 1], vertical_alignment="center")
-    left.caption("Stop ends the run within one batch and keeps every finished epoch; resume it later.")
+    left.caption("Stop keeps every finished epoch (one that is validating finishes first); resume it later.")
     right.button(
         "Stop",
         icon=":material/stop:",

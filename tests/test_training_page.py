@@ -108,11 +108,11 @@ def test_page_trains_resumes_and_makes_the_model_the_active_one(
     row = table[table["run"] == "from-page"].iloc[0]
     # The banner's training time is the table's (the job's time with loading the data follows it).
     assert any(
-        text.startswith(f"Finished (2 epochs) in {row['duration']} of training")
+        text.startswith(f"Finished: 2 epochs in {row['duration']} of training")
         for text in texts(page.success)
     )
     assert (row["status"], row["epochs"], row["architecture"]) == ("finished", "2 / 2", "classic")
-    assert 0 <= row["best val. accuracy"] <= 1
+    assert 0 <= float(row["best val. accuracy"].rstrip("%")) <= 100
     best = runs_dir / "from-page" / "best.keras"
     images = load_split(fer2013_dir, "private_test", limit_per_class=2)
     probabilities = keras.saving.load_model(best).predict(images.x, verbose=0)
@@ -133,6 +133,9 @@ def test_page_trains_resumes_and_makes_the_model_the_active_one(
     assert manager().current().wait(JOB_TIMEOUT_S).state == "finished"
     run = read_run(runs_dir / "from-page")
     assert [row["epoch"] for row in run.history] == [1, 2, 3] and run.state == "finished"
+    page.run()  # which part was this job's: the run's time in all, and this job's own epochs
+    (banner,) = texts(page.success)[:1]
+    assert banner.startswith("Finished: the run now has 3 epochs") and "This job trained epochs 3–3" in banner
 
 
 def test_page_distils_a_run_from_the_chosen_teacher(page: AppTest, runs_dir: Path) -> None:
@@ -151,6 +154,64 @@ def test_page_distils_a_run_from_the_chosen_teacher(page: AppTest, runs_dir: Pat
     config = read_run(runs_dir / "student").config
     # The file behind the label (test_analysis_page leaves a copy of the shipped model behind it).
     assert (config["teacher"], config["teacher_weight"]) == (str(model_choices(runs_dir)[shipped]), 0.5)
+
+
+def test_labels_choice_says_what_it_means_and_reaches_the_run(
+    page: AppTest, runs_dir: Path, fer2013_mini: Path, tmp_path: Path
+) -> None:
+    fill_tiny_run(page, "voted", epochs=1)
+    assert (
+        page.radio(key="train_labels").value == "fer2013" and page.slider(key="train_votes_weight").disabled
+    )
+    page.radio(key="train_labels").set_value("blend").run()
+    page.slider(key="train_votes_weight").set_value(0.3).run()
+    assert any(
+        "a share of the FER+ votes, the rest FER2013's label (30% votes)" in c for c in texts(page.caption)
+    )
+    assert page.selectbox(key="train_teacher").disabled  # a teacher distils into labels only
+    # Votes that fit no image of the dataset: a plain message, and no run left behind.
+    renamed = Path(shutil.copytree(fer2013_mini, tmp_path / "renamed"))
+    for image in list(renamed.glob("*/*/*.jpg")):
+        image.rename(image.with_name(f"x{image.name}"))
+    server_path(page, FOLDER, "train_folder", renamed)
+    page.button(key="train_start").click().run()
+    assert manager().current().wait(JOB_TIMEOUT_S).state == "failed"
+    page.run()
+    assert any(
+        text.startswith("The training failed: none of the") and "has votes in" in text
+        for text in texts(page.error)
+    )
+    assert list_runs(runs_dir) == []
+
+    page.text_input(key="train_folder").set_value(str(fer2013_mini))
+    page.button(key="train_start").click().run()
+    assert manager().current().wait(JOB_TIMEOUT_S).state == "finished", manager().current().progress().message
+    page.run()
+    assert page.dataframe[0].value.set_index("run").loc["voted", "labels"] == "blend (30% votes)"
+    run = read_run(runs_dir / "voted")
+    assert run.card["training"]["labels"]["source"] == "blend" and run.config["votes_weight"] == 0.3
+
+
+def test_validation_is_said_on_the_page_and_privatetest_only_when_chosen(
+    page: AppTest, runs_dir: Path, fer2013_mini: Path, tmp_path: Path
+) -> None:
+    data = Path(shutil.copytree(fer2013_mini, tmp_path / "private-only"))
+    for image in data.glob("test/*/PublicTest_*"):
+        image.unlink()
+    fill_tiny_run(page, "private", epochs=1)
+    server_path(page, FOLDER, "train_folder", data)
+    page.run()
+    assert any("has no PublicTest_ images" in text for text in texts(page.caption))
+
+    page.button(key="train_start").click().run()
+    assert any(text.startswith(CANT_START) and "14 PrivateTest_ images" in text for text in texts(page.error))
+    assert list_runs(runs_dir) == []
+
+    page.radio(key="train_validation").set_value("test").run()
+    assert any("whole test folder, PrivateTest included" in text for text in texts(page.caption))
+    page.button(key="train_start").click().run()
+    assert manager().current().wait(JOB_TIMEOUT_S).state == "finished"
+    assert read_run(runs_dir / "private").config["validation_split"] == "test"
 
 
 def server_path(at: AppTest, source: str, key: str, path: Path) -> None:
@@ -446,7 +507,7 @@ def test_browser_trains_an_uploaded_zip_survives_a_reload_and_stops(
         expect(page.get_by_test_id("stVegaLiteChart").first).to_be_visible(timeout=120_000)  # epoch 1 done
         expect(page.get_by_test_id("stMetric").filter(has_text="Time left")).not_to_contain_text("–")
 
-        page.get_by_role("button", name="Stop").click()
+        page.get_by_role("button", name="Stop").first.click()  # the top one; the picked run has one too
         expect(page.get_by_role("heading", name=f"Run {run_name}: stopped")).to_be_visible(timeout=120_000)
         expect(page.get_by_test_id("stAlertContentWarning").first).to_contain_text("Resume it")
         # The charts come with the rerun after the heading's: wait for them, don't count at once.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -19,8 +20,15 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from app.emotions import REPO_ROOT
-from app.runs import RUNS_DIR_ENV, format_duration, write_status
+from app.emotions import DEFAULT_MODEL_PATH, REPO_ROOT
+from app.runs import (
+    RUNS_DIR_ENV,
+    active_model_path,
+    format_duration,
+    read_run,
+    set_active_model,
+    write_status,
+)
 from training.config import PRESETS, TrainConfig
 from training.jobs import JobManager, TrainingJob, manager
 from training.train import TrainingStopped
@@ -32,7 +40,9 @@ EPOCHS, BATCHES = 3, 6
 EPOCH_SECONDS = (30.0, 47.0)
 
 
-def write_run(run_dir: Path, epochs_done: int, state: str, message: str = "") -> None:
+def write_run(
+    run_dir: Path, epochs_done: int, state: str, message: str = "", val_accuracy: float = 0.35
+) -> None:
     """A run folder as training.train leaves it: config, status and ``epochs_done`` history rows."""
     run_dir.mkdir(parents=True, exist_ok=True)
     config = TrainConfig(data_dir=Path("x"), run_name=run_dir.name, epochs=EPOCHS, runs_dir=run_dir.parent)
@@ -41,7 +51,7 @@ def write_run(run_dir: Path, epochs_done: int, state: str, message: str = "") ->
         writer = csv.writer(file)
         writer.writerow(["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"])
         for epoch in range(1, epochs_done + 1):
-            writer.writerow([epoch, 1.8, 0.3, 1.7, 0.35, 0.001, EPOCH_SECONDS[epoch - 1]])
+            writer.writerow([epoch, 1.8, 0.3, 1.7, val_accuracy, 0.001, EPOCH_SECONDS[epoch - 1]])
     if epochs_done:
         (run_dir / "last.keras").write_bytes(b"checkpoint")  # what Resume needs; never loaded here
     write_status(run_dir, state, message, epochs=EPOCHS)
@@ -279,3 +289,189 @@ def test_dropdown_options_are_short_enough_to_read_whole(runs_dir: Path) -> None
     at = open_page()
     for key in ("train_arch", "train_schedule", "train_optimizer", "train_batch"):
         assert all(len(option) <= 20 for option in at.selectbox(key=key).options), key
+
+
+# --- the table of runs: what it shows, a weak model, delete -------------------------------------------
+
+
+def finished_run(runs_dir: Path, name: str, val_accuracy: float) -> Path:
+    """A finished 2-epoch run with a best model whose card says ``val_accuracy``."""
+    run_dir = runs_dir / name
+    write_run(run_dir, 2, "finished", "2 epochs", val_accuracy)
+    (run_dir / "best.keras").write_bytes(b"model")  # never loaded by these pages
+    card = {"architecture": "classic", "training": {"best_val_accuracy": val_accuracy, "epochs_run": 2}}
+    (run_dir / "best.json").write_text(json.dumps(card))
+    return run_dir
+
+
+def test_a_weak_run_becomes_the_model_only_after_a_warning_and_home_still_describes_it(
+    runs_dir: Path,
+) -> None:
+    finished_run(runs_dir, "weak", 0.15)
+    at = open_page()
+    at.selectbox(key="runs_pick").set_value("weak").run()
+
+    assert any("near chance" in warning.value for warning in at.warning)
+    assert at.button(key="use_weak").label == "Use it anyway"
+    at.button(key="use_weak").click().run()
+    assert active_model_path(runs_dir) == (runs_dir / "weak" / "best.keras").resolve()
+
+    at.switch_page(str(REPO_ROOT / "pages" / "home.py")).run()
+    assert not at.exception
+    assert "The model" in [header.value for header in at.subheader]
+    assert any("run weak's model" in text.value for text in at.markdown)
+    assert [metric.value for metric in at.metric] == ["15.0%"]
+    assert any("near chance" in warning.value for warning in at.warning)
+
+
+def test_runs_table_says_what_each_run_has_and_a_run_is_deleted_after_confirming(runs_dir: Path) -> None:
+    write_run(runs_dir / "empty", 0, "stopped", "stopped after epoch 0 of 3")
+    finished_run(runs_dir, "mine", 0.6)
+    set_active_model(runs_dir / "mine" / "best.keras", runs_dir)
+    at = open_page()
+
+    table = at.dataframe[0].value.set_index("run")
+    assert (
+        table.loc["empty", "best val. accuracy"] == "–" and table.loc["mine", "best val. accuracy"] == "60.0%"
+    )
+    assert (table.loc["mine", "labels"], table.loc["mine", "data"]) == ("FER2013 labels", "x")
+
+    at.selectbox(key="runs_pick").set_value("mine").run()
+    assert any("Its model is the active one" in text.value for text in at.markdown)  # said before deleting
+    at.button(key="delete_mine").click().run()
+
+    assert not at.exception
+    assert not (runs_dir / "mine").exists() and active_model_path(runs_dir) == DEFAULT_MODEL_PATH
+    assert list(at.dataframe[0].value["run"]) == ["empty"]
+
+
+def test_the_run_being_trained_shows_its_progress_where_it_is_picked_and_cannot_be_deleted(
+    stand_in: StandIn, runs_dir: Path
+) -> None:
+    """Resume and Train on are at the bottom of the page: the progress must be there too, and the
+    picked run must not read "finished" while it trains."""
+    wait_for_folder(stand_in)
+    write_status(stand_in.run_dir, "finished", "3 epochs", epochs=EPOCHS)  # a resume still loading
+    at = open_page()
+
+    assert at.selectbox(key="runs_pick").value == "newer"
+    assert len(at.get("progress")) == 2  # at the top, and under the picked run
+    assert any(text.value.startswith("Status: training now") for text in at.caption)
+    assert not any("finished" in text.value for text in at.caption if text.value.startswith("Status"))
+    assert not [button for button in at.button if button.key == "delete_newer"]
+    assert at.button(key=f"stop_run_{stand_in.job.id}")  # Stop is there as well
+
+
+# --- in a real browser: Stop in each phase, and a resume followed where it was started -----------------
+
+
+def validation_heavy_dataset(fer2013_dir: Path, root: Path) -> Path:
+    """FER2013 in the Kaggle layout with few training images and many PublicTest ones: an epoch
+    trains in a moment and validates for seconds, so a Stop can land while it validates."""
+    from app.emotions import CLASS_NAMES
+
+    for name in CLASS_NAMES:
+        for folder, pattern, count in (("train", "Training_*", 12), ("test", "PublicTest_*", 250)):
+            target = root / folder / name
+            target.mkdir(parents=True)
+            for image in sorted((fer2013_dir / folder / name).glob(pattern))[:count]:
+                (target / image.name).symlink_to(image)
+    return root
+
+
+@pytest.fixture(scope="module")
+def served(fer2013_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str, Path]]:
+    """The real app with its own runs folder and the validation-heavy dataset as the default folder;
+    yields a Chromium page on the Training page and the runs folder."""
+    import browser
+
+    if browser.missing_browser():
+        pytest.skip(browser.missing_browser())
+    root = tmp_path_factory.mktemp("served")
+    data = validation_heavy_dataset(fer2013_dir, root / "data")
+    env = {RUNS_DIR_ENV: str(root / "runs"), "FER2013_DIR": str(data)}
+    with browser.streamlit_server(env=env) as url, browser.chromium() as chromium:
+        context = chromium.new_context(viewport={"width": 1400, "height": 1400})
+        yield context.new_page(), url, root / "runs"
+        context.close()
+
+
+def start_run(page: Any, url: str, name: str) -> None:
+    """Open the Training page and start a 3-epoch Tutorial CNN run called ``name``."""
+    from playwright.sync_api import expect
+
+    import browser
+
+    page.goto(f"{url}/training")
+    expect(page.get_by_role("heading", name="Training", level=1)).to_be_visible(timeout=90_000)
+    browser.wait_until_idle(page)
+    page.get_by_text("Tutorial CNN").click()
+    expect(page.get_by_text("The CNN of the FER2013 tutorials")).to_be_visible(timeout=60_000)
+    browser.wait_until_idle(page)
+    page.get_by_label("Epochs", exact=True).fill("3")
+    page.get_by_role("textbox", name="Run name").fill(name)
+    heading = page.get_by_role("heading", name=re.compile(f"^Run {name}: "))
+    for _ in range(20):  # a stopped run's thread may still be letting go of the CPU: "try again"
+        page.get_by_role("button", name="Start training").click()
+        try:
+            expect(heading).to_be_visible(timeout=10_000)
+            return
+        except AssertionError:
+            expect(page.get_by_text("still letting go of the CPU")).to_be_visible(timeout=10_000)
+    raise AssertionError(f"run {name} never started")
+
+
+@pytest.mark.browser
+def test_browser_stop_while_the_model_is_prepared_ends_at_once_and_says_nothing_was_kept(served) -> None:
+    from playwright.sync_api import expect
+
+    page, url, runs_dir = served
+    start_run(page, url, "early")
+    progress = page.get_by_test_id("stProgress").first
+    expect(progress).to_contain_text("Preparing the model", timeout=120_000)  # not a frozen "batch 0"
+
+    page.get_by_role("button", name="Stop").first.click()
+
+    # At once (the 3 s the page allows itself, plus a busy machine's round trip).
+    expect(page.get_by_role("heading", name="Run early: stopped")).to_be_visible(timeout=6_000)
+    banner = page.get_by_test_id("stAlertContentWarning").first
+    expect(banner).to_contain_text(
+        "Stopped before the first epoch finished: nothing was trained, so no run was kept"
+    )
+    expect(banner).not_to_contain_text("Resume")
+    expect(page.locator("body")).not_to_contain_text("Traceback")
+    deadline = time.monotonic() + 120
+    while (runs_dir / "early").exists() and time.monotonic() < deadline:  # its thread lets go
+        time.sleep(0.5)
+    assert not (runs_dir / "early").exists()
+
+
+@pytest.mark.browser
+def test_browser_stop_while_validating_keeps_the_epoch_and_a_resume_shows_its_progress_by_the_run(
+    served,
+) -> None:
+    from playwright.sync_api import expect
+
+    page, url, runs_dir = served
+    start_run(page, url, "kept")
+    progress = page.get_by_test_id("stProgress").first
+    expect(progress).to_contain_text("Epoch 1 of 3: batch 2 of 2, validating", timeout=180_000)
+
+    page.get_by_role("button", name="Stop").first.click()
+
+    expect(page.get_by_role("heading", name="Run kept: stopped")).to_be_visible(timeout=120_000)
+    banner = page.get_by_test_id("stAlertContentWarning").first
+    expect(banner).to_contain_text("Stopped after epoch 1 of 3: every finished epoch is kept")
+    expect(banner).to_contain_text("Resume it from the table of runs below")
+    run = read_run(runs_dir / "kept")
+    assert [row["epoch"] for row in run.history] == [1] and run.resumable
+
+    # Resume at the bottom of the page: the progress shows there, and the run doesn't read "stopped".
+    page.get_by_role("button", name="Resume").click()
+    expect(page.get_by_test_id("stProgress")).to_have_count(2, timeout=60_000)
+    expect(page.get_by_text(re.compile(r"^Status: .* now"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^Status: stopped"))).to_have_count(0)
+    expect(page.get_by_role("heading", name="Run kept: finished")).to_be_visible(timeout=300_000)
+    success = page.get_by_test_id("stAlertContentSuccess").first
+    expect(success).to_contain_text(re.compile(r"the run now has 3 epochs .*This job trained epochs 2–3 in"))
+    expect(page.locator("body")).not_to_contain_text("Traceback")
