@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -92,3 +93,25 @@ def write_card(model_path: str | os.PathLike[str], card: dict[str, Any]) -> Path
     with atomic_output(path) as tmp:
         tmp.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     return path
+
+
+#: An absolute POSIX or Windows path's folders (the last part, a file or folder name, is kept).
+#: Not after a letter, digit, ``:``, ``/``, ``.`` or ``~``, so URLs and relative paths stay whole.
+_FOLDERS = re.compile(r"(?<![\w:/.~-])/(?:[^/\s'\",;()]+/)+|\b[A-Za-z]:\\(?:[^\\\s'\",;()]+\\)+")
+
+
+def visitor_view(card: Any) -> Any:
+    """``card`` (or any JSON-like part of one) as a public deployment's visitors may see it.
+
+    Cards record where things were on the machine that made them: ``data_dir``, ``runs_dir``,
+    dataset roots, a member's ``file``, paths inside notes. Visitors must not learn the server's
+    layout, so every absolute path keeps only its last part behind ``…/`` (``/srv/data/fer2013``
+    becomes ``…/fer2013``), wherever it appears. The card itself is not changed.
+    """
+    if isinstance(card, str):
+        return _FOLDERS.sub("…/", card)
+    if isinstance(card, dict):
+        return {key: visitor_view(value) for key, value in card.items()}
+    if isinstance(card, list | tuple):
+        return [visitor_view(value) for value in card]
+    return card

@@ -20,7 +20,7 @@ from typing import Any
 import streamlit as st
 
 from app.classifier import ModelError
-from app.model_card import ModelCardError, read_card
+from app.model_card import ModelCardError, read_card, visitor_view
 from app.runs import read_run
 from pages.analysis_charts import CELL_SELECTION, coloured_changes, confusion_chart
 from pages.analysis_views import disagreement_view, gallery, metrics_row, per_class_table, training_section
@@ -398,7 +398,7 @@ if shown is not None and result is not None:
 training_section(chosen, card)
 with st.expander("Model card"):
     if card:
-        st.json(card, expanded=1)
+        st.json(card if server_paths_allowed() else visitor_view(card), expanded=1)  # no server paths
     else:
         st.caption(f"`{chosen.path.name}` has no model card beside it.")
 if result is not None:

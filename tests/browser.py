@@ -75,11 +75,19 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def streamlit_server(
-    entry: str = ENTRY, timeout_s: float = SERVER_START_TIMEOUT_S, env: Mapping[str, str] | None = None
+    entry: str = ENTRY,
+    timeout_s: float = SERVER_START_TIMEOUT_S,
+    env: Mapping[str, str] | None = None,
+    *,
+    secrets: Path | None = None,
+    log: Path | None = None,
 ) -> Iterator[str]:
     """Serve ``entry`` with ``streamlit run`` from the repository root; yields the base URL.
 
-    ``env`` adds environment variables for the server, e.g. public mode's settings.
+    ``env`` adds environment variables for the server, e.g. public mode's settings. ``secrets``
+    is a ``secrets.toml`` to read instead of the usual places (Streamlit's ``secrets.files``),
+    so a test can serve an owner's secrets file without writing one into the repository.
+    ``log`` keeps the server's output in that file, for a test that checks what it logged.
 
     The server's output goes to a temporary file rather than a pipe (a full pipe would stall a
     chatty server) and is quoted if it fails to start. It only listens on 127.0.0.1, and its file
@@ -105,11 +113,13 @@ def streamlit_server(
         "false",
     ]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    if secrets is not None:
+        env["STREAMLIT_SECRETS_FILES"] = str(secrets)
     url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    with log.open("w+b") if log is not None else tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
         try:
-            _wait_until_healthy(url, process, log, timeout_s)
+            _wait_until_healthy(url, process, output, timeout_s)
             yield url
         finally:
             _stop(process)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from app.access import Access, AccessError, Throttle
+from app.model_card import visitor_view
 
 
 def test_local_use_trusts_the_user_with_any_path(tmp_path: Path):
@@ -118,3 +119,27 @@ def test_the_right_password_and_a_quiet_hour_forget_the_failures():
     clock.now += 3601
     assert throttle.wait_s("b") == 0
     assert throttle.failed("b") == (1, 1)
+
+
+def test_visitors_see_cards_without_the_servers_folders():
+    config = {"data_dir": "/srv/data/fer2013", "runs_dir": "/srv/app/runs", "init": "runs/a/best.keras"}
+    note = "/srv/data/fer2013/test has no names"
+    card = {
+        "architecture": "resnet",
+        "training": {"config": config, "dataset": {"train": {"root": "/srv/data/fer", "note": note}}},
+        "members": [{"file": "/root/runs/r40/best.keras", "weight": 0.5}],
+        "source": "https://example.org/models/x",
+        "windows": "C:\\Users\\owner\\faces\\x.jpg",
+    }
+
+    shown = visitor_view(card)
+
+    assert shown["training"]["config"] == {
+        "data_dir": "…/fer2013",
+        "runs_dir": "…/runs",
+        "init": config["init"],
+    }
+    assert shown["training"]["dataset"]["train"] == {"root": "…/fer", "note": "…/test has no names"}
+    assert shown["members"] == [{"file": "…/best.keras", "weight": 0.5}]
+    assert shown["source"] == "https://example.org/models/x" and shown["windows"] == "…/x.jpg"
+    assert card["members"][0]["file"] == "/root/runs/r40/best.keras"  # the card itself is untouched
