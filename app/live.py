@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -33,6 +33,7 @@ from app.calibration import LiveCalibrator
 from app.detection import Box, DetectorSettings, FaceDetector
 from app.emotions import CLASS_NAMES
 from app.images import to_gray
+from app.overlay import draw_verdict_code
 from app.pipeline import Face, OverlayOptions, Pipeline
 
 LOGGER = logging.getLogger(__name__)
@@ -51,6 +52,10 @@ MAX_SWITCH_MARGIN = 0.08
 MAX_BOX_HALF_LIFE_S = 0.08
 #: How many times an error is logged with its traceback before the log is spared the rest.
 LOGGED_ERRORS = 5
+#: With held verdicts, the longest a verdict is drawn before the processor takes a new one itself:
+#: the page takes one every half second while it shows the panel; a page that stopped asking (a
+#: hidden tab, a busy browser) must not freeze the emojis.
+MAX_VERDICT_HOLD_S = 1.5
 
 Clock = Callable[[], float]
 
@@ -71,6 +76,9 @@ class LiveSettings:
     ``max_missed`` is how many detection passes a face may be missed (turned away, a hand in
     front) before its track ends; ``min_hits`` is how many detections a
     new track needs before it is shown, which hides the cascade's one-frame false positives.
+    ``verdict_code`` draws the main face's verdict as a machine-readable code in the frame's
+    corner (:func:`app.overlay.draw_verdict_code`), so the browser tests can read what the video
+    shows; users never see it.
     """
 
     min_face: float = 0.12
@@ -85,6 +93,7 @@ class LiveSettings:
     max_missed: int = 2
     min_hits: int = 2
     iou_threshold: float = 0.3
+    verdict_code: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.smoothing <= 1.0:
@@ -300,6 +309,24 @@ class Snapshot:
         return self.faces[0] if self.faces else None
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """The faces' emotions as the video draws them and the panel shows them: one moment's.
+
+    ``number`` counts the verdicts a processor has taken (0: none yet), so the page and the tests
+    can tell one verdict from the next. The faces' boxes are where they were when it was taken; the
+    video keeps drawing each face where it is now, with this verdict's emotion and confidence.
+    """
+
+    number: int = 0
+    faces: tuple[SmoothedFace, ...] = ()
+
+    @property
+    def main_face(self) -> SmoothedFace | None:
+        """The largest face: the one the side panel describes."""
+        return self.faces[0] if self.faces else None
+
+
 class BackgroundScan:
     """Whole-frame face searches on a thread of their own, one at a time.
 
@@ -343,6 +370,14 @@ class LiveProcessor:
     own. A lock makes ``reset`` from another thread (the page, on stop) safe against ``process``.
     ``background_scan`` moves the periodic whole-frame search off the frame thread (the Live
     page); without it (replays, tests) every frame's result depends on the frames alone.
+
+    ``hold_verdicts`` (the Live page) draws each face's emotion and confidence from one
+    :class:`Verdict` at a time, the one the page's panel took last with :meth:`take_verdict`,
+    instead of from each frame's newest numbers: the panel refreshes twice a second, the numbers
+    ten times, so the label on the video and the panel used to disagree. The tracker keeps
+    smoothing every frame meanwhile; the boxes still follow the faces on every frame, and a face
+    the verdict does not know yet (it came into view since) is drawn from the next verdict on, as
+    the panel then describes it.
     """
 
     def __init__(
@@ -352,6 +387,7 @@ class LiveProcessor:
         clock: Clock = time.monotonic,
         *,
         background_scan: bool = False,
+        hold_verdicts: bool = False,
     ) -> None:
         self.pipeline = pipeline
         self.settings = settings or LiveSettings()
@@ -364,6 +400,9 @@ class LiveProcessor:
         self._layout: tuple | None = None
         self._background = BackgroundScan() if background_scan else None
         self.calibrator = LiveCalibrator()  # this stream's face calibration (app.calibration)
+        self._hold_verdicts = hold_verdicts
+        self._verdict = Verdict()
+        self._verdict_at = -math.inf
 
     def reset(self) -> None:
         """Forget every face, as for a new stream."""
@@ -373,8 +412,42 @@ class LiveProcessor:
             self._scanned_at = self._looked_again_at = -math.inf
             self._layout = None
             self.calibrator.unbind()
+            # Numbers go on counting: a frame of the old stream still on its way is never taken
+            # for one of the new stream's.
+            self._verdict, self._verdict_at = Verdict(self._verdict.number), -math.inf
             if self._background is not None:
                 self._background.discard()
+
+    def take_verdict(self) -> Verdict:
+        """A new verdict from the tracked faces now; the frames processed from now on draw it.
+
+        The page calls this when it redraws the panel and shows exactly what it returns, so the
+        panel and the video change together (the video a frame later, plus its network delay).
+        """
+        with self._lock:
+            return self._next_verdict(self.tracker.shown(self.settings), self.clock())
+
+    def _next_verdict(self, faces: Sequence[SmoothedFace], now: float) -> Verdict:
+        self._verdict = Verdict(self._verdict.number + 1, tuple(faces))
+        self._verdict_at = now
+        return self._verdict
+
+    def _drawn(self, faces: list[SmoothedFace], now: float) -> list[SmoothedFace]:
+        """The held verdict's faces, each where it is now if still tracked, else where it was.
+
+        Exactly the verdict's faces are drawn, so the video never shows a face the panel does not
+        describe, or misses one it does: a face that came into view waits for the next verdict, and
+        one whose track ended keeps its emoji where it was seen last until then.
+        """
+        if now - self._verdict_at > MAX_VERDICT_HOLD_S:
+            self._next_verdict(faces, now)
+        current = {face.track_id: face for face in faces}
+        return [
+            replace(current[held.track_id], probabilities=held.probabilities, label=held.label)
+            if held.track_id in current
+            else held
+            for held in self._verdict.faces
+        ]
 
     def process(
         self, frame: np.ndarray, settings: LiveSettings | None = None, timestamp: float | None = None
@@ -389,7 +462,7 @@ class LiveProcessor:
         now = started if timestamp is None else timestamp
         with self._lock:
             try:
-                annotated, faces, detected = self._process(frame, settings, now)
+                annotated, faces, detected = self._process(frame, settings, now, started)
             except Exception as err:  # one bad frame must never end the stream
                 self.errors += 1
                 if self.errors <= LOGGED_ERRORS:
@@ -399,7 +472,7 @@ class LiveProcessor:
         return annotated, Snapshot(tuple(faces), self.clock() - started, now, detected)
 
     def _process(
-        self, frame: np.ndarray, settings: LiveSettings, now: float
+        self, frame: np.ndarray, settings: LiveSettings, now: float, started: float
     ) -> tuple[np.ndarray, list[SmoothedFace], bool]:
         rgb = as_rgb(frame)
         if settings.mirror:
@@ -425,8 +498,16 @@ class LiveProcessor:
         for track, probabilities in zip(due, fresh, strict=True):
             self.tracker.observe(track, probabilities, now, settings)
         faces = self.tracker.shown(settings)
+        if self._hold_verdicts:
+            faces = self._drawn(faces, started)  # the clock's time: the page's takes are in it
         annotated = self.pipeline.annotate(rgb, faces, settings.overlay)
         self.calibrator.draw(annotated)
+        if settings.verdict_code:
+            main = faces[0] if faces else None
+            number = self._verdict.number
+            draw_verdict_code(
+                annotated, number, main.emotion if main else None, main.confidence if main else 0.0
+            )
         return annotated, faces, detect
 
     def _detect(self, gray: np.ndarray, settings: LiveSettings, now: float) -> list[Box]:

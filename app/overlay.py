@@ -121,3 +121,37 @@ def label_top(box: Box, band_h: int, height: int) -> int:
     if below + band_h <= height * (1 - BOTTOM_CLEARANCE):
         return below
     return 0
+
+
+#: The verdict code's blocks: side in pixels (a multiple of the video codecs' 8-pixel blocks, so
+#: compression keeps each block one clear shade) and layout: a white and a black block to find
+#: the code, then the verdict's number (its last 10 bits), the emotion's index (3 bits; 7 for no
+#: face), the confidence in percent (7 bits) and a check: how many of those 20 bits are set, mod
+#: 16, so a block the encoder blurred into the wrong shade makes the frame unreadable, not wrong.
+CODE_BLOCK = 16
+CODE_SYNC = (1, 0)
+CODE_FIELDS = (10, 3, 7)
+CODE_CHECK_BITS = 4
+NO_FACE_CODE = 2 ** CODE_FIELDS[1] - 1
+
+
+def draw_verdict_code(image: np.ndarray, number: int, emotion: str | None, confidence: float) -> None:
+    """Write a verdict into the top-left corner as a row of black and white blocks, in place.
+
+    For the browser tests only (``LiveSettings.verdict_code``): they read from the video the user
+    would see which verdict, emotion and confidence the frame carries, to check that the panel
+    beside it says the same. The confidence is the percentage as the labels print it.
+    """
+    index = NO_FACE_CODE if emotion is None else CLASS_NAMES.index(emotion)
+    percent = int(f"{confidence:.0%}".rstrip("%"))
+    values = (number % 2 ** CODE_FIELDS[0], index, percent)
+    data = [bit for value, width in zip(values, CODE_FIELDS, strict=True) for bit in _bits(value, width)]
+    bits = [*CODE_SYNC, *data, *_bits(sum(data) % 2**CODE_CHECK_BITS, CODE_CHECK_BITS)]
+    for position, bit in enumerate(bits):
+        left = position * CODE_BLOCK
+        image[:CODE_BLOCK, left : left + CODE_BLOCK] = 255 if bit else 0
+
+
+def _bits(value: int, width: int) -> list[int]:
+    """``value`` as ``width`` bits, most significant first."""
+    return [(value >> shift) & 1 for shift in reversed(range(width))]

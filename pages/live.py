@@ -11,24 +11,22 @@ so a slow frame makes it skip frames instead of building up lag.
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections.abc import Sequence
 from dataclasses import replace
 
 import av
 import streamlit as st
-from streamlit_webrtc import WebRtcMode, webrtc_streamer
+from streamlit_webrtc import WebRtcMode, WebRtcStreamerState, webrtc_streamer
 
 from app.detection import DetectorSettings
-from app.emotions import CLASS_NAMES
 from app.ice import IceConfig, IceConfigError, ice_config
-from app.live import LiveProcessor, LiveResults, LiveSettings, LiveStats, SmoothedFace
+from app.live import LiveProcessor, LiveResults, LiveSettings, LiveStats, Verdict
 from app.pipeline import OverlayOptions, Pipeline
 from app.turn_check import TurnChecks, connection_problem
 from app.video import video_frame
-from pages.charts import probability_spec
+from pages.live_panel import status_html, verdict_html
 from pages.shared import (
-    emoji_image,
     load_pipeline,
     min_face_slider,
     model_picker_ui,
@@ -41,6 +39,8 @@ LOGGER = logging.getLogger(__name__)
 PANEL_REFRESH_S = 0.5
 #: Seconds without a processed frame after which the panel says the stream has stalled.
 STALLED_AFTER_S = 1.5
+#: Set to 1 (the browser tests do) to draw each frame's verdict as a code the tests can read.
+VERDICT_CODE_ENV = "EMOJIFY_LIVE_VERDICT_CODE"
 
 
 def live_settings_ui() -> LiveSettings:
@@ -77,13 +77,16 @@ def live_settings_ui() -> LiveSettings:
         smoothing=smoothing,
         min_neighbors=min_neighbors,
         min_face=min_face,
+        verdict_code=os.environ.get(VERDICT_CODE_ENV) == "1",
     )
 
 
 def session_stream(pipeline: Pipeline, settings: LiveSettings) -> tuple[LiveProcessor, LiveResults]:
     """This session's processor and results channel, kept up to date with the current choices."""
     if "live_processor" not in st.session_state:
-        st.session_state.live_processor = LiveProcessor(pipeline, settings, background_scan=True)
+        st.session_state.live_processor = LiveProcessor(
+            pipeline, settings, background_scan=True, hold_verdicts=True
+        )
         st.session_state.live_results = LiveResults()
     processor: LiveProcessor = st.session_state.live_processor
     # Plain attribute swaps: the callback thread sees the old or the new object, never a mix.
@@ -151,44 +154,33 @@ def show_connection_problem(signalling: bool, playing: bool, ice: IceConfig) -> 
         (st.error if problem.severe else st.warning)(problem.message)
 
 
-def show_stats(stats: LiveStats, playing: bool) -> None:
-    """The side panel: what the video shows now, and how fast the server keeps up."""
-    if not playing:
+def show_stats(stats: LiveStats, state: WebRtcStreamerState, verdict: Verdict) -> None:
+    """The side panel: the verdict the video draws now, and how fast the server keeps up.
+
+    The component's own state decides between idle and connecting (Start pressed, the connection
+    not yet made), so the panel never asks for Start while the button already reads Stop.
+    """
+    if not state.playing and not state.signalling:
         st.info("Press **Start** and allow the camera. Your video goes only to this app's server.")
         return
-    if stats.frame_age_s is None:
-        st.markdown("### Connecting to your camera…")
-        st.caption("The first frames take a few seconds to arrive.")
+    if not state.playing or stats.frame_age_s is None:
+        detail = "The first frames take a few seconds to arrive."
+        st.html(status_html("connecting", "Connecting to your camera…", detail))
     elif stats.frame_age_s > STALLED_AFTER_S:
         st.warning(
             f"No video frame reached the server for {stats.frame_age_s:.0f} s: the connection "
             "or this computer is too busy. The video resumes by itself; if it doesn't, press Stop "
             "and Start."
         )
-    elif stats.snapshot is None or stats.snapshot.main_face is None:
-        st.markdown("### Looking for a face…")
-        st.caption("Face the camera in good light; lower *Smallest face* in the sidebar if you sit far away.")
-    else:
-        show_face(stats.snapshot.main_face, stats.snapshot.faces[1:])
-    show_speed(stats)
-
-
-def show_face(face: SmoothedFace, others: Sequence[SmoothedFace]) -> None:
-    """The main face's verdict, with the numbers that decided it (the ones the video shows)."""
-    left, right = st.columns([1, 3], vertical_alignment="center")
-    with left:
-        emoji_image(face.emotion, width=80)
-    right.markdown(f"### {face.emotion}\n{face.confidence:.0%} confident")
-    if face.held:
-        leader = face.probabilities[CLASS_NAMES.index(face.leader)]
-        right.caption(
-            f"Held: {face.leader} leads with {leader:.0%}, not yet clearly enough to switch "
-            "(lower *Smoothing* to switch sooner)."
+    elif verdict.main_face is None:
+        detail = (
+            "Face the camera in good light; lower <em>Smallest face</em> in the sidebar if you sit far away."
         )
-    st.vega_lite_chart(probability_spec(face.probabilities, shown=face.emotion), width="stretch")
-    if others:
-        names = ", ".join(f"{other.emotion} ({other.confidence:.0%})" for other in others)
-        st.caption(f"{len(others) + 1} faces; the others: {names}")
+        st.html(status_html("looking", "Looking for a face…", detail, verdict))
+    else:
+        st.html(verdict_html(verdict))
+    if state.playing:
+        show_speed(stats)
 
 
 def show_speed(stats: LiveStats) -> None:
@@ -233,11 +225,13 @@ if pipeline is not None and ice is not None:
     @st.fragment(run_every=PANEL_REFRESH_S)
     def live_panel() -> None:
         show_connection_problem(context.state.signalling, context.state.playing, ice)
-        playing = context.state.playing
-        if not playing:  # the next Start is a new stream: no old tracks or counts
+        state = context.state
+        if not state.playing:  # the next stream starts afresh: no old tracks, counts or verdict
             processor.reset()
             results.reset()
-        show_stats(results.read(), playing)
+        # The verdict is taken here, where it is shown: the frames processed next draw it too.
+        verdict = processor.take_verdict() if state.playing else Verdict()
+        show_stats(results.read(), state, verdict)
 
     with panel_col:
         live_panel()

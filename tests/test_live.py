@@ -18,7 +18,8 @@ from app.classifier import EmotionClassifier
 from app.detection import Box, DetectorSettings, FaceDetector
 from app.emotions import CLASS_NAMES, DEFAULT_MODEL_PATH
 from app.images import read_image, to_gray
-from app.live import LiveProcessor, LiveResults, LiveSettings, Snapshot
+from app.live import MAX_VERDICT_HOLD_S, LiveProcessor, LiveResults, LiveSettings, Snapshot
+from app.overlay import CODE_BLOCK, CODE_CHECK_BITS, CODE_FIELDS, CODE_SYNC, NO_FACE_CODE
 from app.pipeline import Pipeline
 from app.video import video_frames
 
@@ -387,3 +388,103 @@ def test_streams_in_parallel_threads_share_the_model_but_not_their_faces(pipelin
             expected[name].faces[0].probabilities, abs=1e-5
         )
     assert got["left"].faces[0].box.x < WEBCAM[0] <= got["right"].faces[0].box.x
+
+
+def drifting(pipeline: Pipeline) -> Pipeline:
+    """The real detector with a model whose confidence in happy swings on every call."""
+    return Pipeline(pipeline.detector, scripted(lambda n: one_hot_ish("happy", 0.5 + 0.4 * (n % 2))))
+
+
+def verdicts(faces) -> list[tuple[int, str, float]]:
+    return [(face.track_id, face.emotion, face.confidence) for face in faces]
+
+
+def test_held_verdicts_draw_what_the_panel_took_until_it_takes_the_next(pipeline, crying):
+    now = [0.0]
+    processor = LiveProcessor(drifting(pipeline), clock=lambda: now[0], hold_verdicts=True)
+    drawn, taken = [], []
+    for i, (t, rgb) in enumerate(crying):
+        now[0] = t
+        if i and i % 12 == 0:  # the page's panel, twice a second
+            taken.append((i, processor.take_verdict()))
+        drawn.append(processor.process(rgb, timestamp=t)[1])
+
+    for (first, verdict), (end, _) in itertools.pairwise([*taken, (len(crying), None)]):
+        assert verdict.main_face is not None
+        for snapshot in drawn[first:end]:
+            assert verdicts(snapshot.faces) == verdicts(verdict.faces)
+    assert len({verdict.main_face.confidence for _, verdict in taken}) > 1  # the verdicts follow the model
+    boxes = {snapshot.faces[0].box for snapshot in drawn[taken[0][0] : taken[1][0]]}
+    assert len(boxes) > 1  # the emoji still follows the face between verdicts
+    numbers = [verdict.number for _, verdict in taken]
+    assert numbers == sorted(set(numbers))
+
+
+def test_without_held_verdicts_each_frame_draws_its_own_numbers(pipeline, crying):
+    """The Video page and replays: every frame's verdict, as before (the held test's contrast)."""
+    snapshots = run(LiveProcessor(drifting(pipeline)), crying[:36])
+    assert len({snapshot.faces[0].confidence for snapshot in snapshots[12:]}) > 3
+
+
+def test_a_face_is_drawn_exactly_while_the_verdict_holds_it(pipeline, crying):
+    now = [0.0]
+    processor = LiveProcessor(pipeline, clock=lambda: now[0], hold_verdicts=True)
+
+    def process(t: float, rgb: np.ndarray) -> Snapshot:
+        now[0] = t
+        return processor.process(rgb, timestamp=t)[1]
+
+    first = [process(t, rgb) for t, rgb in crying[:12]]
+    assert not any(snapshot.faces for snapshot in first)  # she is tracked, but no verdict has her yet
+    held = processor.take_verdict().main_face
+    assert held is not None
+    empty = np.full((WEBCAM[1], WEBCAM[0], 3), 128, np.uint8)
+    away = [process(0.5 + i / 24, empty) for i in range(12)]
+    # Gone from the frame, but the panel still describes her: her emoji stays where she was seen.
+    assert all(verdicts(snapshot.faces) == verdicts([held]) for snapshot in away)
+    assert processor.take_verdict().faces == ()
+    assert not process(1.1, empty).faces
+
+
+def test_held_verdicts_move_on_by_themselves_when_the_page_stops_taking_them(pipeline, crying):
+    now = [0.0]
+    processor = LiveProcessor(pipeline, clock=lambda: now[0], hold_verdicts=True)
+    shown_from = None
+    for t, rgb in crying:
+        now[0] = t
+        if processor.process(rgb, timestamp=t)[1].faces and shown_from is None:
+            shown_from = t
+    assert shown_from is not None and shown_from <= MAX_VERDICT_HOLD_S + 0.1
+
+
+def test_the_verdict_code_in_the_corner_is_the_verdict_drawn(pipeline, crying):
+    now = [0.0]
+    processor = LiveProcessor(pipeline, clock=lambda: now[0], hold_verdicts=True)
+    settings = LiveSettings(verdict_code=True)
+    for t, rgb in crying[:12]:
+        now[0] = t
+        processor.process(rgb, settings, timestamp=t)
+    verdict = processor.take_verdict()
+    annotated, snapshot = processor.process(crying[12][1], settings, timestamp=crying[12][0])
+
+    face = verdict.main_face
+    percent = int(f"{face.confidence:.0%}".rstrip("%"))
+    assert read_verdict_code(annotated) == (verdict.number, face.emotion, percent)
+    assert verdicts(snapshot.faces) == verdicts(verdict.faces)
+    processor.reset()
+    assert processor.take_verdict().number == verdict.number + 1  # numbers never repeat in a session
+
+
+def read_verdict_code(image: np.ndarray) -> tuple[int, str | None, int]:
+    """What app.overlay.draw_verdict_code wrote (the browser test reads it the same way)."""
+    count = len(CODE_SYNC) + sum(CODE_FIELDS) + CODE_CHECK_BITS
+    middle = CODE_BLOCK // 2
+    bits = [int(image[middle, b * CODE_BLOCK + middle].mean() > 127) for b in range(count)]
+    assert tuple(bits[: len(CODE_SYNC)]) == CODE_SYNC
+    values, at = [], len(CODE_SYNC)
+    for width in (*CODE_FIELDS, CODE_CHECK_BITS):
+        values.append(int("".join(map(str, bits[at : at + width])), 2))
+        at += width
+    number, emotion, percent, check = values
+    assert check == sum(bits[len(CODE_SYNC) : -CODE_CHECK_BITS]) % 2**CODE_CHECK_BITS
+    return number, None if emotion == NO_FACE_CODE else CLASS_NAMES[emotion], percent

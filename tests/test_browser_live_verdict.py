@@ -1,0 +1,291 @@
+"""The Live page says one thing at a time: its panel, its chart and the video agree, in every state.
+
+Real Chromium with the face video as its camera (as tests/test_browser_live.py), against a server
+started with ``EMOJIFY_LIVE_VERDICT_CODE=1``: every frame then carries, in its top-left corner,
+the number, emotion and confidence of the verdict drawn on it (app.overlay.draw_verdict_code).
+A script in the component's iframe reads that code from each frame the <video> presents, so the
+test knows what the user is looking at; the panel carries the same three values in ``data-``
+attributes. Each poll reads both in one call in the page, so they are from the same moment.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.emotions import CLASS_NAMES
+from app.overlay import CODE_BLOCK, CODE_CHECK_BITS, CODE_FIELDS, CODE_SYNC, NO_FACE_CODE
+
+import browser
+
+pytestmark = pytest.mark.browser
+if (_reason := browser.missing_browser()) is not None:
+    pytest.skip(_reason, allow_module_level=True)
+
+from playwright.sync_api import Browser, Page, expect  # noqa: E402  (only once it is known to exist)
+
+VIDEO = Path(__file__).parent / "fixtures" / "video" / "pexels_woman_sad_to_happy.mp4"
+LAUGHING = (13.0, 16.5)  # seconds of the clip in which she laughs
+#: Connecting, loading TensorFlow in the server and the first frames: slow on 2 CI cores.
+FIRST_RESULT_TIMEOUT_MS = 120_000
+#: Moments at which the video shows the panel's current verdict, each compared in full.
+SAMPLES = 20
+SAMPLING_TIMEOUT_S = 120.0
+POLL_S = 0.1
+#: The button turns to Stop at once; the server hears of it when the browser has the camera and
+#: sends its offer, and the panel follows after that rerun (1.3-2.6 s here on 2 busy cores).
+STATUS_GRACE_S = 3.0
+#: A verdict as a frame's code carries it: number (its last bits), emotion (None: no face), "NN%".
+Code = tuple[int, str | None, str]
+
+#: Installed on the returned <video>: decodes the verdict code of every presented frame (each
+#: block's middle clearly white or black and the check right, else the frame is skipped); keeps
+#: the latest and, per verdict number, every distinct verdict drawn under it (window.emojifyFrames,
+#: shared by the <video> elements of one page).
+CODE_READER_JS = (
+    """(video) => {
+  if (video.emojifyReading) return;
+  video.emojifyReading = true;
+  window.emojifyFrames = window.emojifyFrames || {seen: {}, latest: null};
+  const frames = window.emojifyFrames;
+  const block = BLOCK, sync = SYNC, fields = FIELDS, check = CHECK;
+  const count = sync.length + fields.reduce((a, b) => a + b, 0) + check;
+  const width = count * block;
+  const canvas = document.createElement('canvas');
+  canvas.width = width; canvas.height = block;
+  const ctx = canvas.getContext('2d', {willReadFrequently: true});
+  const onFrame = () => {
+    ctx.drawImage(video, 0, 0, width, block, 0, 0, width, block);
+    const px = ctx.getImageData(0, 0, width, block).data;
+    const bits = [];
+    for (let b = 0; b < count; b++) {  // the mean grey of the block's middle quarter
+      let sum = 0;
+      for (let y = block / 4; y < 3 * block / 4; y++) {
+        for (let x = b * block + block / 4; x < b * block + 3 * block / 4; x++) {
+          const i = (y * width + x) * 4;
+          sum += (px[i] + px[i + 1] + px[i + 2]) / 3;
+        }
+      }
+      const grey = sum / (block * block / 4);
+      bits.push(grey > 170 ? 1 : grey < 85 ? 0 : null);
+    }
+    const data = bits.slice(sync.length, count - check);
+    const value = (from, size) => from.slice(0, size).reduce((v, bit) => v * 2 + bit, 0);
+    frames.latest = null;
+    if (!bits.includes(null) && sync.every((bit, i) => bits[i] === bit)
+        && value(bits.slice(count - check), check) === data.reduce((a, b) => a + b, 0) % (1 << check)) {
+      const values = [];
+      let at = 0;
+      for (const size of fields) {
+        values.push(value(data.slice(at), size));
+        at += size;
+      }
+      frames.latest = values;
+      const drawn = frames.seen[values[0]] = frames.seen[values[0]] || [];
+      if (!drawn.some((v) => v[1] === values[1] && v[2] === values[2])) drawn.push(values);
+    }
+    video.requestVideoFrameCallback(onFrame);
+  };
+  video.requestVideoFrameCallback(onFrame);
+}""".replace("BLOCK", str(CODE_BLOCK))
+    .replace("SYNC", str(list(CODE_SYNC)))
+    .replace("FIELDS", str(list(CODE_FIELDS)))
+    .replace("CHECK", str(CODE_CHECK_BITS))
+)
+
+#: Forget the frames read so far: the next stream is checked on its own.
+CLEAR_CODES_JS = """() => {
+  const iframe = document.querySelector('iframe[title*="webrtc_streamer"]');
+  const frames = iframe && iframe.contentWindow.emojifyFrames;
+  if (frames) { frames.seen = {}; frames.latest = null; }
+}"""
+
+#: Run in the page: the panel as shown (its data, its header, the bar drawn in the highlight
+#: colour, any "Press Start" note), the component's button, and the codes of the frames presented.
+READ_JS = """() => {
+  const now = performance.timeOrigin + performance.now();
+  const panel = document.querySelector('[data-testid=live-panel]');
+  const info = [...document.querySelectorAll('[data-testid=stMain] [data-testid=stAlert]')]
+    .map((alert) => alert.innerText).join(' ');
+  const iframe = document.querySelector('iframe[title*="webrtc_streamer"]');
+  const doc = iframe && iframe.contentDocument;
+  const button = doc ? [...doc.querySelectorAll('button')].map((b) => b.innerText.trim()).join(' ') : '';
+  const frames = (iframe && iframe.contentWindow.emojifyFrames) || {seen: {}, latest: null};
+  const read = {now, info, button, frame: frames.latest, seen: frames.seen, state: null};
+  if (!panel) return read;
+  const head = panel.querySelector('.live-head h3');
+  const highlighted = [...panel.querySelectorAll('[data-testid=live-bars] [data-emotion]')]
+    .filter((row) => getComputedStyle(row.querySelector('.bar')).backgroundColor === 'HIGHLIGHT')
+    .map((row) => row.dataset.emotion);
+  return {...read, state: panel.dataset.state, number: panel.dataset.verdict,
+          emotion: panel.dataset.emotion || null, confidence: panel.dataset.confidence || null,
+          header: head ? head.innerText.trim() : null, highlighted};
+}""".replace("HIGHLIGHT", "rgb(245, 158, 11)")
+
+
+@pytest.fixture(scope="module")
+def fake_camera(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("camera") / "laughing.y4m"
+    assert browser.write_y4m(VIDEO, path, *LAUGHING) > 60
+    return path
+
+
+@pytest.fixture(scope="module")
+def app_url() -> Iterator[str]:
+    with browser.streamlit_server(env={"EMOJIFY_LIVE_VERDICT_CODE": "1"}) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def chromium(fake_camera: Path) -> Iterator[Browser]:
+    with browser.chromium(browser.fake_camera_args(fake_camera)) as launched:
+        yield launched
+
+
+def open_page(chromium: Browser, app_url: str, width: int, height: int) -> Page:
+    page = chromium.new_context(viewport={"width": width, "height": height}).new_page()
+    page.goto(f"{app_url}/live")
+    expect(page.get_by_role("heading", name="Live", exact=True)).to_be_visible(timeout=60_000)
+    return page
+
+
+def click(page: Page, name: str) -> None:
+    button = browser.webrtc_frame(page).get_by_role("button", name=re.compile(f"^{name}$", re.IGNORECASE))
+    button.click(timeout=FIRST_RESULT_TIMEOUT_MS)
+
+
+def as_code(values: list[int]) -> Code:
+    """A frame's decoded code as (verdict number, emotion or None for no face, "NN%")."""
+    number, emotion, percent = values
+    return number, None if emotion == NO_FACE_CODE else CLASS_NAMES[emotion], f"{percent}%"
+
+
+class Stream:
+    """One stream as the user sees it: reads the page, checks each reading, keeps what it saw.
+
+    ``panel_said`` maps each verdict number the panel showed to its verdict; every presented frame
+    whose code carries that number must carry that verdict. A verdict reaches the video a moment
+    after the panel shows it (the frames' way through the encoder, network and the browser, which
+    on a busy machine grows to seconds), so each frame is compared with the panel's verdict of its
+    own number rather than with whatever the panel shows at that instant.
+    """
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.panel_said: dict[int, Code] = {}
+        self.on_video: set[int] = set()  # numbers of the panel's verdicts seen on the video
+        self.readings: list[dict] = []
+        self.stop_since: float | None = None  # when the button first read Stop (page clock, ms)
+        self.page.evaluate(CLEAR_CODES_JS)
+
+    def read(self) -> dict:
+        """Read the page now and check it; the code reader goes on each new <video>."""
+        video = browser.webrtc_frame(self.page).locator("video")
+        if video.count():
+            video.first.evaluate(CODE_READER_JS)
+        reading = self.page.evaluate(READ_JS)
+        self.readings.append(reading)
+        if "STOP" in reading["button"].upper():
+            self.stop_since = self.stop_since or reading["now"]
+            if reading["now"] - self.stop_since > STATUS_GRACE_S * 1000:
+                assert "Press Start" not in reading["info"], (
+                    f"the button has read Stop for {(reading['now'] - self.stop_since) / 1000:.1f} s, "
+                    f"the panel: {reading}"
+                )
+        if reading["state"] == "face":
+            assert reading["header"] == reading["emotion"], f"header and data differ: {reading}"
+            assert reading["highlighted"] == [reading["emotion"]], f"header and chart differ: {reading}"
+        verdict = self.shown(reading)
+        if verdict is not None:
+            said = self.panel_said.setdefault(verdict[0], verdict)
+            assert said == verdict, f"the panel showed verdict {verdict[0]} as {said}, now as {verdict}"
+        for drawn in reading["seen"].values():
+            for values in drawn:
+                code = as_code(values)
+                if code[0] in self.panel_said:
+                    assert code == self.panel_said[code[0]], (
+                        f"the video drew {code}, the panel said {self.panel_said[code[0]]}"
+                    )
+                    self.on_video.add(code[0])
+        return reading
+
+    @staticmethod
+    def shown(reading: dict) -> Code | None:
+        """The panel's verdict in the code's terms; None while it has none (idle, connecting)."""
+        if reading["state"] == "face":
+            number = int(reading["number"]) % 2 ** CODE_FIELDS[0]
+            return number, reading["emotion"], reading["confidence"]
+        if reading["state"] == "looking":
+            return int(reading["number"]) % 2 ** CODE_FIELDS[0], None, "0%"
+        return None
+
+
+def start(page: Page) -> Stream:
+    """Press Start and read the page every POLL_S until the panel shows a face."""
+    click(page, "start")
+    stream = Stream(page)
+    deadline = time.monotonic() + FIRST_RESULT_TIMEOUT_MS / 1000
+    while time.monotonic() < deadline:
+        if stream.read()["state"] == "face":
+            return stream
+        time.sleep(POLL_S)
+    raise AssertionError(f"the panel never showed a face; last readings: {stream.readings[-3:]}")
+
+
+def sample_verdicts(stream: Stream) -> set[str]:
+    """Read until SAMPLES of the panel's face verdicts were also seen on the video; their emotions."""
+    deadline = time.monotonic() + SAMPLING_TIMEOUT_S
+    faces = {number for number, code in stream.panel_said.items() if code[1] is not None}
+    while len(faces & stream.on_video) < SAMPLES and time.monotonic() < deadline:
+        stream.read()
+        faces = {number for number, code in stream.panel_said.items() if code[1] is not None}
+        time.sleep(POLL_S)
+    assert len(faces & stream.on_video) >= SAMPLES, (
+        f"in {SAMPLING_TIMEOUT_S:.0f} s only {len(faces & stream.on_video)} of the panel's verdicts "
+        f"with a face reached the video (panel: {len(faces)})"
+    )
+    return {stream.panel_said[number][1] for number in faces & stream.on_video}
+
+
+def test_panel_header_chart_and_video_show_one_verdict_through_stop_and_start(
+    chromium: Browser, app_url: str
+):
+    page = open_page(chromium, app_url, 1400, 1000)
+    try:
+        assert "happy" in sample_verdicts(start(page)), "she laughs"
+
+        click(page, "stop")
+        expect(page.get_by_text("Press Start and allow the camera")).to_be_visible(timeout=30_000)
+        sample_verdicts(start(page))
+    finally:
+        page.context.close()
+
+
+def test_on_a_narrow_screen_the_verdict_is_seen_with_the_video(
+    chromium: Browser, app_url: str, tmp_path: Path
+):
+    height = 800
+    page = open_page(chromium, app_url, 400, height)
+    try:
+        reading = start(page).readings[-1]
+        compact = page.get_by_test_id("live-compact")
+        expect(compact).to_be_visible()
+        expect(compact).to_contain_text(reading["emotion"])
+        video_element = browser.webrtc_frame(page).locator("video").first
+        expect(video_element).to_be_visible()
+        page.screenshot(path=tmp_path / "narrow.png")
+        line, video = compact.bounding_box(), video_element.bounding_box()
+        assert line is not None and video is not None
+        assert line["y"] >= 0 and line["y"] + line["height"] <= height, (
+            f"the verdict line is off screen: {line}"
+        )
+        assert video["y"] >= line["y"] + line["height"] - 1, (
+            f"the verdict line {line} covers the video {video}"
+        )
+        assert video["y"] + video["height"] / 2 <= height, f"the video {video} is below the fold"
+    finally:
+        page.context.close()
