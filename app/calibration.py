@@ -144,6 +144,10 @@ class Calibration:
         margins[NEUTRAL] = 0.0
         return margins
 
+    def generic_verdict(self) -> str:
+        """What the generic model read the reference face as: it should have looked neutral."""
+        return CLASS_NAMES[int(np.argmax(self.reference))]
+
     def apply(self, probabilities: np.ndarray) -> np.ndarray:
         """Calibrated probabilities for one face ``(7,)`` or several ``(N, 7)``."""
         weighted = np.maximum(probabilities, PROBABILITY_FLOOR) * self._weights
@@ -460,12 +464,13 @@ class _Collection:
 
 
 def calibrate_largest(faces: Sequence[Face], calibration: Calibration | None) -> list[Face]:
-    """``faces`` (largest first, as the pipeline finds them) with the largest one's verdict calibrated.
+    """``faces`` in their order, with the largest face's verdict calibrated.
 
     A reference photo is of one person; in a photo of them, they are taken to be its largest face.
     """
     if calibration is None or not faces:
         return list(faces)
-    first = faces[0]
-    calibrated = Face(first.box, _tuple(calibration.apply(np.asarray(first.probabilities))))
-    return [calibrated, *faces[1:]]
+    largest = max(range(len(faces)), key=lambda index: faces[index].box.area)
+    out = list(faces)
+    out[largest] = Face(out[largest].box, _tuple(calibration.apply(np.asarray(out[largest].probabilities))))
+    return out

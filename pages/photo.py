@@ -10,12 +10,14 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from app.calibration import calibrate_largest
 from app.detection import DetectorSettings
 from app.explain import GradCam
 from app.framing import crop_faces
 from app.images import PHOTO_EXTENSIONS, ImageError, encode_image, format_names, read_image, to_gray
 from app.overlay import reading_order
 from app.pipeline import Face, OverlayOptions, Pipeline
+from pages.calibration_ui import reference_photo_ui
 from pages.charts import probability_chart
 from pages.explanation import HELP, TOGGLE_LABEL, grad_cam, heatmap_ui
 from pages.shared import (
@@ -125,9 +127,10 @@ pipeline = load_pipeline(model_path)
 if pipeline is not None and photo is not None:
     name, data = photo
     model_key = model_version(model_path)
+    calibration = reference_photo_ui(pipeline, settings, model_key)
     try:
         rgb, faces = analyze(data, settings, model_key, pipeline)
     except ImageError as err:
         st.error(f"**{name}**: {err}.")
     else:
-        show_result(name, rgb, faces, pipeline, options, model_key)
+        show_result(name, rgb, calibrate_largest(faces, calibration), pipeline, options, model_key)
