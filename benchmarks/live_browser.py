@@ -103,7 +103,7 @@ class StreamResult:
     freezes: int = 0
     longest_freeze_s: float = 0.0
     frozen_s: float = 0.0
-    pair: str = "?"
+    pair: str = "?"  # local/remote candidate types (connection state)
     down_kbps: float = float("nan")
     up_kbps: float = float("nan")
     receiver: str = ""
@@ -219,7 +219,7 @@ def link(before: dict | None, after: dict | None) -> dict[str, object]:
         f"{got['freezeCount']:.0f} ({got['totalFreezesDuration']:.1f} s)"
     )
     return {
-        "pair": f"{after['local_type']}/{after['remote_type']}",
+        "pair": f"{after['local_type']}/{after['remote_type']} ({after['connection']})",
         "down_kbps": (after["bytes_received"] - before["bytes_received"]) * 8 / 1000 / seconds,
         "up_kbps": (after["bytes_sent"] - before["bytes_sent"]) * 8 / 1000 / seconds,
         "receiver": receiver,
@@ -308,7 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start", type=float, default=DEFAULT_SPAN[0], help="first second of the video used")
     parser.add_argument("--end", type=float, default=DEFAULT_SPAN[1], help="last second of the video used")
     args = parser.parse_args(argv)
-    if (reason := browser.missing_browser() or (args.turn and turn_relay.missing_coturn())) is not None:
+    if (
+        reason := browser.missing_browser() or (turn_relay.missing_coturn() if args.turn else None)
+    ) is not None:
         parser.error(reason)
     from playwright.sync_api import Error as PlaywrightError
 
@@ -339,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"N={streams} browser stream(s), {args.seconds:.0f} s measured{load}:")
             for index, result in enumerate(results, 1):
                 print(result.line(index))
+        if args.turn:
+            print(f"coturn granted {len(relay.allocations())} allocations (browser and server, every stream)")
     print("processor alone, same frames: " + offline_line(args.video, (args.start, args.end)))
     return 0
 
