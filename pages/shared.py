@@ -24,6 +24,7 @@ from app.access import Access, AccessError, Throttle
 from app.classifier import EmotionClassifier, ModelError
 from app.detection import DetectorSettings, FaceDetector
 from app.emotions import DEFAULT_MODEL_PATH, REPO_ROOT, emoji_png
+from app.model_card import visitor_view
 from app.model_loading import is_ready, load_in_background, loaded
 from app.pipeline import OverlayOptions, Pipeline
 from app.runs import active_model_path, list_runs
@@ -89,10 +90,12 @@ def load_pipeline(model_path: Path | None = None) -> Pipeline | None:
 
 
 def _model_problem(model_path: Path, err: Exception) -> str:
-    """One sentence for the user on why the model file can't be used."""
+    """One sentence for the user on why the model file can't be used (no server folders for visitors)."""
     if isinstance(err, FileNotFoundError):
-        return f"The emotion model `{model_path}` is missing."
-    return f"The emotion model `{model_path}` can't be used: {err}"
+        problem = f"The emotion model `{model_path}` is missing."
+    else:
+        problem = f"The emotion model `{model_path}` can't be used: {err}"
+    return problem if server_paths_allowed() else visitor_view(problem)
 
 
 def detector_settings_ui() -> DetectorSettings:

@@ -370,3 +370,44 @@ def test_the_model_card_on_analysis_shows_visitors_no_server_paths(
     shown = [json.dumps(json.loads(element.proto.body), ensure_ascii=False) for element in at.json]
     assert shown and "…/" in shown[-1], shown
     assert not any(re.search(r'"/\w+/', body) for body in shown), shown
+
+
+def test_a_link_out_of_the_data_root_stops_a_training_on_start(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Inside the data root, ``train/happy`` linked to a folder outside it: refused, not read."""
+    from streamlit.testing.v1 import AppTest
+
+    import pages.shared
+    from app.access import Throttle
+
+    data_root, outside = tmp_path / "data", tmp_path / "outside"
+    for split, prefix in (("train", "Training_"), ("test", "PublicTest_")):
+        for name in CLASS_NAMES:
+            (data_root / "faces" / split / name).mkdir(parents=True)
+            (data_root / "faces" / split / name / f"{prefix}0.jpg").write_bytes(b"")  # layout only
+    outside.mkdir()
+    (outside / "secret.jpg").write_bytes(b"")
+    happy = data_root / "faces" / "train" / "happy"
+    for image in happy.iterdir():
+        image.unlink()
+    happy.rmdir()
+    happy.symlink_to(outside)
+    monkeypatch.setattr(pages.shared, "PASSWORD_GUESSES", Throttle())
+    monkeypatch.setenv("EMOJIFY_PUBLIC", "true")
+    monkeypatch.setenv("EMOJIFY_OWNER_PASSWORD", "owner-secret")
+    monkeypatch.setenv("EMOJIFY_DATA_ROOT", str(data_root))
+    monkeypatch.setenv("EMOJIFY_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.delenv("FER2013_DIR", raising=False)
+    at = AppTest.from_file(str(REPO_ROOT / "app" / "main.py"), default_timeout=120)
+    at.run()
+    at.switch_page(str(REPO_ROOT / "pages" / "training.py")).run()
+    at.text_input(key="owner_password").set_value("owner-secret").run()
+
+    at.text_input(key="train_folder").set_value("faces")
+    at.button(key="train_start").click().run()
+
+    assert not at.exception
+    refusals = [error.value for error in at.error if "leads outside the data folder" in error.value]
+    assert refusals and "train/happy is a link" in refusals[0], [error.value for error in at.error]
+    assert not (tmp_path / "runs").exists()
