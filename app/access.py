@@ -5,6 +5,7 @@ link (Streamlit Community Cloud), visitors must not start trainings that hog the
 files off it, so public mode, switched on by ``EMOJIFY_PUBLIC`` (environment or root-level
 secret), keeps the Training page and every server-path input behind ``EMOJIFY_OWNER_PASSWORD``
 (without a password they are simply off), and confines typed paths to ``EMOJIFY_DATA_ROOT``.
+Wrong passwords slow the next ones down, per session and for the whole server (:class:`Throttle`).
 """
 
 from __future__ import annotations
