@@ -36,14 +36,20 @@ def _save(image: Image.Image, fmt: str, **options: object) -> bytes:
     return buffer.getvalue()
 
 
-def _png_header_only(width: int, height: int) -> bytes:
-    """A PNG that declares a huge size but holds no pixel data: a decompression-bomb probe."""
+def _png_header_only(width: int, height: int, bit_depth: int = 8, color_type: int = 2) -> bytes:
+    """A PNG that declares a size but holds almost no pixel data: a decompression-bomb probe."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+
+
+def _bad_checksum(png: bytes) -> bytes:
+    """``png`` with one bit of its header's checksum flipped, as a bad disk or download leaves it."""
+    at = png.index(b"IHDR") + 4 + 13  # the CRC after the 13 header bytes
+    return png[:at] + bytes([png[at] ^ 1]) + png[at + 1 :]
 
 
 def cases() -> list[Case]:
@@ -57,12 +63,32 @@ def cases() -> list[Case]:
     exif = Image.Exif()
     exif[0x0112] = 6
     second = portrait.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    gif = _save(portrait, "GIF")
+    stripes = np.tile(np.array([[40], [220]], np.uint8), (1000, 1))  # 1 wide, 2000 high
     return [
         Case("zero-byte", b"", ".jpg", error="empty"),
         Case("text named .png", b"just some text, not pixels\n" * 20, ".png", error="not an image"),
         Case("truncated JPEG", jpeg[: len(jpeg) // 2], ".jpg", error="damaged or truncated"),
         Case("decompression bomb", _png_header_only(40_000, 40_000), ".png", error="megapixels"),
         Case("1×1 pixel", _save(Image.new("RGB", (1, 1), "white"), "PNG"), ".png", faces=0),
+        Case("1×2000 PNG", _save(Image.fromarray(stripes), "PNG"), ".png", faces=0),
+        Case(
+            "PNG with a bad checksum",
+            _bad_checksum(_save(portrait, "PNG")),
+            ".png",
+            error="PNG image, but it is damaged",
+        ),
+        Case(
+            "GIF cut off in its palette", gif[:400], ".gif", error="GIF image, but it is damaged or truncated"
+        ),
+        Case("GIF cut off in its pixels", gif[: len(gif) // 2], ".gif", error="damaged or truncated"),
+        Case("0×0 PNG", _png_header_only(0, 0), ".png", error="PNG image is empty"),
+        Case(
+            "10950×10950 16-bit RGBA PNG",
+            _png_header_only(10950, 10950, 16, 6),
+            ".png",
+            error="decoded whole",
+        ),
         Case("12000×9000 JPEG", _save(portrait.resize((12000, 9000)), "JPEG", quality=70), ".jpg"),
         Case("CMYK JPEG", _save(portrait.convert("CMYK"), "JPEG"), ".jpg"),
         Case("16-bit grayscale PNG", _save(gray16, "PNG"), ".png"),

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
+from app import images
 from app.detection import FaceDetector
 from app.images import (
     MAX_SIDE,
@@ -83,3 +85,54 @@ def test_the_not_an_image_message_names_every_accepted_format():
     message = str(caught.value)
     assert format_names() in message and all(name in message for name in PHOTO_FORMATS)
     assert {"gif", "tif", "tiff", "jpeg"} <= set(PHOTO_EXTENSIONS)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "LA", "P", "I;16"])
+def test_a_photo_larger_than_max_side_is_shrunk_as_a_whole_image_resize_would(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large photos are converted and shrunk tile by tile (a 120 MP PNG once took 2-4 GB): the
+    result must be the picture one resize of the whole converted image gives. (Small limits
+    here, so that a small photo takes that path through many tiles.)"""
+    monkeypatch.setattr(images, "MAX_SIDE", 500)
+    monkeypatch.setattr(images, "TILE_SIDE", 96)
+    portrait = Image.open(FIXTURES / "faces" / "london_009_happy.jpg").convert("RGB")
+    big = portrait.resize((1100, 700), Image.Resampling.BILINEAR)
+    if mode == "I;16":
+        picture = Image.fromarray(np.asarray(big.convert("L"), np.uint16) * 257)
+        whole = np.repeat(np.asarray(big.convert("L"))[:, :, None], 3, axis=2)
+    else:
+        picture = big.quantize(64, dither=Image.Dither.NONE) if mode == "P" else big.convert(mode)
+        if mode in ("RGBA", "LA"):
+            picture.putalpha(180)
+        flat = Image.alpha_composite(Image.new("RGBA", picture.size, "white"), picture.convert("RGBA"))
+        whole = np.asarray(flat.convert("RGB"))
+    expected = cv2.resize(whole, (500, 318), interpolation=cv2.INTER_AREA)
+
+    rgb = read_image(_save(picture, "PNG"))
+
+    assert rgb.shape == expected.shape
+    assert np.abs(rgb.astype(int) - expected).mean() < 1.0
+
+
+def test_the_exif_turn_is_applied_to_a_shrunk_photo_too(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(images, "MAX_SIDE", 300)
+    portrait = Image.open(FIXTURES / "faces" / "london_009_happy.jpg").convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned a quarter to the left: "rotate 90° clockwise to show"
+    path = tmp_path / "sideways.png"
+    portrait.crop((0, 0, 675, 450)).transpose(Image.Transpose.ROTATE_90).save(path, exif=exif)
+
+    rgb = read_image(path)  # read from the path, as the CLI does
+
+    assert rgb.shape == (200, 300, 3)  # stood up again: wider than tall, as cropped
+    original = cv2.resize(
+        np.asarray(portrait.crop((0, 0, 675, 450))), (300, 200), interpolation=cv2.INTER_AREA
+    )
+    assert np.abs(rgb.astype(int) - original).mean() < 2
+
+
+def _save(picture: Image.Image, fmt: str) -> bytes:
+    data = io.BytesIO()
+    picture.save(data, fmt)
+    return data.getvalue()
