@@ -27,7 +27,9 @@ from training.export import (
     class_shares,
     serving_model,
     tune_balance,
+    tuning_truth,
 )
+from training.votes import NO_MAJORITY
 
 LOAD_AND_PREDICT = """
 import sys, keras, numpy as np
@@ -168,6 +170,24 @@ def test_auto_balance_is_tuned_on_public_test_and_keeps_accuracy(fer2013_dir: Pa
     )
     assert chosen["accuracy"] >= plain["accuracy"] - BALANCE_MAX_ACCURACY_LOSS
     assert chosen["macro_f1"] >= plain["macro_f1"]
+
+
+def test_members_trained_on_votes_are_balanced_against_the_annotators_majority(fer2013_dir: Path) -> None:
+    shipped = EmotionClassifier.load(REPO_ROOT / "model" / "emotion_cnn.keras").model
+    public = load_split(fer2013_dir, "public_test", limit_per_class=25)
+    voted = {"training": {"labels": {"source": "ferplus"}}}
+
+    labels, labels_name = tuning_truth({"training": {"labels": {"source": "fer2013"}}}, public)
+    majority, majority_name = tuning_truth(voted, public)
+    _, tried = tune_balance([shipped], public, np.full(NUM_CLASSES, 1 / NUM_CLASSES), truth=majority)
+
+    assert labels_name == "FER2013 labels" and np.array_equal(labels, public.y)
+    assert majority_name == "FER+ annotators' majority"
+    clear = majority != NO_MAJORITY
+    assert 0.8 * len(public) < clear.sum() < len(public)  # ties and contempt/unknown are left out
+    assert 0.2 < np.mean(majority[clear] != public.y[clear]) < 0.5  # another truth than the labels
+    predicted = shipped.predict(public.x, verbose=0).argmax(axis=1)
+    assert tried[0]["accuracy"] == pytest.approx(np.mean(predicted[clear] == majority[clear]))
 
 
 def test_balance_refuses_a_member_without_a_softmax_layer() -> None:

@@ -39,6 +39,7 @@ from app.model_card import ModelCardError, atomic_output, base_card, read_card, 
 from model.architectures import augmentation_layers
 from training.analysis import predict_dataset, score
 from training.data import Dataset, DatasetError, load_split
+from training.votes import NO_MAJORITY, VotesError, find_votes, majority, match, read_votes
 
 #: The ``tau`` values ``--balance auto`` tries.
 BALANCE_GRID = tuple(float(tau) for tau in np.arange(0.0, 1.51, 0.125))
@@ -125,13 +126,22 @@ def balance(member: keras.Model, shift: np.ndarray) -> None:
 
 
 def tune_balance(
-    members: Sequence[keras.Model], dataset: Dataset, shares: np.ndarray, *, mirror: bool = True
+    members: Sequence[keras.Model],
+    dataset: Dataset,
+    shares: np.ndarray,
+    *,
+    mirror: bool = True,
+    truth: np.ndarray | None = None,
 ) -> tuple[float, list[dict[str, float]]]:
     """The ``tau`` to balance with, chosen on ``dataset``, and the score of every ``tau`` tried.
 
     The members' softmax is computed once; a shift of the logits is then exact arithmetic on it
-    (``softmax(z + b) = p * exp(b) / sum``), so the grid costs no more model passes.
+    (``softmax(z + b) = p * exp(b) / sum``), so the grid costs no more model passes. ``truth`` is
+    what to score against (default the labels); ``NO_MAJORITY`` entries are left out, so members
+    trained on FER+ votes are tuned against the annotators' majority they learnt.
     """
+    truth = dataset.y if truth is None else truth
+    scored = truth != NO_MAJORITY
     views = [lambda x: x, lambda x: x[:, :, ::-1]] if mirror else [lambda x: x]
     classifiers = [EmotionClassifier(member) for member in members]
     outputs = [
@@ -143,7 +153,7 @@ def tune_balance(
     for tau in BALANCE_GRID:
         weights = np.exp(balance_shift(shares, tau))
         adjusted = [p * weights / (p * weights).sum(axis=1, keepdims=True) for p in outputs]
-        result = score(dataset.y, np.mean(adjusted, axis=0))
+        result = score(truth[scored], np.mean(adjusted, axis=0)[scored])
         tried.append({"tau": tau, "accuracy": result["accuracy"], "macro_f1": result["macro_f1"]})
     floor = tried[0]["accuracy"] - BALANCE_MAX_ACCURACY_LOSS
     best = max((row for row in tried if row["accuracy"] >= floor), key=lambda row: row["macro_f1"])
@@ -349,19 +359,37 @@ def balance_members(
     members: Sequence[keras.Model], first: Path, tau: float | str, data: Path | None, mirror: bool
 ) -> dict[str, Any]:
     """Balance ``members`` in place with ``tau`` (or the tuned one for ``auto``); the card's entry."""
-    shares = class_shares(read_card(first))
+    card = read_card(first)
+    shares = class_shares(card)
     entry: dict[str, Any] = {"class_shares": dict(zip(CLASS_NAMES, shares.round(5).tolist(), strict=True))}
     if tau == "auto":
-        tau, tried = tune_balance(members, load_split(data, BALANCE_SPLIT), shares, mirror=mirror)
+        dataset = load_split(data, BALANCE_SPLIT)
+        truth, truth_name = tuning_truth(card, dataset)
+        print(f"tuning tau on {BALANCE_SPLIT} against {truth_name}")
+        tau, tried = tune_balance(members, dataset, shares, mirror=mirror, truth=truth)
         for row in tried:
             print(
                 f"tau {row['tau']:.3f}: {BALANCE_SPLIT} accuracy {row['accuracy']:.4f}, "
                 f"macro-F1 {row['macro_f1']:.4f}{'   <- chosen' if row['tau'] == tau else ''}"
             )
-        entry.update(tuned_on=BALANCE_SPLIT, tried=tried)
+        entry.update(tuned_on=BALANCE_SPLIT, truth=truth_name, tried=tried)
     for member in members:
         balance(member, balance_shift(shares, float(tau)))
     return {"tau": float(tau), **entry}
+
+
+def tuning_truth(card: dict[str, Any] | None, dataset: Dataset) -> tuple[np.ndarray, str]:
+    """What ``--balance auto`` scores against: the labels, or for members trained on FER+ votes
+    the annotators' majority (training.votes; NO_MAJORITY where there is none)."""
+    source = ((card or {}).get("training") or {}).get("labels", {}).get("source", "fer2013")
+    if source == "fer2013":
+        return dataset.y, "FER2013 labels"
+    try:
+        votes = read_votes(find_votes(None, dataset.root))
+        matched = match(votes, dataset.sources, dataset.root, dataset.split)
+    except VotesError as err:
+        raise DatasetError(f"the members learnt from FER+ votes, but {err}") from err
+    return majority(matched.counts), "FER+ annotators' majority"
 
 
 if __name__ == "__main__":
