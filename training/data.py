@@ -79,11 +79,12 @@ _CSV_SPLITS = {
     "test": ("PublicTest", "PrivateTest"),
 }
 CSV_COLUMNS = ("emotion", "pixels", "Usage")
-_CSV_USAGES = ("Training", "PublicTest", "PrivateTest")
+#: Every Usage a row may have; a row with another (or none) belongs to no split.
+_CSV_USAGES = tuple(dict.fromkeys(usage for usages in _CSV_SPLITS.values() for usage in usages))
 # Decoding releases the GIL, so a few threads per core keep every core busy.
 _DECODE_WORKERS = 4 * (os.cpu_count() or 1)
-#: Largest image read (width × height): FER-style datasets are face crops, and a 4096×4096 one
-#: decodes to at most 16.7 MB (gray) while larger headers are cheap to fake (see the module doc).
+#: Largest image read (width × height): FER-style datasets are face crops. A 4096×4096 one is
+#: 16.7 MB read as gray (134 MB while a 16-bit RGBA one decodes); larger headers are cheap to fake.
 MAX_IMAGE_PIXELS = 4096 * 4096
 #: Images above this many pixels are decoded one at a time, so the decoding threads cannot hold
 #: dozens of large images at once; FER's 48×48 images never wait.
