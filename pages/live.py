@@ -25,6 +25,7 @@ from app.live import LiveProcessor, LiveResults, LiveSettings, LiveStats, Verdic
 from app.pipeline import OverlayOptions, Pipeline
 from app.turn_check import TurnChecks, connection_problem
 from app.video import video_frame
+from pages.calibration_ui import live_calibration_ui
 from pages.live_panel import status_html, verdict_html
 from pages.shared import (
     load_pipeline,
@@ -232,6 +233,7 @@ if pipeline is not None and ice is not None:
         # The verdict is taken here, where it is shown: the frames processed next draw it too.
         verdict = processor.take_verdict() if state.playing else Verdict()
         show_stats(results.read(), state, verdict)
+        live_calibration_ui(processor.calibrator, state.playing, pipeline.classifier.name)
 
     with panel_col:
         live_panel()
