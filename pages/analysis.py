@@ -22,8 +22,16 @@ import streamlit as st
 from app.classifier import ModelError
 from app.model_card import ModelCardError, read_card, visitor_view
 from app.runs import read_run
-from pages.analysis_charts import CELL_SELECTION, coloured_changes, confusion_chart
-from pages.analysis_views import disagreement_view, gallery, metrics_row, per_class_table, training_section
+from pages.analysis_charts import coloured_changes, confusion_chart
+from pages.analysis_views import (
+    disagreement_view,
+    gallery,
+    matrix,
+    metrics_row,
+    per_class_table,
+    sync_cell,
+    training_section,
+)
 from pages.shared import server_paths_allowed, typed_server_path
 from training import analysis, evaluation_jobs, ground_truth
 from training.analysis import Evaluation, ResultError
@@ -228,29 +236,6 @@ def outcome(
 
 
 # --- showing -------------------------------------------------------------------------------------
-
-
-def matrix(result: dict[str, Any], normalised: bool) -> tuple[str, str] | None:
-    """The clickable heatmap; returns the (true, predicted) cell clicked, if any."""
-    event = st.altair_chart(
-        confusion_chart(result, normalised=normalised),
-        on_select="rerun",
-        selection_mode=CELL_SELECTION,
-        width="content",
-        key="matrix",
-    )
-    picked = (event.selection.get(CELL_SELECTION) or []) if event else []
-    if picked and {"true", "predicted"} <= set(picked[0]):
-        return picked[0]["true"], picked[0]["predicted"]
-    return None
-
-
-def sync_cell(clicked: tuple[str, str] | None) -> None:
-    """Make a new click on the heatmap the selectboxes' choice, but let later selectbox edits stand."""
-    if clicked != st.session_state.get("last_clicked_cell"):
-        st.session_state["last_clicked_cell"] = clicked
-        if clicked is not None:
-            st.session_state["cell_true"], st.session_state["cell_predicted"] = clicked
 
 
 def truth_switch(result: dict[str, Any]) -> str:

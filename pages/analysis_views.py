@@ -17,7 +17,7 @@ import streamlit as st
 
 from app.emotions import CLASS_NAMES
 from app.runs import read_run
-from pages.analysis_charts import curves_chart
+from pages.analysis_charts import CELL_SELECTION, confusion_chart, curves_chart
 from pages.explanation import HELP, TOGGLE_LABEL, grad_cam, heatmap_ui
 from pages.shared import cached_classifier
 from training import analysis, ground_truth
@@ -217,3 +217,26 @@ def training_section(choice: ModelChoice, card: dict[str, Any] | None) -> None:
         )
     else:
         st.caption(f"Per-epoch curves live in run folders; this model is in none. Its card says: {facts}.")
+
+
+def matrix(result: dict[str, Any], normalised: bool) -> tuple[str, str] | None:
+    """The clickable heatmap; returns the (true, predicted) cell clicked, if any."""
+    event = st.altair_chart(
+        confusion_chart(result, normalised=normalised),
+        on_select="rerun",
+        selection_mode=CELL_SELECTION,
+        width="content",
+        key="matrix",
+    )
+    picked = (event.selection.get(CELL_SELECTION) or []) if event else []
+    if picked and {"true", "predicted"} <= set(picked[0]):
+        return picked[0]["true"], picked[0]["predicted"]
+    return None
+
+
+def sync_cell(clicked: tuple[str, str] | None) -> None:
+    """Make a new click on the heatmap the selectboxes' choice, but let later selectbox edits stand."""
+    if clicked != st.session_state.get("last_clicked_cell"):
+        st.session_state["last_clicked_cell"] = clicked
+        if clicked is not None:
+            st.session_state["cell_true"], st.session_state["cell_predicted"] = clicked

@@ -739,7 +739,7 @@ def test_browser_a_reload_during_an_evaluation_keeps_the_choices_and_the_work(
     from playwright.sync_api import expect
 
     page = analysis_page
-    folder = page.get_by_label("FER2013 folder (for a new evaluation)")
+    folder = page.get_by_label("FER2013 folder (for a new evaluation)", exact=True)
     folder.fill(str(fer2013_dir))
     folder.press("Enter")
     browser.switch_on(page.get_by_role("switch", name="Row-normalised"))
@@ -764,12 +764,15 @@ def test_browser_a_reload_during_an_evaluation_keeps_the_choices_and_the_work(
         match = under_way.search(text)
         assert match is None or int(match.group(1).replace(",", "")) >= done_before, (text, done_before)
     expect(finished).to_be_visible(timeout=300_000)
-    expect(page.get_by_label("FER2013 folder (for a new evaluation)")).to_have_value(str(fer2013_dir))
+    expect(page.get_by_label("FER2013 folder (for a new evaluation)", exact=True)).to_have_value(
+        str(fer2013_dir)
+    )
     expect(page.get_by_role("switch", name="Row-normalised")).to_be_checked()
     expect(page.get_by_role("button", name=re.compile("^Evaluate"))).to_have_count(0)
     expect(page.get_by_test_id("stMetric").filter(has_text="Images").first).to_contain_text("3,589")
     expect(page.get_by_text("Where the label and the annotators disagree")).to_be_visible()
-    page.get_by_text("Annotators' majority").click()
+    browser.wait_until_idle(page)
+    page.get_by_test_id("stRadio").get_by_text("Annotators' majority").click()
     expect(page.get_by_test_id("stMetric").filter(has_text="Images").first).to_contain_text(
         "3,344", timeout=60_000
     )

@@ -44,6 +44,7 @@ def test_an_evaluation_goes_on_without_its_page_and_is_found_again() -> None:
         threading.Event().wait(0.01)
     assert found.status == Status("classifying x", 3, 10) and not found.finished
     assert describe(found.status) == "Classifying x: 3 of 10 images"
+    assert describe(Status("reading the images of PrivateTest")) == "Reading the images of PrivateTest…"
     assert evaluation_jobs.start(key, "x", work) is started  # asking again does not start it again
 
     release.set()

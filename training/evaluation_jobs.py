@@ -51,9 +51,10 @@ class Status:
 
 def describe(status: Status) -> str:
     """The status as the page's progress bar says it."""
+    phase = status.phase[:1].upper() + status.phase[1:]  # not capitalize(): "PrivateTest" stays
     if status.total:
-        return f"{status.phase.capitalize()}: {status.done:,} of {status.total:,} images"
-    return f"{status.phase.capitalize()}…"
+        return f"{phase}: {status.done:,} of {status.total:,} images"
+    return f"{phase}…"
 
 
 class EvaluationJob:
