@@ -8,6 +8,8 @@ checked on load.
 
 from __future__ import annotations
 
+import contextlib
+
 import streamlit as st
 
 from app.calibration import (
@@ -76,6 +78,14 @@ def reference_note(calibration: Calibration) -> None:
         )
 
 
+def start(calibrator: LiveCalibrator, expression: str) -> None:
+    """A button's callback: runs before the panel is drawn, so the panel shows the countdown at once."""
+    # A smile needs a calibration: one reset meanwhile leaves nothing to add it to, and the panel
+    # then offers to calibrate, which is all there is to say.
+    with contextlib.suppress(CalibrationError):
+        calibrator.start(expression)
+
+
 def live_calibration_ui(calibrator: LiveCalibrator, playing: bool, model: str) -> None:
     """The Live panel's calibration section: start, countdown, who is calibrated, smile, reset, files."""
     calibrator.model = model
@@ -93,9 +103,13 @@ def live_calibration_ui(calibrator: LiveCalibrator, playing: bool, model: str) -
         st.warning(status.message)
     if status.calibration is None:
         st.caption(f"Look at the camera with a neutral face for {COLLECT_SECONDS:.0f} s, alone in view.")
-        if st.button("Calibrate to my face", key="calibrate_start", disabled=not playing):
-            calibrator.start("neutral")
-            st.rerun(scope="fragment")
+        st.button(
+            "Calibrate to my face",
+            key="calibrate_start",
+            disabled=not playing,
+            on_click=start,
+            args=(calibrator, "neutral"),
+        )
         return
     calibrated(calibrator, status, playing, model)
 
@@ -118,14 +132,15 @@ def calibrated(calibrator: LiveCalibrator, status: CalibrationStatus, playing: b
     reference_note(calibration)
     model_note(calibration, model)
     smile, reset = st.columns(2)
-    if EXAMPLE not in shown and smile.button(
-        f"Now show me a smile {EMOJI[EXAMPLE]}", key="calibrate_smile", disabled=not playing
-    ):
-        calibrator.start(EXAMPLE)
-        st.rerun(scope="fragment")
-    if reset.button("Reset", key="calibrate_reset", help="Back to generic verdicts for every face."):
-        calibrator.reset()
-        st.rerun(scope="fragment")
+    if EXAMPLE not in shown:
+        smile.button(
+            f"Now show me a smile {EMOJI[EXAMPLE]}",
+            key="calibrate_smile",
+            disabled=not playing,
+            on_click=start,
+            args=(calibrator, EXAMPLE),
+        )
+    reset.button("Reset", key="calibrate_reset", help="Generic verdicts for all.", on_click=calibrator.reset)
     download_ui(calibration, "calibration_download")
     st.caption(PRIVACY)
 

@@ -213,3 +213,34 @@ def test_the_cli_reads_a_photo_against_a_reference_photo_and_refuses_one_without
     assert json.loads(done.stdout)["faces"][0]["emotion"] == "happy"  # generic: neutral (above)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert "reference" in refused.stderr and "no face found" in refused.stderr
+
+
+def calibration_panel() -> None:
+    """The Live panel's calibration section on a stream whose face #7 was calibrated."""
+    import numpy as np
+    import streamlit as st
+
+    from app.calibration import LiveCalibrator
+    from pages.calibration_ui import live_calibration_ui
+
+    if "calibrator" not in st.session_state:
+        calibrator = LiveCalibrator()
+        calibrator.start("neutral", seconds=1.0)
+        look = np.array([[0.1, 0.02, 0.1, 0.02, 0.3, 0.4, 0.06]])
+        for step in range(12):
+            calibrator.process([7], look, 1, step / 10)
+        st.session_state.calibrator = calibrator
+    live_calibration_ui(st.session_state.calibrator, True, "emotion_cnn")
+
+
+def test_the_live_panel_says_whose_verdicts_are_calibrated_offers_the_file_and_resets() -> None:
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_function(calibration_panel).run()
+
+    assert not app.exception
+    assert "calibrated for **face #7**" in app.success[0].value
+    assert "read that face as" in app.caption[0].value  # it looked sad to the model: said so
+    app.button(key="calibrate_reset").click().run()
+    assert not app.success and not app.exception
+    assert app.button(key="calibrate_start").label == "Calibrate to my face"
