@@ -271,3 +271,25 @@ def test_the_teachers_pass_shows_as_a_step_of_its_own_and_a_stop_stays_a_stop() 
     channel.update(state="stopping")
     channel.teacher_progress(512, 1000)
     assert channel.snapshot().state == "stopping"
+
+
+def test_delete_refuses_a_run_in_training_and_anything_that_is_not_a_run(tmp_path: Path) -> None:
+    from app.emotions import DEFAULT_MODEL_PATH
+    from app.runs import RunBusy, delete_run, hold_run, write_status
+
+    run_dir = tmp_path / "busy"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text("{}")
+    write_status(run_dir, "running")
+    (run_dir / "notes.txt").write_text("mine")  # not a run file: it stays, and so does the folder
+
+    with hold_run(run_dir):
+        assert read_run(run_dir).state == "running"
+        with pytest.raises(RunBusy):
+            delete_run(run_dir, tmp_path)
+    assert read_run(run_dir).state == "interrupted"  # the lock went with its holder
+    with pytest.raises(ValueError, match="is not a run in"):
+        delete_run(DEFAULT_MODEL_PATH.parent, DEFAULT_MODEL_PATH.parent.parent)
+
+    assert delete_run(run_dir, tmp_path) is False
+    assert [path.name for path in run_dir.iterdir()] == ["notes.txt"]

@@ -171,10 +171,11 @@ def test_labels_choice_says_what_it_means_and_reaches_the_run(
     assert page.selectbox(key="train_teacher").disabled  # a teacher distils into labels only
     # Votes that fit no image of the dataset: a plain message, and no run left behind.
     renamed = Path(shutil.copytree(fer2013_mini, tmp_path / "renamed"))
-    for image in list(renamed.glob("*/*/*.jpg")):
+    for image in list(renamed.glob("train/*/*.jpg")):
         image.rename(image.with_name(f"x{image.name}"))
     server_path(page, FOLDER, "train_folder", renamed)
     page.button(key="train_start").click().run()
+    assert not page.error, texts(page.error)
     assert manager().current().wait(JOB_TIMEOUT_S).state == "failed"
     page.run()
     assert any(
@@ -184,6 +185,7 @@ def test_labels_choice_says_what_it_means_and_reaches_the_run(
     assert list_runs(runs_dir) == []
 
     page.text_input(key="train_folder").set_value(str(fer2013_mini))
+    page.text_input(key="train_run_name").set_value("voted")  # a Start puts a fresh name in the form
     page.button(key="train_start").click().run()
     assert manager().current().wait(JOB_TIMEOUT_S).state == "finished", manager().current().progress().message
     page.run()
