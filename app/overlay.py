@@ -91,12 +91,17 @@ def draw_label(image: np.ndarray, box: Box, text: str) -> None:
 
     Where there is no room above, the band goes below the box, unless that puts it in the bottom
     :data:`BOTTOM_CLEARANCE` of the image, where a video player's controls would hide it; then it
-    sits at the top edge, over the top of the face.
+    sits at the top edge, over the top of the face. Text sized for the face but wider than the
+    image is made smaller until it fits, so the label is never cut off at the image's edge.
     """
     scale = max(0.4, min(2.0, box.w / 220))
     thickness = max(1, round(scale * 2))
     (text_w, text_h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
     pad = max(2, round(4 * scale))
+    while text_w + 2 * pad > image.shape[1] and scale > 0.1:
+        scale *= min(0.98, image.shape[1] / (text_w + 2 * pad))
+        (text_w, text_h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        pad = max(2, round(4 * scale))
     band_h = text_h + baseline + 2 * pad
     top = label_top(box, band_h, image.shape[0])
     left = min(max(box.x, 0), max(0, image.shape[1] - text_w - 2 * pad))

@@ -5,20 +5,22 @@ The photo is processed in memory only and never stored on the server.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import streamlit as st
 
 from app.calibration import calibrate_largest
-from app.detection import DetectorSettings
+from app.detection import Box, DetectorSettings
 from app.explain import GradCam
 from app.framing import crop_faces
 from app.images import PHOTO_EXTENSIONS, ImageError, encode_image, format_names, read_image, to_gray
 from app.overlay import reading_order
 from app.pipeline import Face, OverlayOptions, Pipeline
 from pages.calibration_ui import reference_photo_ui
-from pages.charts import probability_chart
 from pages.explanation import HELP, TOGGLE_LABEL, grad_cam, heatmap_ui
 from pages.shared import (
     detector_settings_ui,
@@ -29,6 +31,10 @@ from pages.shared import (
     overlay_options_ui,
 )
 
+#: A photo whose longer side is under this many pixels is shown enlarged (see display_scale)...
+SMALL_PHOTO_SIDE = 320
+#: ...but at most this many times: further, it is only bigger blocks of the same few pixels.
+MAX_ENLARGE = 8
 NO_FACE_TIPS = """
 **No face found.** The detector looks for upright faces seen from the front. Try:
 - a photo where the face is well lit and not turned more than ~30° away;
@@ -37,8 +43,17 @@ NO_FACE_TIPS = """
 """
 
 
-def photo_input_ui() -> tuple[str, bytes] | None:
-    """An uploaded file or a camera snapshot, as (name, bytes)."""
+@dataclass(frozen=True)
+class Photo:
+    """A photo the user gave: ``file_id`` is new for every upload or snapshot, even of the same file."""
+
+    file_id: str
+    name: str
+    data: bytes
+
+
+def photo_input_ui() -> Photo | None:
+    """An uploaded file or a camera snapshot."""
     upload_tab, camera_tab = st.tabs(
         [":material/upload: Upload a photo", ":material/photo_camera: Take a photo"]
     )
@@ -52,7 +67,7 @@ def photo_input_ui() -> tuple[str, bytes] | None:
     with camera_tab:
         snapshot = st.camera_input("Smile (or frown) at your camera", key="photo_camera")
     chosen = upload or snapshot
-    return (chosen.name, chosen.getvalue()) if chosen else None
+    return Photo(chosen.file_id, chosen.name, chosen.getvalue()) if chosen else None
 
 
 @st.cache_data(max_entries=8, show_spinner="Finding faces…")
@@ -65,8 +80,17 @@ def analyze(data: bytes, settings: DetectorSettings, model_key: str, _pipeline: 
     return rgb, reading_order(_pipeline.analyze(rgb, settings))
 
 
-def face_card(index: int, face: Face, crop: np.ndarray, explainer: GradCam | str) -> None:
-    """One face's verdict: emoji, emotion, confidence, what the model saw, all probabilities."""
+def face_card(photo_id: str, index: int, face: Face, crop: np.ndarray, explainer: GradCam | str) -> None:
+    """One face's verdict: emoji, emotion, confidence, what the model saw, all probabilities.
+
+    The explanation's widgets are keyed by the photo as well as the face: a new photo starts with
+    them off. Keyed by the face alone, the switch was drawn off for the next photo while the
+    session still held it on, so the heatmap showed under an "off" switch.
+    """
+    # Altair and pandas, imported here rather than at the top: a first visit's page is drawn
+    # before the ~1 s they take (a cold server spent it blank), and they are needed with a result.
+    from pages.charts import probability_chart
+
     with st.container(border=True):
         left, right = st.columns([1, 2])
         with left:
@@ -74,8 +98,8 @@ def face_card(index: int, face: Face, crop: np.ndarray, explainer: GradCam | str
         left.markdown(f"**Face {index}: {face.emotion}**  \n{face.confidence:.0%} confident")
         left.image(crop.astype(np.uint8), caption="what the model sees (48×48)", width=96, clamp=True)
         right.altair_chart(probability_chart(face.probabilities), width="stretch")
-        if st.toggle(TOGGLE_LABEL, key=f"gradcam_{index}", help=HELP):
-            heatmap_ui(f"gradcam_class_{index}", crop, face.probabilities, explainer)
+        if st.toggle(TOGGLE_LABEL, key=f"gradcam_{photo_id}_{index}", help=HELP):
+            heatmap_ui(f"gradcam_class_{photo_id}_{index}", crop, face.probabilities, explainer)
 
 
 def download_ui(name: str, annotated: np.ndarray) -> None:
@@ -91,26 +115,51 @@ def download_ui(name: str, annotated: np.ndarray) -> None:
     )
 
 
+def display_scale(rgb: np.ndarray) -> int:
+    """How many times to enlarge a photo for the page: small ones by a whole factor, up to
+    :data:`MAX_ENLARGE`, so they are not a thumbnail and a face's label fits over them."""
+    return max(1, min(MAX_ENLARGE, math.ceil(SMALL_PHOTO_SIDE / max(rgb.shape[:2]))))
+
+
+def enlarged(rgb: np.ndarray, faces: list[Face], factor: int) -> tuple[np.ndarray, list[Face]]:
+    """``rgb`` enlarged ``factor`` times with its pixels kept sharp, and the faces' boxes with it."""
+    if factor == 1:
+        return rgb, faces
+    big = cv2.resize(rgb, None, fx=factor, fy=factor, interpolation=cv2.INTER_NEAREST)
+    boxes = [Box(*(factor * side for side in face.box.as_list())) for face in faces]
+    return big, [replace(face, box=box) for face, box in zip(faces, boxes, strict=True)]
+
+
 def show_result(
-    name: str, rgb: np.ndarray, faces: list[Face], pipeline: Pipeline, options: OverlayOptions, model_key: str
+    photo: Photo,
+    rgb: np.ndarray,
+    faces: list[Face],
+    pipeline: Pipeline,
+    options: OverlayOptions,
+    model_key: str,
 ) -> None:
-    """The photo with its emojis beside one card per face; without a face, what to try instead."""
+    """The photo with its emojis beside one card per face; without a face, what to try instead.
+
+    The photo is shown at most at its own size (enlarged only when small, see :func:`display_scale`):
+    stretched to the column, a 30-pixel photo was a blur with its label cut off.
+    """
+    shown, shown_faces = enlarged(rgb, faces, display_scale(rgb))
     if not faces:
         image_col, tips_col = st.columns([3, 2])
-        image_col.image(rgb, width="stretch")
+        image_col.image(shown, width="content")
         tips_col.info(NO_FACE_TIPS)  # nothing was drawn: no download of the unchanged photo
         return
-    annotated = pipeline.annotate(rgb, faces, options)
+    annotated = pipeline.annotate(shown, shown_faces, options)
     image_col, faces_col = st.columns([3, 2])
     with image_col:
-        download_ui(name, annotated)
-        st.image(annotated, width="stretch")
+        download_ui(photo.name, annotated)
+        st.image(annotated, width="content")
     with faces_col:
         st.subheader(f"{len(faces)} face{'s' if len(faces) > 1 else ''}")
         crops = crop_faces(to_gray(rgb), [face.box for face in faces])
         explainer = grad_cam(model_key, pipeline.classifier.model)
         for index, (face, crop) in enumerate(zip(faces, crops, strict=True), start=1):
-            face_card(index, face, crop[:, :, 0], explainer)
+            face_card(photo.file_id, index, face, crop[:, :, 0], explainer)
 
 
 st.title("Photo")
@@ -125,12 +174,11 @@ photo = photo_input_ui()
 # After the uploader: it is on screen while the model may still be loading (first visit).
 pipeline = load_pipeline(model_path)
 if pipeline is not None and photo is not None:
-    name, data = photo
     model_key = model_version(model_path)
     calibration = reference_photo_ui(pipeline, settings, model_key)
     try:
-        rgb, faces = analyze(data, settings, model_key, pipeline)
+        rgb, faces = analyze(photo.data, settings, model_key, pipeline)
     except ImageError as err:
-        st.error(f"**{name}**: {err}.")
+        st.error(f"**{photo.name}**: {err}.")
     else:
-        show_result(name, rgb, calibrate_largest(faces, calibration), pipeline, options, model_key)
+        show_result(photo, rgb, calibrate_largest(faces, calibration), pipeline, options, model_key)

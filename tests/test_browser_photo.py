@@ -230,3 +230,49 @@ def test_the_explanation_toggle_shows_a_heatmap_for_the_prediction_and_a_picked_
     assert picked.locator("img").get_attribute("src") != first_src
     browser.wait_until_idle(photo_page)
     expect(photo_page.get_by_test_id("stException")).to_have_count(0)
+
+
+def test_a_new_photo_shows_its_explanation_switch_as_it_is(photo_page: Page):
+    """After another photo, the switch and the heatmap agree, and one click changes what is shown."""
+    switch = photo_page.get_by_role("switch", name="What did the model look at?")
+    heatmap = photo_page.get_by_test_id("stImage").filter(has_text="Grad-CAM:")
+    photo = photo_page.get_by_test_id("stImage").locator("img").first
+    browser.upload(photo_page, SMILING)
+    expect(face_card_title(photo_page, 1)).to_be_visible(timeout=RESULT_TIMEOUT_MS)
+    browser.wait_until_idle(photo_page)
+    browser.switch_on(switch)
+    expect(heatmap).to_have_count(1, timeout=RESULT_TIMEOUT_MS)
+    first_photo = photo.get_attribute("src")
+
+    browser.upload(photo_page, FIXTURES / "faces" / "london_010_neutral.jpg")
+    expect(photo).not_to_have_attribute("src", first_photo, timeout=RESULT_TIMEOUT_MS)
+    browser.wait_until_idle(photo_page)
+
+    shown = heatmap.count() == 1
+    assert switch.is_checked() == shown, f"switch on: {switch.is_checked()}, heatmap shown: {shown}"
+    switch.click(force=True)
+    expect(heatmap).to_have_count(0 if shown else 1, timeout=RESULT_TIMEOUT_MS)
+    expect(switch).to_be_checked(checked=not shown)
+
+
+def test_a_tiny_photo_is_enlarged_only_to_a_readable_size_with_its_label_whole(
+    photo_page: Page, tmp_path: Path
+):
+    """30×30 pixels: shown 8× (240 px), not stretched over the column, and the label fits on it."""
+    tiny = tmp_path / "tiny.png"
+    Image.open(SMILING).crop((150, 150, 525, 525)).resize((30, 30), Image.LANCZOS).save(tiny)
+    browser.upload(photo_page, tiny)
+
+    expect(face_card_title(photo_page, 1)).to_be_visible(timeout=RESULT_TIMEOUT_MS)
+    browser.wait_until_idle(photo_page)
+    photo = photo_page.get_by_test_id("stImage").locator("img").first
+    assert photo.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [240, 240]
+    assert photo.bounding_box()["width"] <= 240
+    with photo_page.expect_download() as download_info:
+        photo_page.get_by_role("button", name="Download the emojified photo").click()
+    drawn = read_rgb(Path(download_info.value.path()))
+    band = np.all(drawn > 200, axis=-1)  # the label's light band, text in it
+    rows = np.flatnonzero(band.mean(axis=1) > 0.5)
+    assert len(rows), "no label band drawn"
+    text = drawn[rows.min() : rows.max() + 1].max(axis=-1) < 100  # dark letters in the band
+    assert not text[:, -2:].any() and not text[:, :2].any(), "the label runs off the photo's edge"
