@@ -5,7 +5,9 @@
 One code path: every processed frame goes through :class:`app.live.LiveProcessor`, so a video's
 timeline has the same tracking, smoothing and steady labels as the Live page (only the webcam's
 mirror view is off). With ``step`` N only every N-th frame is processed and written, so the
-output keeps the video's duration at 1/N of its frame rate.
+output keeps the video's duration at 1/N of its frame rate. The MP4 and the CSV are written
+under temporary names and renamed when done, so neither is ever half written; a video that
+breaks partway keeps what came before the damage in both, and the CLI says so and exits with 1.
 
 A file, unlike a webcam, can be looked at twice, and two things are done afterwards that a live
 stream cannot do: a face the tracker confirms is also drawn on the few frames it spent confirming
@@ -26,6 +28,7 @@ import contextlib
 import csv
 import itertools
 import math
+import secrets
 import signal
 import sys
 import threading
@@ -80,11 +83,30 @@ VIDEO_FORMATS: dict[str, tuple[str, ...]] = {
 }
 VIDEO_EXTENSIONS: tuple[str, ...] = tuple(ext for exts in VIDEO_FORMATS.values() for ext in exts)
 READABLE_FORMATS = f"{', '.join(list(VIDEO_FORMATS)[:-1])} or {list(VIDEO_FORMATS)[-1]}"
+#: Processing speed to expect at :data:`REFERENCE_SIZE` on 2 CPU cores, frames/s: ~35 on an idle
+#: machine with the shipped ensemble (the Pexels clip: 472 frames in 23 s with start-up, see the
+#: README), 12–15 measured while a training ran on the same cores.
+EXPECTED_FPS = (12, 35)
+REFERENCE_SIZE = (640, 360)
+#: The share of a reference frame's time that grows with its pixels (decoding, detection, drawing,
+#: encoding); the rest (classifying the face, tracking) is the same at any size. Measured as CPU
+#: time per frame with a face in view (the Pexels clip's laughing, 72 frames, on a busy machine):
+#: 12.0, 16.0 and 41.2 ms at 320×240, 640×360 and 1280×720, i.e. 7.6 ms + 8.4 ms per 640×360.
+PIXEL_SHARE = 0.5
 CSV_COLUMNS = ["frame", "time_s", "face", "emotion", "confidence", "x", "y", "w", "h", *CLASS_NAMES]
 
 
 class VideoError(ValueError):
     """An input that is not a usable video; the message is meant for the user."""
+
+
+class VideoDamaged(VideoError):
+    """The video broke partway: ``result`` holds the frames before the damage, and the MP4 written
+    (if any) holds them too and plays. What was done is kept, so the caller can say so."""
+
+    def __init__(self, message: str, result: VideoResult) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 @dataclass(frozen=True)
@@ -102,6 +124,19 @@ class VideoInfo:
         scale = min(1.0, max_side / max(self.width, self.height))
         width, height = (max(2, 2 * round(side * scale / 2)) for side in (self.width, self.height))
         return width, height
+
+
+def expected_seconds(info: VideoInfo, step: int = 1) -> tuple[int, int]:
+    """The shortest and longest time processing should take, for the frames to process at the
+    size they are processed at (:meth:`VideoInfo.processing_size`): a 320×240 clip goes several
+    times faster than a 640×360 one, a 4K one is shrunk to 1280×720 first. The speed measured
+    while processing (:attr:`Progress.remaining_s`) is the better guide once frames are done."""
+    width, height = info.processing_size()
+    pixels = width * height / (REFERENCE_SIZE[0] * REFERENCE_SIZE[1])
+    cost = 1 - PIXEL_SHARE + PIXEL_SHARE * pixels  # a reference frame's time is 1
+    frames = math.ceil(info.frames / step)
+    fastest, slowest = (math.ceil(frames * cost / fps) for fps in reversed(EXPECTED_FPS))
+    return fastest, slowest
 
 
 @contextlib.contextmanager
@@ -180,6 +215,11 @@ class Progress:
     @property
     def fps(self) -> float:
         return self.done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def remaining_s(self) -> float | None:
+        """Seconds still to go at the speed measured so far; ``None`` before the first frame."""
+        return (self.total - self.done) / self.fps if self.fps > 0 else None
 
 
 @dataclass(frozen=True)
@@ -328,10 +368,12 @@ def process_video(
 
     ``progress`` is called after every processed frame; ``should_stop`` is asked before each one,
     and when it says yes the result so far comes back with ``cancelled`` set (the MP4 is then
-    complete and plays, only shorter). An exception raised inside ``progress`` (Streamlit stops a
-    script that way) propagates, and the output file is still closed. Each face is drawn and
-    reported from the first frame it was detected in (:class:`Backfill`), and each person is one
-    track (:func:`rejoin_tracks`).
+    complete and plays, only shorter). A video that breaks partway raises :class:`VideoDamaged`
+    holding the result so far, with the MP4 of those frames in place; one that breaks before
+    its first frame raises :class:`VideoError` and leaves no file. An exception raised inside
+    ``progress`` (Streamlit stops a script that way) propagates, and no output file is left
+    (:func:`mp4_writer`). Each face is drawn and reported from the first frame it was detected in
+    (:class:`Backfill`), and each person is one track (:func:`rejoin_tracks`).
     """
     if step < 1:
         raise ValueError("step must be at least 1")
@@ -345,25 +387,34 @@ def process_video(
     total = math.ceil(info.frames / step)
     frames: list[FrameResult] = []
     errors, cancelled, started = 0, False, time.perf_counter()
+    damage: VideoError | None = None
     with mp4_writer(output, size, info.fps / step) as write:
-        for index, seconds, rgb in _decode(source, size, step):
-            if should_stop is not None and should_stop():
-                cancelled = True
-                break
-            annotated, snapshot = processor.process(rgb, timestamp=seconds)
-            errors += snapshot.error is not None
-            result = FrameResult(index, seconds, snapshot.faces, snapshot.error)
-            for drawn, finished in backfill.add(rgb, annotated, result):
-                write(drawn)
-                frames.append(finished)
-            if progress is not None:
-                done = len(frames) + backfill.held
-                progress(Progress(done, max(total, done), seconds, time.perf_counter() - started))
+        try:
+            for index, seconds, rgb in _decode(source, size, step):
+                if should_stop is not None and should_stop():
+                    cancelled = True
+                    break
+                annotated, snapshot = processor.process(rgb, timestamp=seconds)
+                errors += snapshot.error is not None
+                result = FrameResult(index, seconds, snapshot.faces, snapshot.error)
+                for drawn, finished in backfill.add(rgb, annotated, result):
+                    write(drawn)
+                    frames.append(finished)
+                if progress is not None:
+                    done = len(frames) + backfill.held
+                    progress(Progress(done, max(total, done), seconds, time.perf_counter() - started))
+        except VideoError as err:
+            if not frames and not backfill.held:
+                raise  # nothing done to keep
+            damage = err
         for drawn, finished in backfill.flush():
             write(drawn)
             frames.append(finished)
     elapsed = time.perf_counter() - started
-    return VideoResult(info, step, rejoin_tracks(frames), elapsed, cancelled, errors)
+    result = VideoResult(info, step, rejoin_tracks(frames), elapsed, cancelled, errors)
+    if damage is not None:
+        raise VideoDamaged(str(damage), result) from damage
+    return result
 
 
 class Backfill:
@@ -495,24 +546,36 @@ def mp4_writer(
 ) -> Iterator[Callable[[np.ndarray], None]]:
     """A function that appends an RGB frame to an H.264 MP4 at ``target`` (no-op for ``None``).
 
-    Frames get consecutive timestamps at ``rate``; the encoder is flushed and the file closed
-    on exit, also when an exception ends the ``with`` block, so what was written plays.
+    Frames get consecutive timestamps at ``rate``. The file is written beside ``target`` under a
+    temporary name and renamed to it when the ``with`` block ends normally, flushed and playable;
+    an exception removes it instead. ``target`` never holds half a video, and an earlier file
+    there stays until a whole new one replaces it.
     """
     if target is None:
         yield lambda rgb: None
         return
-    with av.open(str(target), mode="w", format="mp4", options=MP4_OPTIONS) as container:
-        stream = container.add_stream("libx264", rate=rate, options=X264_OPTIONS)
-        stream.width, stream.height = size
-        stream.pix_fmt = "yuv420p"
+    target = Path(target)
+    partial = partial_path(target)
+    try:
+        with av.open(str(partial), mode="w", format="mp4", options=MP4_OPTIONS) as container:
+            stream = container.add_stream("libx264", rate=rate, options=X264_OPTIONS)
+            stream.width, stream.height = size
+            stream.pix_fmt = "yuv420p"
 
-        def write(rgb: np.ndarray) -> None:
-            container.mux(stream.encode(video_frame(rgb)))
+            def write(rgb: np.ndarray) -> None:
+                container.mux(stream.encode(video_frame(rgb)))
 
-        try:
             yield write
-        finally:
             container.mux(stream.encode(None))
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def partial_path(target: Path) -> Path:
+    """A hidden name beside ``target`` to write to before renaming: same folder (so the rename is
+    atomic), unique (two runs never share one), and made with the user's usual permissions."""
+    return target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
 
 
 def _size(source: VideoSource) -> int | None:
@@ -603,6 +666,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--step must be at least 1")
     if not 0.0 <= args.smoothing <= 1.0:
         parser.error("--smoothing must be between 0 and 1")
+    for option, path in (("--out", args.out), ("--csv", args.csv)):
+        if path is not None and not path.parent.is_dir():
+            parser.error(f"{option}: the folder {path.parent} does not exist")
     return args
 
 
@@ -619,7 +685,9 @@ def progress_bar(width: int = 30, every_s: float = 0.25) -> Callable[[Progress],
         bar = "#" * filled + "." * (width - filled)
         end = "\n" if progress.done >= progress.total else ""
         counts = f"{progress.done}/{progress.total} frames  {progress.fps:5.1f} frames/s"
-        print(f"\r[{bar}] {progress.fraction:4.0%}  {counts}", end=end, file=sys.stderr, flush=True)
+        left = progress.remaining_s
+        eta = f"  ~{left:.0f} s left " if left is not None and progress.done < progress.total else ""
+        print(f"\r[{bar}] {progress.fraction:4.0%}  {counts}{eta}", end=end, file=sys.stderr, flush=True)
 
     return show
 
@@ -658,9 +726,14 @@ def main(argv: list[str] | None = None) -> int:
     except ModelError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"{args.video}: {info.width}×{info.height}, {float(info.fps):.2f} fps, {info.duration_s:.1f} s")
+    fastest, slowest = expected_seconds(info, args.step)
+    print(
+        f"{args.video}: {info.width}×{info.height}, {float(info.fps):.2f} fps, {info.duration_s:.1f} s; "
+        f"{math.ceil(info.frames / args.step)} frames to process, about {fastest}–{slowest} s"
+    )
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: keep what was done
+    damage: VideoDamaged | None = None
     try:
         settings = replace(VIDEO_SETTINGS, smoothing=args.smoothing)
         result = process_video(
@@ -672,18 +745,33 @@ def main(argv: list[str] | None = None) -> int:
             progress=progress_bar(),
             should_stop=stop.is_set,
         )
+    except VideoDamaged as err:
+        damage, result = err, err.result
+        print(
+            f"\nerror: {args.video.name}: {err}; what came before it was processed and kept", file=sys.stderr
+        )
     except VideoError as err:
         print(f"\nerror: {args.video.name}: {err}", file=sys.stderr)
         return 1
     finally:
         signal.signal(signal.SIGINT, previous)
     if args.csv:
-        with args.csv.open("w", newline="") as out:
-            result.write_csv(out)
+        write_csv_file(result, args.csv)
     print(("\ncancelled: " if result.cancelled else "") + report(result))
     for path in filter(None, (args.out, args.csv)):
-        print(f"wrote {path}")
-    return 130 if result.cancelled else 0
+        print(f"wrote {path}" + (f" (the {len(result.frames)} frames before the damage)" if damage else ""))
+    return 1 if damage is not None else 130 if result.cancelled else 0
+
+
+def write_csv_file(result: VideoResult, path: Path) -> None:
+    """The per-frame CSV, written under a temporary name and renamed: never half a table at ``path``."""
+    partial = partial_path(path)
+    try:
+        with partial.open("x", newline="") as out:
+            result.write_csv(out)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

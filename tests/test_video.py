@@ -31,6 +31,7 @@ from app.overlay import BOTTOM_CLEARANCE, draw_label
 from app.pipeline import Pipeline
 from app.video import (
     FrameResult,
+    VideoDamaged,
     VideoError,
     VideoResult,
     mp4_writer,
@@ -325,13 +326,70 @@ def test_bad_inputs_get_a_clear_message(case, tmp_path, pipeline):
         process_video(io.BytesIO(path.read_bytes()), pipeline)
 
 
-def test_a_video_cut_off_halfway_says_where_it_is_damaged(tmp_path, pipeline):
-    path = tmp_path / "cut.mp4"
+def _cut_off(path: Path) -> Path:
+    """A 48-frame MP4 cut off at three quarters of its bytes: the index is whole, the frames not."""
     data = _small_mp4(path, frames=48)
     path.write_bytes(data[: len(data) * 3 // 4])
+    return path
+
+
+def test_a_video_cut_off_halfway_says_where_it_is_damaged_and_keeps_what_came_before(tmp_path, pipeline):
+    path = _cut_off(tmp_path / "cut.mp4")
     assert probe(path).frames == 48  # the index is whole: only decoding finds the damage
-    with pytest.raises(VideoError, match=r"damaged after \d\.\d s"):
-        process_video(path, pipeline)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(VideoDamaged, match=r"damaged after \d\.\d s") as caught:
+        process_video(path, pipeline, out)
+    kept = caught.value.result
+    assert 0 < len(kept.frames) < 48
+    assert len(decoded_frames(out)) == len(kept.frames)  # the MP4 of those frames plays
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.mp4", "out.mp4"]  # no temporary file left
+
+
+def test_the_cli_keeps_what_came_before_the_damage_and_says_so(tmp_path, capsys):
+    path = _cut_off(tmp_path / "cut.mp4")
+    out, table = tmp_path / "out.mp4", tmp_path / "out.csv"
+
+    assert video.main([str(path), "--out", str(out), "--csv", str(table)]) == 1
+
+    printed = capsys.readouterr()
+    assert "Traceback" not in printed.err
+    assert re.search(
+        r"error: cut\.mp4: the video is damaged after \d\.\d s .*; what came before it was "
+        r"processed and kept",
+        printed.err,
+    ), printed.err
+    rows = list(csv.DictReader(table.open()))
+    assert 0 < len(rows) < 48 and len(decoded_frames(out)) == len(rows)
+    assert f"wrote {out} (the {len(rows)} frames before the damage)" in printed.out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.mp4", "out.csv", "out.mp4"]
+
+
+def test_a_failed_write_leaves_no_half_video_and_the_earlier_file_stays(tmp_path):
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"an earlier result")
+    with pytest.raises(RuntimeError), mp4_writer(out, (64, 64), Fraction(24)) as write:
+        write(np.zeros((64, 64, 3), np.uint8))
+        raise RuntimeError("the page's rerun stops the script here")
+    assert out.read_bytes() == b"an earlier result"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+
+
+def test_the_time_to_expect_follows_the_frame_size():
+    """A 320×240 clip was once expected to take as long as a 640×360 one (issue 24)."""
+    reference = video.VideoInfo(640, 360, Fraction(30), 100.0, 3000)
+    small = video.VideoInfo(320, 240, Fraction(30), 100.0, 3000)
+    large = video.VideoInfo(3840, 2160, Fraction(30), 100.0, 3000)
+    fastest, slowest = video.expected_seconds(reference)
+    assert (fastest, slowest) == tuple(math.ceil(3000 / fps) for fps in reversed(video.EXPECTED_FPS))
+    assert video.expected_seconds(reference, step=3) == (math.ceil(fastest / 3), math.ceil(slowest / 3))
+    small_fastest, small_slowest = video.expected_seconds(small)
+    assert small_fastest < 0.7 * fastest and small_slowest < 0.7 * slowest
+    assert video.expected_seconds(large) > (fastest, slowest)  # processed at 1280×720
+
+
+def test_progress_says_what_is_left_at_the_speed_measured():
+    assert video.Progress(0, 100, 0.0, 0.0).remaining_s is None
+    assert video.Progress(25, 100, 1.0, 5.0).remaining_s == pytest.approx(15.0)  # 5 frames/s
 
 
 @pytest.mark.parametrize("case", ["text-named-mp4", "audio-only"])
