@@ -2,8 +2,9 @@
 
     python scripts/make_bad_inputs.py [FOLDER]
 
-Every entry point that reads a user's file (the photo CLI and page, the Analysis page's and the
-evaluation CLI's zips, the Training page's uploads, the CSV loaders) is run over these files by
+Every entry point that reads a user's file (the photo CLI and page, the video CLI, the Analysis
+page's and the evaluation CLI's zips, the Training page's uploads, the CSV loaders) is run over
+these files by
 ``tests/test_bad_input_corpus.py``: none may end in a traceback, each must say what is wrong.
 The files are small on purpose: the bombs *declare* huge sizes rather than hold them, and the
 good-but-odd photos are a shrunk CC BY portrait from ``tests/fixtures/faces``. Output is
@@ -16,11 +17,14 @@ import io
 import stat
 import struct
 import sys
+import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 from PIL import Image
 
@@ -61,6 +65,10 @@ def images() -> dict[str, bytes]:
     exif[0x0112] = 6  # "rotate 90° clockwise to show": stored sideways, as phones do
     second = portrait.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     side = 20_000  # 400 megapixels of 1-bit black: 50 MB as bits, 400 MB once decoded to bytes
+    png = _save(portrait, "PNG")
+    crc = png.index(b"IHDR") + 4 + 13  # the header's checksum, after its 13 bytes
+    gif = _save(portrait, "GIF")
+    stripes = np.tile(np.array([[40], [220]], np.uint8), (1000, 1))  # 1 pixel wide, 2000 high
     return {
         "zero-byte.jpg": b"",
         "text-named.png": b"just some text, not pixels\n" * 20,
@@ -68,12 +76,39 @@ def images() -> dict[str, bytes]:
         "huge-dimensions.png": _png(100_000, 100_000, 8, 2, b"\0" * 64),
         "decompression-bomb.png": _png(side, side, 1, 0, (b"\0" + bytes(side // 8)) * side),
         "tiny-1x1.png": _save(Image.new("RGB", (1, 1), "white"), "PNG"),
+        "strip-1x2000.png": _save(Image.fromarray(stripes), "PNG"),
+        "bad-checksum.png": png[:crc] + bytes([png[crc] ^ 1]) + png[crc + 1 :],
+        "truncated.gif": gif[:400],  # cut off inside its palette
+        "zero-size.png": _png(0, 0, 8, 2, b""),
+        # Under the 120-megapixel limit, but 480 MB once decoded (Pillow's 4 bytes a pixel): the
+        # pixels are not there, as the size is refused before decoding.
+        "huge-16bit-rgba.png": _png(10_950, 10_950, 16, 6, b"\0" * 64),
         "cmyk.jpg": _save(portrait.convert("CMYK"), "JPEG", quality=85),
         "gray-16bit.png": _save(gray16, "PNG"),
         "alpha.png": _save(transparent, "PNG"),
         "animated.gif": _save(portrait, "GIF", save_all=True, append_images=[second]),
         "exif-rotated.jpg": _save(portrait.transpose(Image.Transpose.ROTATE_90), "JPEG", exif=exif),
     }
+
+
+def videos() -> dict[str, bytes]:
+    """A clip of the portrait that breaks partway: its index is whole, its last quarter cut off."""
+    portrait = Image.open(PORTRAIT).convert("RGB")
+    portrait.thumbnail((160, 160))
+    pixels = np.asarray(portrait)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "clip.mp4"  # faststart rewrites the file: it can't be in memory
+        with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as container:
+            # One thread: x264's output is then the same on every run.
+            options = {"preset": "veryfast", "crf": "30", "threads": "1"}
+            stream = container.add_stream("libx264", rate=Fraction(12), options=options)
+            stream.width, stream.height, stream.pix_fmt = 160, 160, "yuv420p"
+            for shift in range(0, 72, 2):  # 3 s panning slowly
+                frame = np.ascontiguousarray(np.roll(pixels, shift, axis=1))
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            container.mux(stream.encode(None))
+        clip = path.read_bytes()
+    return {"cut-off.mp4": clip[: len(clip) * 3 // 4]}
 
 
 def _zip(fill: Callable[[zipfile.ZipFile], None]) -> bytes:
@@ -136,6 +171,7 @@ def corpus() -> dict[str, bytes]:
     """Every file of the corpus by its path below the corpus folder."""
     return {
         **{f"images/{name}": data for name, data in images().items()},
+        **{f"videos/{name}": data for name, data in videos().items()},
         **{f"zips/{name}": data for name, data in zips().items()},
         **{f"csv/{name}": data for name, data in csvs().items()},
     }

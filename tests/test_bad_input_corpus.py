@@ -1,13 +1,15 @@
 """The committed corpus of hostile inputs (``scripts/make_bad_inputs.py``) through every entry point.
 
-Photos go through the CLI and the Photo page in Chromium; dataset zips through the Analysis page's
-loader, the evaluation CLI and the Training page's upload store; CSVs through the loaders and both
-training CLIs. None may end in a traceback: each bad file gets a message naming its problem, and
-the odd-but-valid photos (colour modes, rotation, animation) still give their face.
+Photos go through the CLI and the Photo page in Chromium; videos through the video CLI; dataset
+zips through the Analysis page's loader, the evaluation CLI and the Training page's upload store;
+CSVs through the loaders and both training CLIs. None may end in a traceback: each bad file gets
+a message naming its problem, and the odd-but-valid photos (colour modes, rotation, animation)
+still give their face.
 """
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import subprocess
@@ -32,9 +34,15 @@ IMAGE_ERRORS = {
     "truncated.jpg": "damaged or truncated",
     "huge-dimensions.png": "megapixels",
     "decompression-bomb.png": "megapixels",
+    # Damaged or empty files of a format we read are not "not an image format we can read".
+    "bad-checksum.png": "the file is a PNG image, but it is damaged",
+    "truncated.gif": "the file is a GIF image, but it is damaged",
+    "zero-size.png": "the PNG image is empty",
+    "huge-16bit-rgba.png": "a PNG like this one is decoded whole",
 }
 IMAGE_FACES = {
     "tiny-1x1.png": 0,
+    "strip-1x2000.png": 0,  # crashed the detector, ending the CLI's batch
     "cmyk.jpg": 1,
     "gray-16bit.png": 1,
     "alpha.png": 1,
@@ -73,6 +81,7 @@ def test_the_corpus_is_what_its_script_makes_and_every_file_has_an_expectation()
     assert all((CORPUS / name).read_bytes() == data for name, data in made.items())
     expected = {f"images/{n}" for n in [*IMAGE_ERRORS, *IMAGE_FACES]}
     expected |= {f"zips/{n}" for n in ZIP_ERRORS} | {f"csv/{n}" for n in CSV_ERRORS}
+    expected |= {"videos/cut-off.mp4"}
     assert expected == committed
 
 
@@ -93,6 +102,27 @@ def test_photo_cli_reads_or_explains_every_photo(tmp_path: Path):
         assert words in reports[name]["error"], reports[name]
     for name, faces in IMAGE_FACES.items():
         assert len(reports[name]["faces"]) == faces, reports[name]
+
+
+def test_video_cli_keeps_what_came_before_the_damage_and_says_so(tmp_path: Path):
+    """A video cut off partway once left a partial MP4 at --out, no CSV, and only an error."""
+    out, table = tmp_path / "out.mp4", tmp_path / "out.csv"
+    clip = CORPUS / "videos" / "cut-off.mp4"
+    result = subprocess.run(
+        [sys.executable, "-m", "app.video", str(clip), "--out", str(out), "--csv", str(table)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO_ROOT,
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 1
+    assert "error: cut-off.mp4: the video is damaged after" in result.stderr
+    assert "what came before it was processed and kept" in result.stderr
+    frames = len({row["frame"] for row in csv.DictReader(table.open())})
+    assert 0 < frames < 36
+    assert f"wrote {out} (the {frames} frames before the damage)" in result.stdout
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out.csv", "out.mp4"]
 
 
 @pytest.mark.parametrize("name", sorted(ZIP_ERRORS))
