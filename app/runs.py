@@ -342,6 +342,6 @@ def run_table_row(run: Run) -> dict[str, Any]:
         "epochs": f"{run.epochs_run} / {run.epochs_planned}",
         "best val. accuracy": "–" if accuracy is None else f"{accuracy:.1%}",
         "duration": format_duration(run.duration_s) if run.history else "–",
-        "settings": config_summary(run.config),
         "data": data_summary(run.config),
+        "settings": config_summary(run.config),  # last: the longest, so it is the one cut off
     }

@@ -32,7 +32,7 @@ from app.runs import (
 from pages.shared import access, model_choices, owner_unlocked
 from pages.training_runs import REFRESH_S, START_ERRORS, curves, runs_ui, stop_button
 from training.archive import stored_upload
-from training.config import LABEL_WORDS, PRESETS, VALIDATION_SPLITS, VALIDATION_WORDS, TrainConfig
+from training.config import LABEL_WORDS, PRESETS, VALIDATION_SPLITS, TrainConfig
 from training.form import (
     ADVANCED_FIELDS,
     DEFAULT_SEED,
@@ -60,6 +60,7 @@ NEW_NAME = "train_new_name"
 #: The run name this page last suggested, told apart from one the user typed.
 SUGGESTED = "train_suggested_name"
 LABEL_NAMES = {"fer2013": "FER2013 labels", "ferplus": "FER+ votes", "blend": "A blend"}
+VALIDATION_NAMES = {"public_test": "PublicTest", "test": "The whole test folder (PrivateTest included)"}
 NO_TEACHER = "None: learn from the labels alone"
 
 
@@ -181,7 +182,7 @@ def validation_ui(folder: Path | None) -> str:
         "Validation",
         VALIDATION_SPLITS,
         key="train_validation",
-        format_func=lambda key: VALIDATION_WORDS[key].split(" (")[0].capitalize(),
+        format_func=VALIDATION_NAMES.__getitem__,
         horizontal=True,
     )
     st.caption(describe_validation(folder, split))
