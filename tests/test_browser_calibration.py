@@ -1,0 +1,59 @@
+"""Calibrate to my face on the Live page, in headless Chromium with the Pexels clip as the camera."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.emotions import CLASS_NAMES
+
+import browser
+
+pytestmark = pytest.mark.browser
+if (_reason := browser.missing_browser()) is not None:
+    pytest.skip(_reason, allow_module_level=True)
+
+from playwright.sync_api import Page, expect  # noqa: E402  (only once it is known to exist)
+
+VIDEO = Path(__file__).parent / "fixtures" / "video" / "pexels_woman_sad_to_happy.mp4"
+LAUGHING = (13.0, 16.5)
+FIRST_RESULT_TIMEOUT_MS = 90_000
+EMOTION_HEADING = re.compile(rf"^({'|'.join(CLASS_NAMES)})$")
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[Page]:
+    camera = tmp_path / "laughing.y4m"
+    assert browser.write_y4m(VIDEO, camera, *LAUGHING) > 60
+    with browser.streamlit_server() as url, browser.chromium(browser.fake_camera_args(camera)) as chromium:
+        context = chromium.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.goto(f"{url}/live")
+        try:
+            yield page
+        finally:
+            context.close()
+
+
+def test_calibrating_on_the_camera_face_says_for_whom_and_reset_makes_it_generic(page: Page) -> None:
+    main = page.get_by_test_id("stMain")
+    expect(page.get_by_text("Press Start and allow the camera")).to_be_visible(timeout=120_000)
+    browser.start_webrtc(page)
+    expect(main.get_by_role("heading", name=EMOTION_HEADING)).to_be_visible(timeout=FIRST_RESULT_TIMEOUT_MS)
+
+    main.get_by_role("button", name="Calibrate to my face").click()
+
+    expect(main.get_by_text("Calibrating: hold a neutral face")).to_be_visible(timeout=15_000)
+    calibrated = main.get_by_text(re.compile(r"Verdicts are calibrated for face #\d+"))
+    expect(calibrated).to_be_visible(timeout=60_000)
+    expect(main.get_by_text("the model read that face as")).to_be_visible()  # she laughs: not neutral
+    expect(main.get_by_role("button", name="Download my calibration")).to_be_visible()
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+
+    main.get_by_role("button", name="Reset").click()
+
+    expect(main.get_by_role("button", name="Calibrate to my face")).to_be_enabled(timeout=15_000)
+    expect(calibrated).to_have_count(0)
