@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app import memory
 from app.classifier import EmotionClassifier
 from app.emotions import INPUT_SHAPE
 
@@ -48,8 +49,10 @@ def load_in_background(path: str | Path) -> Future[EmotionClassifier]:
             future = _executor.submit(_load, key[0])
             _loads[key] = future
         _loads.move_to_end(key)
-        while len(_loads) > KEPT:
-            _loads.popitem(last=False)
+        dropped = [_loads.popitem(last=False) for _ in range(len(_loads) - KEPT)]
+    if dropped:
+        del dropped
+        memory.release()  # a model's weights and compiled graph are garbage once nothing uses them
     return future
 
 
@@ -65,7 +68,11 @@ def _load(path: str) -> EmotionClassifier:
 
     The first call of a model builds its compiled graph (~0.85 s for the shipped ensemble); made
     here, it is not the first webcam frame's or photo's wait, and its objects are frozen too.
+
+    The first load is also where the allocator's arenas are capped (:func:`app.memory.limit_arenas`),
+    before the server's jobs start threads of their own.
     """
+    memory.limit_arenas()
     classifier = EmotionClassifier.load(path)
     classifier(np.zeros((1, *INPUT_SHAPE), dtype=np.float32))
     gc.collect()

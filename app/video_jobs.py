@@ -20,6 +20,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app import memory
 from app.live import LiveSettings
 from app.pipeline import Pipeline
 from app.video import Progress, VideoError, VideoResult, process_video
@@ -150,3 +151,4 @@ def _run(job: VideoJob, data: bytes, pipeline: Pipeline, step: int, settings: Li
         job.done.set()
         with _lock:
             _forget_old()
+        memory.release()  # the decoded frames and the encoder's buffers are garbage now

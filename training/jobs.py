@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app import memory
 from app.keras_env import import_keras
 from app.runs import read_run
 from training.config import TrainConfig
@@ -331,6 +332,8 @@ class TrainingJob:
             run = read_run(run_dir)
             state = run.state if run is not None and run.state in FINAL_STATES else "failed"
             self._end(state, run.message if run is not None else "the run folder is unreadable")
+        finally:
+            memory.release()  # the run's model, data and tensors are garbage now (app.memory)
 
     def _end(self, state: str, message: str) -> None:
         """The worker's own account is the truth, even after a quick stop already showed one; the
