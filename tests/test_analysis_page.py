@@ -740,11 +740,11 @@ def test_browser_a_reload_during_an_evaluation_keeps_the_choices_and_the_work(
 
     page = analysis_page
     folder = page.get_by_label("FER2013 folder (for a new evaluation)", exact=True)
-    folder.fill(str(fer2013_dir))
+    folder.fill(str(fer2013_dir), timeout=120_000)  # a busy machine draws the page slowly
     folder.press("Enter")
-    browser.switch_on(page.get_by_role("switch", name="Row-normalised"))
+    browser.switch_on(page.get_by_role("switch", name="Row-normalised"), timeout_ms=60_000)
     browser.wait_until_idle(page)
-    page.get_by_role("button", name="Evaluate on PrivateTest to see the images").click()
+    page.get_by_role("button", name="Evaluate on PrivateTest to see the images").click(timeout=120_000)
     progress = page.get_by_test_id("stProgress")
     under_way = re.compile(r"Classifying PrivateTest: ([\d,]+) of 3,589 images")
     expect(progress).to_contain_text(under_way, timeout=180_000)
