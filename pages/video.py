@@ -23,7 +23,16 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 from app import video_jobs
 from app.live import LiveSettings
 from app.pipeline import Pipeline
-from app.video import READABLE_FORMATS, VIDEO_EXTENSIONS, VIDEO_SETTINGS, VideoError, probe
+from app.video import (
+    EXPECTED_FPS,
+    READABLE_FORMATS,
+    REFERENCE_SIZE,
+    VIDEO_EXTENSIONS,
+    VIDEO_SETTINGS,
+    VideoError,
+    expected_seconds,
+    probe,
+)
 from app.video_jobs import Processed, VideoJob
 from pages.shared import (
     IN_URL,
@@ -45,10 +54,6 @@ MANY_FRAMES = 3000
 #: Faces on screen for less than this are left out of the timelines (a passer-by, a false hit).
 MIN_TIMELINE_S = 1.0
 MAX_TIMELINES = 4
-#: Processing speed to expect at 640×360 on 2 CPU cores, frames/s: ~35 on an idle machine with the
-#: shipped ensemble (the 472-frame clip: 23 s with start-up, see the README), 12–15 measured while a
-#: training ran on the same cores.
-EXPECTED_FPS = (12, 35)
 #: What the user can change, by its name in the sidebar, for the hint that a result is outdated.
 SETTING_NAMES = {
     "step": "Frame step",
@@ -106,12 +111,6 @@ def settings_used(step: int, settings: LiveSettings, model: str) -> dict[str, ob
 def changed_settings(before: dict[str, object], now: dict[str, object]) -> list[str]:
     """Names of the settings that differ between two :func:`settings_used`."""
     return [SETTING_NAMES[key] for key in SETTING_NAMES if before.get(key) != now.get(key)]
-
-
-def expected_time(frames: int) -> str:
-    """How long processing ``frames`` should take at :data:`EXPECTED_FPS`, as a user reads it."""
-    fastest, slowest = (math.ceil(frames / fps) for fps in reversed(EXPECTED_FPS))
-    return f"about {fastest}–{slowest} s"
 
 
 def show_summary(processed: Processed) -> None:
@@ -233,11 +232,12 @@ def start_ui(
         st.error(f"**{upload.name}**: {err}.")
         return None
     to_process = math.ceil(info.frames / step)
+    fastest, slowest = expected_seconds(info, step)
     st.caption(
         f"{info.width}×{info.height}, {float(info.fps):.1f} fps, {info.duration_s:.1f} s: "
-        f"{to_process:,} frames to process at frame step {step}, {expected_time(to_process)} "
-        f"({EXPECTED_FPS[0]}–{EXPECTED_FPS[1]} frames/s at 640×360 on 2 CPU cores, slower when the "
-        "server is busy or the video larger; the progress bar shows the real speed)."
+        f"{to_process:,} frames to process at frame step {step}, about {fastest}–{slowest} s "
+        f"({EXPECTED_FPS[0]}–{EXPECTED_FPS[1]} frames/s at {REFERENCE_SIZE[0]}×{REFERENCE_SIZE[1]} on "
+        "2 CPU cores, slower when the server is busy; the progress bar shows the real speed)."
     )
     if to_process > MANY_FRAMES:
         st.info(
@@ -263,6 +263,8 @@ def progress_ui(job: VideoJob) -> None:
         st.progress(0.0, text="Starting…")
     else:
         text = f"Frame {progress.done:,} of ~{progress.total:,} · {progress.fps:.0f} frames/s"
+        if (remaining := progress.remaining_s) is not None:
+            text += f" · about {math.ceil(remaining)} s left"
         st.progress(progress.fraction, text=text)
     if st.button("Cancel", key="video_cancel", icon=":material/stop:"):
         job.cancel.set()
