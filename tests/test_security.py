@@ -93,7 +93,7 @@ def test_readme_secrets_lock_training_behind_the_password(chromium: Browser, pub
     expect(page.get_by_text(OWNER_LOCKED)).to_be_visible(timeout=120_000)
     browser.wait_until_idle(page)
 
-    expect(page.get_by_test_id("stSidebar").get_by_label("Owner password")).to_be_visible()
+    expect(page.get_by_test_id("stSidebar").get_by_label("Owner password")).to_be_visible(timeout=60_000)
     expect(page.locator(".st-key-train_start")).to_have_count(0)
     expect(page.get_by_role("button", name=re.compile("Start", re.IGNORECASE))).to_have_count(0)
     expect(page.get_by_test_id("stFileUploader")).to_have_count(0)
@@ -170,8 +170,11 @@ def test_hostile_zips_get_a_plain_answer_on_analysis(
     archive = tmp_path / "faces.zip"
     archive.write_bytes(make())
     page = open_page(chromium, f"{public_app.url}/analysis")
-    page.get_by_role("combobox", name="Images").click(timeout=120_000)
-    page.get_by_role("option", name="An uploaded .zip").click()
+    images = page.get_by_role("combobox", name="Images")
+    expect(images).to_be_visible(timeout=120_000)
+    browser.wait_until_idle(page)  # a click during the first run's redraw can be lost
+    images.click()
+    page.get_by_role("option", name="An uploaded .zip").click(timeout=60_000)
     browser.upload(page, archive)
     page.get_by_role("button", name="Evaluate on faces.zip").click(timeout=60_000)
 
