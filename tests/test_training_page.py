@@ -33,7 +33,7 @@ import browser
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = str(ROOT / "app" / "main.py")
 TRAINING_PAGE = str(ROOT / "pages" / "training.py")
-JOB_TIMEOUT_S = 300
+JOB_TIMEOUT_S = 600  # a tiny run; the margin is for a machine busy with other work
 #: The dataset sources offered by the page (its radio's labels).
 FOLDER, CSV_PATH, ZIP_UPLOAD, CSV_UPLOAD = (
     "Folder on the server",
@@ -497,7 +497,8 @@ def test_browser_trains_an_uploaded_zip_survives_a_reload_and_stops(
         page.get_by_role("button", name="Start training").click()
 
         progress = page.get_by_test_id("stProgress")
-        expect(progress).to_contain_text(re.compile(r"Epoch \d+ of 50: batch \d+ of 5"), timeout=120_000)
+        # The first batch traces the graph ("Preparing the model…"): minutes on a busy 2-core machine.
+        expect(progress).to_contain_text(re.compile(r"Epoch \d+ of 50: batch \d+ of 5"), timeout=300_000)
         heading = page.get_by_role("heading", name=re.compile(r"^Run classic-\d{8}-\d{6}"))
         run_name = re.search(r"classic-\d{8}-\d{6}", heading.first.inner_text()).group(0)
 
