@@ -40,6 +40,8 @@ LOGGER = logging.getLogger(__name__)
 PANEL_REFRESH_S = 0.5
 #: Seconds without a processed frame after which the panel says the stream has stalled.
 STALLED_AFTER_S = 1.5
+#: The WebRTC component's key: streamlit-webrtc keeps the stream's context under it in session_state.
+WEBRTC_KEY = "live"
 #: Set to 1 (the browser tests do) to draw each frame's verdict as a code the tests can read.
 VERDICT_CODE_ENV = "EMOJIFY_LIVE_VERDICT_CODE"
 
@@ -155,6 +157,17 @@ def show_connection_problem(signalling: bool, playing: bool, ice: IceConfig) -> 
         (st.error if problem.severe else st.warning)(problem.message)
 
 
+def stream_state() -> WebRtcStreamerState:
+    """The component's state (Start pressed, playing) as of this run, readable before the component.
+
+    streamlit-webrtc keeps its context in ``session_state`` under the component's key and updates
+    its state in the component's change callback, which runs before the script, so a panel drawn
+    above the ``webrtc_streamer`` call already knows that Start was pressed.
+    """
+    context = st.session_state.get(WEBRTC_KEY)
+    return context.state if context is not None else WebRtcStreamerState(playing=False, signalling=False)
+
+
 def show_stats(stats: LiveStats, state: WebRtcStreamerState, verdict: Verdict) -> None:
     """The side panel: the verdict the video draws now, and how fast the server keeps up.
 
@@ -211,22 +224,11 @@ ice = rtc_config()
 if pipeline is not None and ice is not None:
     processor, results = session_stream(pipeline, settings)
     video_col, panel_col = st.columns([3, 2])
-    with video_col:
-        context = webrtc_streamer(
-            key="live",
-            mode=WebRtcMode.SENDRECV,
-            rtc_configuration=ice.rtc_configuration,
-            media_stream_constraints={"video": {"width": 640, "height": 480}, "audio": False},
-            video_frame_callback=frame_callback(processor, results),
-            async_processing=True,
-        )
-        if not ice.servers:
-            st.caption("No STUN/TURN server configured: works on this computer and your local network.")
 
     @st.fragment(run_every=PANEL_REFRESH_S)
     def live_panel() -> None:
-        show_connection_problem(context.state.signalling, context.state.playing, ice)
-        state = context.state
+        state = stream_state()
+        show_connection_problem(state.signalling, state.playing, ice)
         if not state.playing:  # the next stream starts afresh: no old tracks, counts or verdict
             processor.reset()
             results.reset()
@@ -235,5 +237,18 @@ if pipeline is not None and ice is not None:
         show_stats(results.read(), state, verdict)
         live_calibration_ui(processor.calibrator, state.playing, pipeline.classifier.name)
 
+    # The panel first: the run that handles Start waits in webrtc_streamer for the connection's
+    # answer (seconds on a busy server), and the panel drawn after it said "Press Start" meanwhile.
     with panel_col:
         live_panel()
+    with video_col:
+        webrtc_streamer(
+            key=WEBRTC_KEY,
+            mode=WebRtcMode.SENDRECV,
+            rtc_configuration=ice.rtc_configuration,
+            media_stream_constraints={"video": {"width": 640, "height": 480}, "audio": False},
+            video_frame_callback=frame_callback(processor, results),
+            async_processing=True,
+        )
+        if not ice.servers:
+            st.caption("No STUN/TURN server configured: works on this computer and your local network.")

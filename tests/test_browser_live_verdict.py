@@ -32,13 +32,12 @@ VIDEO = Path(__file__).parent / "fixtures" / "video" / "pexels_woman_sad_to_happ
 LAUGHING = (13.0, 16.5)  # seconds of the clip in which she laughs
 #: Connecting, loading TensorFlow in the server and the first frames: slow on 2 CI cores.
 FIRST_RESULT_TIMEOUT_MS = 120_000
+#: The first visit to a fresh server loads TensorFlow and the model before the component shows.
+PAGE_READY_TIMEOUT_MS = 300_000
 #: Moments at which the video shows the panel's current verdict, each compared in full.
 SAMPLES = 20
 SAMPLING_TIMEOUT_S = 120.0
 POLL_S = 0.1
-#: The button turns to Stop at once; the server hears of it when the browser has the camera and
-#: sends its offer, and the panel follows after that rerun (1.3-2.6 s here on 2 busy cores).
-STATUS_GRACE_S = 3.0
 #: A verdict as a frame's code carries it: number (its last bits), emotion (None: no face), "NN%".
 Code = tuple[int, str | None, str]
 
@@ -50,7 +49,7 @@ CODE_READER_JS = (
     """(video) => {
   if (video.emojifyReading) return;
   video.emojifyReading = true;
-  window.emojifyFrames = window.emojifyFrames || {seen: {}, latest: null};
+  window.emojifyFrames = window.emojifyFrames || {seen: {}, latest: null, presented: 0};
   const frames = window.emojifyFrames;
   const block = BLOCK, sync = SYNC, fields = FIELDS, check = CHECK;
   const count = sync.length + fields.reduce((a, b) => a + b, 0) + check;
@@ -59,6 +58,7 @@ CODE_READER_JS = (
   canvas.width = width; canvas.height = block;
   const ctx = canvas.getContext('2d', {willReadFrequently: true});
   const onFrame = () => {
+    frames.presented += 1;
     ctx.drawImage(video, 0, 0, width, block, 0, 0, width, block);
     const px = ctx.getImageData(0, 0, width, block).data;
     const bits = [];
@@ -101,7 +101,7 @@ CODE_READER_JS = (
 CLEAR_CODES_JS = """() => {
   const iframe = document.querySelector('iframe[title*="webrtc_streamer"]');
   const frames = iframe && iframe.contentWindow.emojifyFrames;
-  if (frames) { frames.seen = {}; frames.latest = null; }
+  if (frames) { frames.seen = {}; frames.latest = null; frames.presented = 0; }
 }"""
 
 #: Run in the page: the panel as shown (its data, its header, the bar drawn in the highlight
@@ -114,8 +114,9 @@ READ_JS = """() => {
   const iframe = document.querySelector('iframe[title*="webrtc_streamer"]');
   const doc = iframe && iframe.contentDocument;
   const button = doc ? [...doc.querySelectorAll('button')].map((b) => b.innerText.trim()).join(' ') : '';
-  const frames = (iframe && iframe.contentWindow.emojifyFrames) || {seen: {}, latest: null};
-  const read = {now, info, button, frame: frames.latest, seen: frames.seen, state: null};
+  const frames = (iframe && iframe.contentWindow.emojifyFrames) || {seen: {}, latest: null, presented: 0};
+  const read = {now, info, button, frame: frames.latest, seen: frames.seen, presented: frames.presented,
+                state: null};
   if (!panel) return read;
   const head = panel.querySelector('.live-head h3');
   const highlighted = [...panel.querySelectorAll('[data-testid=live-bars] [data-emotion]')]
@@ -148,8 +149,10 @@ def chromium(fake_camera: Path) -> Iterator[Browser]:
 
 def open_page(chromium: Browser, app_url: str, width: int, height: int) -> Page:
     page = chromium.new_context(viewport={"width": width, "height": height}).new_page()
-    page.goto(f"{app_url}/live")
+    page.goto(f"{app_url}/live", timeout=FIRST_RESULT_TIMEOUT_MS)
     expect(page.get_by_role("heading", name="Live", exact=True)).to_be_visible(timeout=60_000)
+    start_button = browser.webrtc_frame(page).get_by_role("button", name=re.compile("^start$", re.IGNORECASE))
+    expect(start_button).to_be_visible(timeout=PAGE_READY_TIMEOUT_MS)
     return page
 
 
@@ -179,7 +182,6 @@ class Stream:
         self.panel_said: dict[int, Code] = {}
         self.on_video: set[int] = set()  # numbers of the panel's verdicts seen on the video
         self.readings: list[dict] = []
-        self.stop_since: float | None = None  # when the button first read Stop (page clock, ms)
         self.page.evaluate(CLEAR_CODES_JS)
 
     def read(self) -> dict:
@@ -189,13 +191,8 @@ class Stream:
             video.first.evaluate(CODE_READER_JS)
         reading = self.page.evaluate(READ_JS)
         self.readings.append(reading)
-        if "STOP" in reading["button"].upper():
-            self.stop_since = self.stop_since or reading["now"]
-            if reading["now"] - self.stop_since > STATUS_GRACE_S * 1000:
-                assert "Press Start" not in reading["info"], (
-                    f"the button has read Stop for {(reading['now'] - self.stop_since) / 1000:.1f} s, "
-                    f"the panel: {reading}"
-                )
+        if reading["presented"]:
+            assert "Press Start" not in reading["info"], f"the video plays, the panel: {reading}"
         if reading["state"] == "face":
             assert reading["header"] == reading["emotion"], f"header and data differ: {reading}"
             assert reading["highlighted"] == [reading["emotion"]], f"header and chart differ: {reading}"
@@ -278,8 +275,11 @@ def test_on_a_narrow_screen_the_verdict_is_seen_with_the_video(
         video_element = browser.webrtc_frame(page).locator("video").first
         expect(video_element).to_be_visible()
         page.screenshot(path=tmp_path / "narrow.png")
-        line, video = compact.bounding_box(), video_element.bounding_box()
-        assert line is not None and video is not None
+        # The panel is redrawn twice a second: between an element and its successor there is no box.
+        deadline = time.monotonic() + 10
+        while (line := compact.bounding_box()) is None or (video := video_element.bounding_box()) is None:
+            assert time.monotonic() < deadline, f"no layout for the verdict line ({line}) or the video"
+            time.sleep(POLL_S)
         assert line["y"] >= 0 and line["y"] + line["height"] <= height, (
             f"the verdict line is off screen: {line}"
         )
