@@ -496,7 +496,7 @@ def test_browser_trains_an_uploaded_zip_survives_a_reload_and_stops(
         page.get_by_label("Epochs", exact=True).fill("50")
         page.get_by_role("button", name="Start training").click()
 
-        progress = page.get_by_test_id("stProgress")
+        progress = page.get_by_test_id("stProgress").first  # the top panel's; the picked run has one too
         # The first batch traces the graph ("Preparing the model…"): minutes on a busy 2-core machine.
         expect(progress).to_contain_text(re.compile(r"Epoch \d+ of 50: batch \d+ of 5"), timeout=300_000)
         heading = page.get_by_role("heading", name=re.compile(r"^Run classic-\d{8}-\d{6}"))
@@ -506,7 +506,7 @@ def test_browser_trains_an_uploaded_zip_survives_a_reload_and_stops(
         expect(
             page.get_by_role("heading", name=re.compile(f"^Run {run_name}: (training|validating)"))
         ).to_be_visible(timeout=60_000)
-        expect(progress).to_contain_text(re.compile(r"Epoch \d+ of 50"))
+        expect(progress).to_contain_text(re.compile(r"Epoch \d+ of 50"), timeout=60_000)
         expect(page.get_by_test_id("stVegaLiteChart").first).to_be_visible(timeout=120_000)  # epoch 1 done
         expect(page.get_by_test_id("stMetric").filter(has_text="Time left")).not_to_contain_text("–")
 
