@@ -75,7 +75,9 @@ def open_live(page: Page, app_url: str) -> None:
 
 def test_before_start_the_panel_says_what_to_do(page: Page, app_url: str):
     open_live(page, app_url)
-    expect(page.get_by_text("Press Start and allow the camera")).to_be_visible(timeout=30_000)
+    # A fresh server loads the model first (the page says so meanwhile).
+    hint = page.get_by_text("Press Start and allow the camera")
+    expect(hint).to_be_visible(timeout=FIRST_RESULT_TIMEOUT_MS)
 
 
 def test_laughing_face_from_the_camera_reaches_the_panel_as_happy_and_the_video_keeps_moving(
