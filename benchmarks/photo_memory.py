@@ -128,7 +128,7 @@ class Case:
 
 def cases() -> list[Case]:
     colour = largest_side(4)
-    webp = largest_side(4, 2)
+    webp = largest_side(4, getattr(images, "_DECODE_COPIES", {}).get("WEBP", 1))  # libwebp's buffers
     gray16 = largest_side(2)
     gray8 = largest_side(1)
     jpeg_square = 2 * images.MAX_SIDE - 1  # the largest JPEG that decodes at full scale
