@@ -55,19 +55,24 @@ def test_a_closed_mouth_smile_read_as_neutral_reads_happy_against_their_own_neut
     assert verdict(pipeline, photo(f"{person}_happy"), calibration) == "happy"
 
 
-@pytest.mark.parametrize("person", ["london_011", "london_021"])
-def test_a_resting_face_read_as_another_expression_reads_neutral_once_calibrated(
-    pipeline: Pipeline, person: str
-) -> None:
-    """The reference's tight crop: the same neutral face in other pixels, as a later frame is."""
-    reference = photo(f"{person}_neutral")
-    (crop,) = tight_crops(
-        [p for p in labelled_photos(FACES) if p.name == f"{person}_neutral.jpg"], pipeline.detector
-    )
-    calibration = calibrate_photos(pipeline, [reference])
+def test_each_persons_resting_face_stays_neutral_once_calibrated(pipeline: Pipeline) -> None:
+    """The reference's tight crop: the same neutral face in other pixels, as a later frame is.
 
-    assert verdict(pipeline, crop.rgb) != "neutral"
-    assert verdict(pipeline, crop.rgb, calibration) == "neutral"
+    Against their own reference every score of a resting face is near zero, so only the margins
+    (how much each class wobbles on that face) keep it neutral; without them the verdict would be
+    noise. (The model trained on FER+ votes reads every London neutral crop as neutral already;
+    the one trained on FER2013's labels read two as fear and sad, which calibration corrected.)
+    """
+    neutral_photos = [p for p in labelled_photos(FACES) if p.label == "neutral"]
+    crops = {crop.name: crop for crop in tight_crops(neutral_photos, pipeline.detector)}
+
+    verdicts = {
+        name: verdict(pipeline, crop.rgb, calibrate_photos(pipeline, [photo(Path(name).stem)]))
+        for name, crop in crops.items()
+    }
+
+    assert len(verdicts) == 12
+    assert set(verdicts.values()) == {"neutral"}, verdicts
 
 
 def test_a_clear_smile_stays_happy_and_another_persons_calibration_changes_nobody_else(

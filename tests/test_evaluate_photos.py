@@ -56,4 +56,5 @@ def test_calibrating_on_each_persons_neutral_photo_is_scored_beside_the_generic_
     generic, calibrated = sets["faces same person, generic"], sets["faces same person, calibrated"]
     assert generic["n"] == calibrated["n"] == 24  # 12 happy photos, 12 tight crops of the references
     assert calibrated["recall"]["happy"] > generic["recall"]["happy"]
-    assert calibrated["recall"]["neutral"] > generic["recall"]["neutral"]
+    # Every London neutral crop is already neutral to the shipped model; calibrating must keep them.
+    assert calibrated["recall"]["neutral"] >= generic["recall"]["neutral"]
