@@ -79,3 +79,27 @@ def test_only_the_newest_evaluations_are_kept() -> None:
     kept = [evaluation_jobs.find(("model", f"many-{i}")) for i in range(12)]
     assert kept[-evaluation_jobs.KEPT :] == jobs[-evaluation_jobs.KEPT :]
     assert kept[: 12 - evaluation_jobs.KEPT] == [None] * (12 - evaluation_jobs.KEPT)
+
+
+def test_the_kept_evaluations_hold_a_bounded_number_of_images(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eight 20,000-image uploads would keep 400 MB of pixels: the images held are bounded too."""
+    monkeypatch.setattr(evaluation_jobs, "KEPT_IMAGES", 25)
+
+    def images(n: int) -> Evaluation:
+        return Evaluation(
+            "x",
+            np.zeros(n, int),
+            np.eye(7, dtype=np.float32)[np.zeros(n, int)],
+            np.zeros((n, 48, 48), np.uint8),
+            tuple("a" * n),
+        )
+
+    jobs = [evaluation_jobs.start(("model", f"big-{i}"), "x", lambda report: images(10)) for i in range(4)]
+    for job in jobs:
+        job.future.result(timeout=30)
+    newest = evaluation_jobs.start(("model", "huge"), "x", lambda report: images(40))
+    newest.future.result(timeout=30)
+
+    kept = [evaluation_jobs.find(("model", f"big-{i}")) for i in range(4)]
+    assert evaluation_jobs.find(("model", "huge")) is newest  # the newest stays, however big
+    assert kept == [None] * 4

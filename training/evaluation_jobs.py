@@ -30,6 +30,9 @@ from training.votes import VotesError, find_votes
 
 #: Evaluations kept (each holds its images' pixels: 8 MB for PrivateTest), the newest first out last.
 KEPT = 8
+#: ...and the images they may hold together (about 2.5 kB each with their sources and answers, so
+#: 50,000 is about 125 MB): eight 20,000-image uploads would otherwise keep 400 MB.
+KEPT_IMAGES = 50_000
 
 #: ``(phase, done, total)`` from the worker to its job.
 Report = Callable[[str, int, int], None]
@@ -101,10 +104,22 @@ def start(key: Hashable, label: str, work: Callable[[Report], Evaluation]) -> Ev
             return job
         job = EvaluationJob(label)
         _jobs[key] = job
-        while len(_jobs) > KEPT:
-            _jobs.popitem(last=False)
+        _trim()
     _executor.submit(_run, job, work)
     return job
+
+
+def _held(job: EvaluationJob) -> int:
+    """How many images a job's finished result holds (0 while it runs or after it failed)."""
+    if not job.finished or job.future.exception() is not None:
+        return 0
+    return len(job.future.result().y_true)
+
+
+def _trim() -> None:
+    """Drop the oldest evaluations past KEPT or KEPT_IMAGES (under ``_lock``); the newest stays."""
+    while len(_jobs) > 1 and (len(_jobs) > KEPT or sum(map(_held, _jobs.values())) > KEPT_IMAGES):
+        _jobs.popitem(last=False)
 
 
 def forget(key: Hashable) -> None:
@@ -120,6 +135,8 @@ def _run(job: EvaluationJob, work: Callable[[Report], Evaluation]) -> None:
         job.future.set_exception(err)
     finally:
         job.report("finished")
+        with _lock:
+            _trim()
 
 
 def evaluate_split(
