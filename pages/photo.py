@@ -70,7 +70,9 @@ def photo_input_ui() -> Photo | None:
     return Photo(chosen.file_id, chosen.name, chosen.getvalue()) if chosen else None
 
 
-@st.cache_data(max_entries=8, show_spinner="Finding faces…")
+# Each entry holds a decoded photo of up to 4096² (50 MB), for every visitor of the server: four
+# bound it to 200 MB, and five minutes is long enough for a visitor's redraws, not to keep photos.
+@st.cache_data(max_entries=4, ttl=300, show_spinner="Finding faces…")
 def analyze(data: bytes, settings: DetectorSettings, model_key: str, _pipeline: Pipeline) -> tuple:
     """Decode and analyse once per photo, settings and model; redraws with other toggles are free.
 
