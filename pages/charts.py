@@ -59,7 +59,19 @@ def probability_chart(probabilities: Sequence[float], shown: str | None = None) 
     the most likely one for a moment, see app.live); by default the most likely emotion. Every
     class keeps its name and emoji picture, whatever the chart's width.
     """
-    data = pd.DataFrame(_rows(probabilities, shown))
+    base, emojis = emotion_rows(pd.DataFrame(_rows(probabilities, shown)))
+    bars = base.mark_bar(cornerRadiusEnd=3).encode(
+        x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%", title=None)),
+        color=alt.condition("datum.shown", alt.value("#f59e0b"), alt.value("#94a3b8")),
+        tooltip=[alt.Tooltip("emotion:N"), alt.Tooltip("probability:Q", format=".1%")],
+    )
+    labels = bars.mark_text(align="left", dx=3).encode(text=alt.Text("probability:Q", format=".0%"))
+    return (bars + labels + emojis).properties(height=alt.Step(ROW_PX))
+
+
+def emotion_rows(data: pd.DataFrame) -> tuple[alt.Chart, alt.Chart]:
+    """One row per emotion in class order, named and with its emoji picture (``data``'s ``emoji``
+    column of data URLs): the base chart to draw on, and the layer of pictures beside the names."""
     y = alt.Y(
         "emotion:N",
         sort=list(CLASS_NAMES),
@@ -67,13 +79,7 @@ def probability_chart(probabilities: Sequence[float], shown: str | None = None) 
         axis=alt.Axis(labelOverlap=False, labelPadding=EMOJI_PX + 8, ticks=False, labelFontSize=13),
     )
     base = alt.Chart(data).encode(y=y)
-    bars = base.mark_bar(cornerRadiusEnd=3).encode(
-        x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%", title=None)),
-        color=alt.condition("datum.shown", alt.value("#f59e0b"), alt.value("#94a3b8")),
-        tooltip=[alt.Tooltip("emotion:N"), alt.Tooltip("probability:Q", format=".1%")],
-    )
-    labels = bars.mark_text(align="left", dx=3).encode(text=alt.Text("probability:Q", format=".0%"))
     emojis = base.mark_image(width=EMOJI_PX, height=EMOJI_PX).encode(
         x=alt.value(-EMOJI_PX / 2 - 3), url="emoji:N"
     )
-    return (bars + labels + emojis).properties(height=alt.Step(ROW_PX))
+    return base, emojis

@@ -15,7 +15,7 @@ import pandas as pd
 
 from app.emotions import CLASS_NAMES
 from app.video import Change
-from pages.charts import EMOJI_PX, ROW_PX
+from pages.charts import EMOJI_PX, ROW_PX, emotion_rows
 from pages.shared import emoji_data_url
 
 #: Points per timeline; longer videos are thinned so the chart stays quick in the browser.
@@ -43,20 +43,11 @@ def share_chart(share: dict[str, float]) -> alt.LayerChart:
             "emoji": [emoji_data_url(name, EMOJI_PX) for name in CLASS_NAMES],
         }
     )
-    y = alt.Y(
-        "emotion:N",
-        sort=list(CLASS_NAMES),
-        title=None,
-        axis=alt.Axis(labelOverlap=False, labelPadding=EMOJI_PX + 8, ticks=False, labelFontSize=13),
-    )
-    base = alt.Chart(data).encode(y=y)
+    base, emojis = emotion_rows(data)
     bars = base.mark_bar(cornerRadiusEnd=3).encode(
         x=alt.X("share:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%", title=None)),
         color=alt.Color("emotion:N", scale=_colour_scale(), legend=None),
         tooltip=[alt.Tooltip("emotion:N"), alt.Tooltip("share:Q", format=".0%", title="share of time")],
-    )
-    emojis = base.mark_image(width=EMOJI_PX, height=EMOJI_PX).encode(
-        x=alt.value(-EMOJI_PX / 2 - 3), url="emoji:N"
     )
     return (bars + emojis).properties(height=alt.Step(ROW_PX))
 

@@ -122,7 +122,7 @@ def streamlit_server(
             _wait_until_healthy(url, process, output, timeout_s)
             yield url
         finally:
-            _stop(process)
+            stop(process)
 
 
 def _wait_until_healthy(url: str, process: subprocess.Popen, log: IO[bytes], timeout_s: float) -> None:
@@ -146,7 +146,8 @@ def _tail(log: IO[bytes], chars: int = 4000) -> str:
     return log.read().decode(errors="replace")[-chars:]
 
 
-def _stop(process: subprocess.Popen) -> None:
+def stop(process: subprocess.Popen) -> None:
+    """End a server we started: politely, then for sure."""
     process.terminate()
     try:
         process.wait(timeout=10)

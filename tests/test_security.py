@@ -12,10 +12,8 @@ messages. Nothing may show a traceback, a server path or an owner feature.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import re
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ import numpy as np
 import pytest
 
 from app.emotions import CLASS_NAMES, REPO_ROOT
+from benchmarks.upload_memory import zip_of
 
 import browser
 
@@ -126,14 +125,6 @@ def test_analysis_offers_visitors_no_server_paths(chromium: Browser, public_app:
 
 
 # --- hostile zips on Analysis --------------------------------------------------------------------------
-
-
-def zip_of(entries: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 def huge_png_zip() -> bytes:

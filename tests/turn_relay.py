@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from browser import free_port
+from browser import free_port, stop
 
 TURNSERVER = "turnserver"
 REALM = "emojify.test"
@@ -120,12 +120,7 @@ def coturn(
         _wait_until_listening(server, process)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def free_udp_and_tcp_port() -> int:
