@@ -1,0 +1,20 @@
+"""Home's description of the shipped model: the truth it learnt first, FER2013's labels beside it."""
+
+from __future__ import annotations
+
+import json
+
+from app.emotions import DEFAULT_MODEL_PATH
+from app.model_summary import summarize
+
+
+def test_the_shipped_model_is_described_against_the_annotators_majority_with_the_labels_beside():
+    card = json.loads(DEFAULT_MODEL_PATH.with_suffix(".json").read_text(encoding="utf-8"))
+    private = card["evaluation"]["private_test"]
+
+    metrics = {name: (value, help_text) for name, value, help_text in summarize(DEFAULT_MODEL_PATH).metrics}
+
+    value, help_text = metrics["Private Test"]
+    assert value == f"{private['ferplus_majority']['accuracy']:.1%}"
+    assert f"FER2013 labels: {private['accuracy']:.1%}" in help_text
+    assert f"on {private['ferplus_majority']['n']:,} images" in help_text
