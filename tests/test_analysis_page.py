@@ -503,6 +503,9 @@ def expect_result_shown(page, result: dict[str, Any]) -> None:
     from playwright.sync_api import expect
 
     images_metric = page.get_by_test_id("stMetric").filter(has_text="Images")
+    # While a rerun replaces one result by another, the old one's metrics are still on the page for
+    # a moment (a strict-mode error, not retried); wait for the one result the page settles on.
+    expect(images_metric).to_have_count(1, timeout=90_000)
     expect(images_metric).to_contain_text(f"{result['n']:,}", timeout=90_000)
     browser.wait_until_idle(page)
     expect(page.get_by_test_id("stMetric").filter(has_text="Accuracy").first).to_contain_text(
