@@ -19,7 +19,7 @@ st.title("Emojify")
 st.markdown(
     "Emojify reads the facial expression of every face in a photo or a webcam stream and shows "
     "the matching emoji. Behind it: OpenCV's Haar face detector and a Keras convolutional network "
-    "trained on **FER2013**, 35,887 labelled 48×48 face pictures."
+    "trained on **FER2013**'s 35,887 48×48 face pictures, with ten FER+ annotators' votes on 35,712."
 )
 PAGES = Path(__file__).parent
 for page, label, icon, what in (
