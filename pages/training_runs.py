@@ -115,11 +115,11 @@ def use_ui(run: Run, best: Path, active: Path) -> None:
     """Make the run's model the pages' one, warning first when it is weak."""
     if best.resolve() == active.resolve():
         st.success("This run's model is the active one.")
-        warning = quality_warning(run.best_val_accuracy)
+        warning = quality_warning(run.best_val_accuracy, run.config.get("labels", "fer2013"))
         if warning:
             st.warning(warning)
         return
-    warning = quality_warning(run.best_val_accuracy)
+    warning = quality_warning(run.best_val_accuracy, run.config.get("labels", "fer2013"))
     if warning:
         st.warning(warning)
     if st.button(

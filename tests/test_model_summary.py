@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from app.emotions import DEFAULT_MODEL_PATH
-from app.model_summary import summarize
+from app.model_summary import quality_warning, summarize
 
 
 def test_the_shipped_model_is_described_against_the_annotators_majority_with_the_labels_beside():
@@ -18,3 +18,17 @@ def test_the_shipped_model_is_described_against_the_annotators_majority_with_the
     assert value == f"{private['ferplus_majority']['accuracy']:.1%}"
     assert f"FER2013 labels: {private['accuracy']:.1%}" in help_text
     assert f"on {private['ferplus_majority']['n']:,} images" in help_text
+
+
+def test_a_vote_trained_run_meets_the_shipped_models_majority_accuracy_not_its_label_accuracy():
+    public = json.loads(DEFAULT_MODEL_PATH.with_suffix(".json").read_text(encoding="utf-8"))["evaluation"][
+        "public_test"
+    ]
+    majority, labels = public["ferplus_majority"]["accuracy"], public["accuracy"]
+    weak_vote_run = labels + 0.05  # above the label yardstick, but 20 points below the majority one
+
+    warning = quality_warning(weak_vote_run, "ferplus")
+
+    assert warning is not None and f"{majority:.1%}" in warning and "annotators' majority" in warning
+    assert quality_warning(weak_vote_run, "fer2013") is None
+    assert quality_warning(majority - 0.02, "ferplus") is None
