@@ -15,12 +15,22 @@ if str(ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402  (after the path fix above, on purpose)
 
+# A server's first visitor waits for the imports below (~0.5 s of CPU, seconds on a busy machine):
+# a line says what happens rather than a blank page. Later visits find them imported.
+starting = st.empty() if "streamlit_webrtc" not in sys.modules else None
+if starting is not None:
+    starting.caption("Starting Emojify…")
+
 # aiortc's SRTP library segfaults the whole server if it is first imported after TensorFlow (their
 # bundled crypto libraries clash), which happened when the Photo page ran before the Live page.
 # Loading streamlit-webrtc first, whatever page a session opens, makes the order safe.
 import streamlit_webrtc  # noqa: E402, F401
+from streamlit.logger import get_logger  # noqa: E402
 
 from pages.shared import access, warm_up  # noqa: E402
+
+# The model loader's progress and timings go to the server's log, in Streamlit's format (once).
+get_logger("app.model_loading")
 
 # The tab icon is the shipped happy emoji picture, and the menu icons are Material Symbols (a
 # font Streamlit ships): emoji characters turn into empty boxes where no emoji font is installed.
@@ -39,6 +49,8 @@ navigation = st.navigation(
         st.Page(PAGES / "analysis.py", title="Analysis", icon=":material/analytics:", url_path="analysis"),
     ]
 )
+if starting is not None:
+    starting.empty()
 # A public switch that is neither on nor off is read as on (app.access); the owner must see why.
 if problem := access().problem:
     st.error(problem, icon=":material/lock:")

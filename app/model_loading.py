@@ -11,7 +11,9 @@ sessions: an :class:`~app.classifier.EmotionClassifier` is read-only once loaded
 from __future__ import annotations
 
 import gc
+import logging
 import threading
+import time
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -21,6 +23,9 @@ import numpy as np
 from app import memory
 from app.classifier import EmotionClassifier
 from app.emotions import INPUT_SHAPE
+from app.keras_env import import_keras
+
+log = logging.getLogger(__name__)
 
 #: Model versions kept loaded: the active one, the shipped one and a couple being compared.
 KEPT = 4
@@ -72,11 +77,25 @@ def _load(path: str) -> EmotionClassifier:
     The first load is also where the allocator's arenas are capped (:func:`app.memory.limit_arenas`),
     before the server's jobs start threads of their own.
     """
+    log.info("Loading the emotion model %s", path)
+    started = time.perf_counter()
     memory.limit_arenas()
+    import_keras()  # TensorFlow: most of a cold start (~5 s of CPU on 2 cores); timed on its own
+    imported = time.perf_counter()
     classifier = EmotionClassifier.load(path)
+    read = time.perf_counter()
     classifier(np.zeros((1, *INPUT_SHAPE), dtype=np.float32))
+    called = time.perf_counter()
     gc.collect()
     gc.freeze()
+    log.info(
+        "Emotion model ready in %.1f s (importing TensorFlow and Keras %.1f s, reading the file %.1f s, "
+        "first call %.1f s)",
+        time.perf_counter() - started,
+        imported - started,
+        read - imported,
+        called - read,
+    )
     return classifier
 
 
@@ -86,8 +105,15 @@ def loaded(path: str | Path) -> EmotionClassifier:
 
 
 def is_ready(path: str | Path) -> bool:
-    """Whether ``path``'s current version is loaded (or failed) already, i.e. ``loaded`` won't wait."""
+    """Whether ``path``'s current version is loaded (or failed) already, i.e. ``loaded`` won't wait
+    for a load in progress. Starts the load if none was started; a failed one is not restarted
+    here, so a page polling this learns that it failed (``loaded`` retries it)."""
     try:
-        return load_in_background(path).done()
+        key = model_key(path)
     except OSError:
         return True  # nothing to wait for: loading it fails at once
+    with _lock:
+        future = _loads.get(key)
+    if future is not None and future.done():
+        return True
+    return load_in_background(path).done()

@@ -8,8 +8,10 @@ the Photo page is opened; the portrait is handed to the uploader the moment it s
 who knows what to do would. Printed, in seconds from ``streamlit run``: the server healthy, and
 from there the page's first paint (any element in the main block), its title, its uploader, and
 the first face's verdict on screen. "Blank" is how long the page showed nothing after navigating.
-Each run has a fresh server, so nothing is imported or loaded yet. The load average is printed
-with the numbers: on a busy machine every step is slower.
+The server's side comes from its log (app.model_loading): when the model's background load
+started, when TensorFlow was imported and when the model was ready, in seconds from
+``streamlit run`` too. Each run has a fresh server, so nothing is imported or loaded yet. The
+load average is printed with the numbers: on a busy machine every step is slower.
 Needs Debian's Chromium and Playwright, like the browser tests.
 """
 
@@ -17,9 +19,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import sys
+import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 from app.emotions import REPO_ROOT
@@ -31,31 +36,59 @@ PHOTO = REPO_ROOT / "tests" / "fixtures" / "faces" / "london_009_happy.jpg"
 TIMEOUT_MS = 180_000
 #: Anything the page has drawn in its main block: a title, a caption, a spinner.
 PAINTED = '[data-testid="stMain"] [data-testid="stElementContainer"]'
-STEPS = ("healthy", "paint", "title", "uploader", "result", "blank")
+#: Steps seen by the browser, then the server's (from its log), then the blank time.
+STEPS = ("healthy", "paint", "title", "uploader", "result")
+SERVER_STEPS = ("load", "tensorflow", "model")
+#: Streamlit's log lines start with their local time, to the millisecond.
+STAMP = r"(?P<stamp>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})"
+LOAD_STARTED = re.compile(STAMP + r".*Loading the emotion model")
+MODEL_READY = re.compile(
+    STAMP + r".*Emotion model ready in [\d.]+ s \(importing TensorFlow and Keras (?P<tf>[\d.]+) s"
+)
+
+
+def server_steps(log: str, started_at: float) -> dict[str, float]:
+    """Seconds from ``streamlit run`` (``started_at``, a wall-clock time) to the loader's steps."""
+
+    def seconds(stamp: str) -> float:
+        return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").timestamp() - started_at
+
+    steps = {}
+    if started := LOAD_STARTED.search(log):
+        steps["load"] = seconds(started["stamp"])
+    if ready := MODEL_READY.search(log):
+        steps["model"] = seconds(ready["stamp"])
+        if "load" in steps:
+            steps["tensorflow"] = steps["load"] + float(ready["tf"])
+    return steps
 
 
 def one_run(chromium: browser.Browser, photo: Path) -> dict[str, float]:
     """Seconds from ``streamlit run`` to each step (and the blank time after navigating)."""
     context = chromium.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
-    try:
-        started = time.monotonic()
-        with browser.streamlit_server() as url:
-            healthy = time.monotonic() - started
-            page.goto(f"{url}/photo", wait_until="commit")
-            navigated = time.monotonic() - started
-            page.locator(PAINTED).first.wait_for(timeout=TIMEOUT_MS)
-            paint = time.monotonic() - started
-            page.get_by_role("heading", name="Photo", level=1).wait_for(timeout=TIMEOUT_MS)
-            title = time.monotonic() - started
-            page.get_by_test_id("stFileUploader").first.wait_for(timeout=TIMEOUT_MS)
-            uploader = time.monotonic() - started
-            browser.upload(page, photo)
-            page.get_by_text("Face 1:").first.wait_for(timeout=TIMEOUT_MS)
-            result = time.monotonic() - started
-    finally:
-        context.close()
+    with tempfile.TemporaryDirectory(prefix="cold-start-") as folder:
+        log = Path(folder) / "server.log"
+        try:
+            started_at, started = time.time(), time.monotonic()
+            with browser.streamlit_server(log=log) as url:
+                healthy = time.monotonic() - started
+                page.goto(f"{url}/photo", wait_until="commit")
+                navigated = time.monotonic() - started
+                page.locator(PAINTED).first.wait_for(timeout=TIMEOUT_MS)
+                paint = time.monotonic() - started
+                page.get_by_role("heading", name="Photo", level=1).wait_for(timeout=TIMEOUT_MS)
+                title = time.monotonic() - started
+                page.get_by_test_id("stFileUploader").first.wait_for(timeout=TIMEOUT_MS)
+                uploader = time.monotonic() - started
+                browser.upload(page, photo)
+                page.get_by_text("Face 1:").first.wait_for(timeout=TIMEOUT_MS)
+                result = time.monotonic() - started
+        finally:
+            context.close()
+        times = server_steps(log.read_text(errors="replace"), started_at)
     return {
+        **times,
         "healthy": healthy,
         "paint": paint,
         "title": title,
@@ -63,6 +96,12 @@ def one_run(chromium: browser.Browser, photo: Path) -> dict[str, float]:
         "result": result,
         "blank": paint - navigated,
     }
+
+
+def _line(times: dict[str, float]) -> str:
+    browser_side = " / ".join(f"{times[step]:5.1f}" for step in STEPS)
+    server_side = " / ".join(f"{times[step]:5.1f}" if step in times else "    -" for step in SERVER_STEPS)
+    return f"{browser_side}   server {server_side}   blank {times['blank']:4.1f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,22 +114,17 @@ def main(argv: list[str] | None = None) -> int:
     if (reason := browser.missing_browser()) is not None:
         parser.error(reason)
     print(f"cpu cores {os.cpu_count()}, load average {os.getloadavg()[0]:.2f} at the start")
-    print("seconds from `streamlit run` to: " + " / ".join(STEPS[:-1]) + "   (blank: after navigating)")
+    print("seconds from `streamlit run` to: " + " / ".join(STEPS) + "   server: " + " / ".join(SERVER_STEPS))
+    print("(load: the model's background load started; blank: how long the page was empty after navigating)")
     runs = []
     with browser.chromium() as chromium:
         for number in range(1, args.runs + 1):
             times = one_run(chromium, args.photo)
             runs.append(times)
-            steps = " / ".join(f"{times[step]:5.1f}" for step in STEPS[:-1])
-            print(
-                f"run {number}: {steps}   blank {times['blank']:4.1f}   "
-                f"load average {os.getloadavg()[0]:.2f}",
-                flush=True,
-            )
+            print(f"run {number}: {_line(times)}   load average {os.getloadavg()[0]:.2f}", flush=True)
     if len(runs) > 1:
-        medians = " / ".join(f"{statistics.median(r[step] for r in runs):5.1f}" for step in STEPS[:-1])
-        blank = statistics.median(r["blank"] for r in runs)
-        print(f"median: {medians}   blank {blank:4.1f}")
+        keys = set.intersection(*(set(times) for times in runs))
+        print(f"median: {_line({key: statistics.median(r[key] for r in runs) for key in keys})}")
     return 0
 
 

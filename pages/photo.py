@@ -27,6 +27,7 @@ from pages.shared import (
     emoji_image,
     load_pipeline,
     model_picker_ui,
+    model_ready_ui,
     model_version,
     overlay_options_ui,
 )
@@ -173,8 +174,9 @@ settings = detector_settings_ui()
 options = overlay_options_ui()
 model_path = model_picker_ui(key="photo_model")
 photo = photo_input_ui()
-# After the uploader: it is on screen while the model may still be loading (first visit).
-pipeline = load_pipeline(model_path)
+# The uploader is on screen at once, also while the model loads in the background (first visit
+# after the server started): without a photo the page only says so, and waits for nothing.
+pipeline = load_pipeline(model_path) if photo is not None or model_ready_ui(model_path) else None
 if pipeline is not None and photo is not None:
     model_key = model_version(model_path)
     calibration = reference_photo_ui(pipeline, settings, model_key)

@@ -10,9 +10,12 @@ import base64
 import contextlib
 import functools
 import hashlib
+import importlib
 import logging
 import math
 import os
+import threading
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,15 +52,51 @@ def cached_classifier(path: str, modified_ns: int) -> EmotionClassifier:
     ``modified_ns`` is the caller's version of the file; the loader checks the file itself.
     """
     if not is_ready(path):
-        with st.spinner("Loading the emotion model (once after the server starts, about 10 s)…"):
+        with st.spinner("Loading the emotion model (once after the server starts)…"):
             return loaded(path)
     return loaded(path)
+
+
+def model_ready_ui(model_path: Path | None = None) -> bool:
+    """Whether ``model_path`` (default: the active model) is loaded; if not, a line saying it loads.
+
+    For a page that needs the model only once the user has given it something (a photo): it stays
+    usable while the model loads in the background, instead of waiting in a spinner. The line is
+    redrawn every second and goes (with a rerun of the page) as soon as the model is ready, so it
+    is never shown after it stopped being true. Asking starts the load if nothing had.
+    """
+    path = str((model_path or active_model_path()).resolve())
+    if is_ready(path):
+        return True
+    _loading_line(path)
+    return False
+
+
+@st.fragment(run_every=1.0)
+def _loading_line(path: str) -> None:
+    if is_ready(path):
+        st.rerun()  # the whole page: it drops this line, and says so if the model could not be loaded
+    st.caption(":material/hourglass_top: Loading the emotion model (once after the server starts)…")
+
+
+#: Imported once the first model is loaded: what the first result needs besides the model
+#: (Altair's charts, ~0.5 s of a cold start), so a visitor's first photo does not wait for it.
+_FIRST_RESULT_MODULES = ("pages.charts",)
+_first_result_modules = threading.Event()
 
 
 def warm_up() -> None:
     """Start loading the active model now, so it is ready by the time a page needs it."""
     with contextlib.suppress(OSError):  # a missing model file is reported by the page that needs it
-        load_in_background(active_model_path())
+        load = load_in_background(active_model_path())
+        if not _first_result_modules.is_set():
+            _first_result_modules.set()
+            load.add_done_callback(_import_first_result_modules)
+
+
+def _import_first_result_modules(_: Future[EmotionClassifier]) -> None:
+    for module in _FIRST_RESULT_MODULES:
+        importlib.import_module(module)
 
 
 def model_version(model_path: Path | None = None) -> str:

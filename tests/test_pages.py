@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app.classifier import ModelError
+from app.emotions import DEFAULT_MODEL_PATH
+from app.model_loading import loaded
 from app.runs import set_active_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,9 +47,30 @@ def test_a_broken_active_model_is_reported_and_the_shipped_one_takes_over(app, m
     set_active_model(broken)
 
     app.switch_page(str(PAGES / "photo.py")).run()
+    with contextlib.suppress(ModelError):  # without a photo the page does not wait for the load
+        loaded(broken)
+    app.run()
     assert not app.exception and not app.error
     assert "crashed/best.keras" in app.warning[0].value
     assert "shipped default" in app.warning[0].value
+
+
+def test_photo_page_without_a_photo_does_not_wait_for_the_model_it_loads(app, monkeypatch, tmp_path):
+    """The first visit after a start: the uploader is usable at once, and the page says the model
+    is loading (a model file no one loaded yet here: a copy of the shipped one, made the active model)."""
+    copy = tmp_path / "runs" / "copy" / "best.keras"
+    copy.parent.mkdir(parents=True)
+    shutil.copyfile(DEFAULT_MODEL_PATH, copy)
+    monkeypatch.setenv("EMOJIFY_RUNS_DIR", str(tmp_path / "runs"))
+    set_active_model(copy)
+
+    app.switch_page(str(PAGES / "photo.py")).run()
+    assert not app.exception and not app.error
+    assert app.get("file_uploader")
+    assert any("Loading the emotion model" in caption.value for caption in app.caption)
+    loaded(copy)
+    app.run()
+    assert not any("Loading the emotion model" in caption.value for caption in app.caption)
 
 
 def test_video_charts_show_each_emotion_by_its_picture_never_by_an_emoji_character():
