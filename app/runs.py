@@ -91,7 +91,8 @@ class Run:
 
     @property
     def best_val_accuracy(self) -> float | None:
-        values = [row["val_accuracy"] for row in self.history]
+        """The best measured one; None before any (an epoch whose validation a Stop cut is NaN)."""
+        values = [row["val_accuracy"] for row in self.history if not math.isnan(row["val_accuracy"])]
         return max(values) if values else None
 
     @property

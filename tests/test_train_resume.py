@@ -117,15 +117,21 @@ class StopWhileValidating(keras.callbacks.Callback):
 
 
 def test_stop_pressed_while_validating_keeps_that_epoch(fer2013_dir: Path, tmp_path: Path):
-    """Validation is part of the epoch: a Stop then used to throw the epoch's training away."""
+    """A Stop while validating used to throw the epoch's training away, then to wait for the whole
+    validation; now it keeps the training and cuts the validation, whose numbers are not kept."""
     config = tiny_config(fer2013_dir, tmp_path, "validating", epochs=3)
     stop = threading.Event()
 
     run_dir = train(config, [StopWhileValidating(stop, epoch=2)], stop=stop, verbose=0)
 
     run = read_run(run_dir)
-    assert (run.state, run.message) == ("stopped", "stopped after epoch 2 of 3")
+    assert (run.state, run.message) == (
+        "stopped",
+        "stopped after epoch 2 of 3; the Stop cut epoch 2's validation short, so its score is not "
+        "measured (a resume measures it first)",
+    )
     assert [row["epoch"] for row in run.history] == [1, 2] and run.resumable
+    assert [math.isnan(row["val_accuracy"]) for row in run.history] == [False, True]
     assert int(keras.saving.load_model(run_dir / "last.keras").optimizer.iterations) == 2 * STEPS_PER_EPOCH
 
 
@@ -153,6 +159,22 @@ def test_a_resumed_history_keeps_whole_epoch_numbers_and_the_first_of_tied_bests
     assert [line.split(",")[0] for line in lines] == ["epoch", "1", "2", "3"]
     checkpointer = Checkpointer(tmp_path, {"training": {}}, history, 10)
     assert (checkpointer.best_epoch, checkpointer.best_accuracy) == (1, 0.4)
+
+
+def test_an_epoch_whose_validation_a_stop_cut_is_never_the_best(tmp_path: Path):
+    """Its row's validation is NaN: a resumed run's best is the best measured epoch, whatever the order."""
+    from training.train import Checkpointer, HistoryWriter
+
+    columns = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+    rows = [
+        {"epoch": 1.0, **dict(zip(columns, (1.0, 0.5, math.nan, math.nan, 0.001, 1.0), strict=True))},
+        {"epoch": 2.0, **dict(zip(columns, (1.0, 0.5, 1.0, 0.3, 0.001, 1.0), strict=True))},
+    ]
+    (tmp_path / "best.keras").write_bytes(b"epoch 2")
+
+    checkpointer = Checkpointer(tmp_path, {"training": {}}, HistoryWriter(tmp_path / "h.csv", rows), 10)
+
+    assert (checkpointer.best_epoch, checkpointer.best_accuracy) == (2, 0.3)
 
 
 def test_stop_pressed_while_loading_writes_nothing(fer2013_dir: Path, tmp_path: Path):

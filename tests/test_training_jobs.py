@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import math
 import shutil
 import threading
 import time
@@ -123,6 +124,76 @@ def test_stop_while_the_model_is_prepared_takes_effect_at_once_and_keeps_no_run(
     final = job.wait(JOB_TIMEOUT_S)
     assert (final.state, final.message) == (now.state, now.message)
     assert not (tmp_path / "early").exists()
+
+
+class StopWhileValidating(keras.callbacks.Callback):
+    """Presses Stop through the job, as the page does, once validation batch ``at`` of epoch 1 has
+    ended; then counts the validation batches that still end."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at = at
+        self.job: TrainingJob | None = None
+        self.epoch = 0
+        self.pressed: Progress | None = None  # the job's progress right after the press
+        self.batches_after = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, object] | None = None) -> None:
+        self.epoch = epoch + 1
+
+    def on_test_batch_end(self, batch: int, logs: dict[str, object] | None = None) -> None:
+        if self.pressed is not None:
+            self.batches_after += 1
+        elif (self.epoch, batch + 1) == (1, self.at):
+            self.job.stop()
+            self.pressed = self.job.progress()
+
+
+def test_stop_while_validating_ends_it_within_a_batch_keeps_the_epoch_and_a_resume_measures_it(
+    fer2013_dir: Path, tmp_path: Path
+) -> None:
+    """PublicTest takes seconds to validate on a CPU: Stop must not wait for it, nor drop the epoch's
+    training, nor let a score measured on part of the set pass for the epoch's (or pick it as best)."""
+    from training.train import train
+
+    config = tiny_config(fer2013_dir, tmp_path, "cut", epochs=3)
+    presser = StopWhileValidating(at=2)  # of 18 validation batches (280 images, batch 16)
+
+    def run(callbacks: object, stop: threading.Event, on_teacher: object) -> Path:
+        return train(config, [*callbacks, presser], stop=stop, verbose=0, on_teacher=on_teacher)
+
+    jobs = JobManager()
+    presser.job = job = TrainingJob("cut", config.run_dir, "train", 3, run)
+    jobs._launch(job, lambda: None)
+    final = job.wait(JOB_TIMEOUT_S)
+
+    said = "stopped after epoch 1 of 3; the Stop cut epoch 1's validation short, so its score is not measured"
+    assert (presser.pressed.state, presser.pressed.active) == ("stopped", False)  # at once
+    assert presser.pressed.message.startswith(said)
+    assert presser.batches_after <= 1
+    assert final.state == "stopped" and final.message.startswith(said)
+    run_dir = tmp_path / "cut"
+    stopped = read_run(run_dir)
+    assert stopped.message.startswith(said) and stopped.resumable
+    [row] = stopped.history
+    assert row["epoch"] == 1 and 0 < row["loss"] < 10 and 0 <= row["accuracy"] <= 1  # its training
+    assert math.isnan(row["val_accuracy"]) and math.isnan(row["val_loss"])  # not measured
+    assert stopped.best_val_accuracy is None and not (run_dir / "best.keras").exists()
+    assert (run_dir / "last.keras").is_file()
+
+    resumed = jobs.resume(run_dir, 2)
+    states = [progress.state for progress in watch(resumed)]
+
+    assert states[-1] == "finished" and "revalidating" in states
+    assert states.index("revalidating") < states.index("training")
+    run = read_run(run_dir)
+    assert [row["epoch"] for row in run.history] == [1, 2]
+    assert run.history[0]["loss"] == row["loss"]  # epoch 1 is the one trained before the Stop
+    accuracies = [row["val_accuracy"] for row in run.history]
+    assert all(0 < accuracy <= 1 for accuracy in accuracies)  # epoch 1 measured by the resume
+    card = run.card["training"]
+    assert card["best_epoch"] == accuracies.index(max(accuracies)) + 1
+    assert card["best_val_accuracy"] == pytest.approx(max(accuracies))
 
 
 def test_a_test_folder_without_publictest_is_refused_unless_the_whole_folder_is_chosen(

@@ -11,11 +11,15 @@ the page as an immutable :class:`Progress` snapshot (epoch, batch, phase, timing
 so a reader never sees half an update. Per-epoch numbers are not copied into it: they are in the
 run's ``history.csv`` the moment an epoch ends, which the page reads like any other run's.
 
-Stop takes effect at once in every phase. While the data loads or the model is prepared (the
-first batch traces the graph: ~20 s on a CPU) nothing can be kept and nothing can interrupt that
-work, so the job reports itself stopped at once and its thread lets go at its next step, leaving
-no run folder behind (a resumed run is left as it was). During an epoch's training batches it ends
-within one batch; once they are done, the epoch's validation finishes so that the epoch is kept.
+Stop takes effect at once in every phase but one, and within one batch in that one. While the
+data loads, the teacher labels it or the model is prepared (the first batch traces the graph:
+~20 s on a CPU) nothing new can be kept and TensorFlow's step can't be interrupted, so the job
+reports itself stopped at once and its thread lets go at its next step, leaving no run folder
+behind (a resumed run is left as it was). During an epoch's training batches it ends within one
+batch, and the unfinished epoch writes nothing. Once they are done the epoch is on disk before its
+validation starts (training.train), so a Stop while validating is stopped at once too: the epoch
+is kept and its validation, cut after the batch under way, is recorded as not measured (a resume
+measures it first, in the ``revalidating`` phase).
 
 Only one training runs at a time, because two would share (and halve) the CPU or GPU and make
 both slow; a second start raises :class:`JobBusy` saying which run is in the way. Everything that
@@ -53,12 +57,21 @@ from training.votes import VotesError, find_votes
 #: ``(done, total)``: how far the teacher has labelled the training images (see training.distill).
 TeacherProgress = Callable[[int, int], None]
 #: Phases of a job while its thread lives.
-ACTIVE_STATES = ("starting", "loading", "distilling", "preparing", "training", "validating", "stopping")
+ACTIVE_STATES = (
+    "starting",
+    "loading",
+    "distilling",
+    "revalidating",
+    "preparing",
+    "training",
+    "validating",
+    "stopping",
+)
 #: How a job ended.
 FINAL_STATES = ("finished", "stopped", "failed")
-#: Phases in which a Stop keeps nothing and the work can't be interrupted: the job reports itself
-#: stopped at once and its thread lets go at its next step.
-QUICK_STOP_STATES = ("starting", "loading", "distilling", "preparing")
+#: Phases in which a Stop keeps nothing new and the work can't be interrupted: the job reports
+#: itself stopped at once and its thread lets go at its next step.
+QUICK_STOP_STATES = ("starting", "loading", "distilling", "revalidating", "preparing")
 
 
 class JobBusy(RuntimeError):
@@ -184,7 +197,8 @@ class ProgressChannel:
         """A Keras callback feeding this channel (Keras is imported here, not with this module).
 
         Until the job's first batch ends the phase is ``preparing``: that batch traces the
-        training graph, ~20 s on a CPU with the bar at "batch 0", which looked frozen.
+        training graph, ~20 s on a CPU with the bar at "batch 0", which looked frozen. A
+        validation before fit begins is a resume measuring the one a Stop cut (``revalidating``).
         """
         import keras
 
@@ -192,8 +206,10 @@ class ProgressChannel:
 
         class _Report(keras.callbacks.Callback):
             prepared = False
+            fitting = False
 
             def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+                self.fitting = True
                 channel.update(
                     state="preparing",
                     epochs=int(self.params.get("epochs") or 0),
@@ -218,7 +234,7 @@ class ProgressChannel:
                 channel.update(state="training", batch=batch + 1)
 
             def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
-                channel.update(state="validating")
+                channel.update(state="validating" if self.fitting else "revalidating")
 
             def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
                 channel.finish_epoch(epoch + 1)
@@ -259,10 +275,11 @@ class TrainingJob:
         return self.thread.is_alive()
 
     def stop(self) -> None:
-        """Ask the job to stop, keeping every finished epoch; the page reflects it at once.
+        """Ask the job to stop, keeping every epoch whose training is done; the page reflects it at once.
 
-        Loading or preparing, nothing can be kept and the work can't be cut short: the job reads
-        as stopped now, and its thread lets go at its next step (see the module docstring).
+        Before the first batch ends nothing new can be kept and the work can't be cut short; while
+        validating, the epoch is on disk already: either way the job reads as stopped now, and its
+        thread lets go at its next step (see the module docstring).
         """
         if not self.alive:
             return
@@ -271,11 +288,10 @@ class TrainingJob:
         if progress.state in QUICK_STOP_STATES:
             self.channel.update(state="stopped", message=self._nothing_kept(), ended=time.monotonic())
         elif progress.state == "validating":
-            self.channel.update(
-                state="stopping",
-                message=f"epoch {progress.epoch}'s training is done: its validation ends, so that the "
-                "epoch is kept",
-            )
+            from training.train import stopped_message
+
+            message = stopped_message(progress.epoch, progress.epochs, validation_cut=True)
+            self.channel.update(state="stopped", message=message, ended=time.monotonic())
         elif progress.state in ACTIVE_STATES:
             self.channel.update(state="stopping", message="ends within one batch")
 

@@ -5,8 +5,11 @@
 ``runs_dir/run_name/`` receives, each file replaced atomically after every epoch:
 
     config.json   the TrainConfig (``TrainConfig.from_dict`` rebuilds it)
-    history.csv   epoch, loss, accuracy, val_loss, val_accuracy, lr (at the epoch's start), seconds
-    last.keras    the full training state after the latest epoch (optimizer included), for resuming
+    history.csv   epoch, loss, accuracy, val_loss, val_accuracy, lr (at the epoch's start), seconds;
+                  the val_ columns are NaN while the epoch validates, and stay so when a Stop cut
+                  its validation short (a resume measures them before it trains on)
+    last.keras    the full training state after the latest epoch's training (optimizer included),
+                  written as its validation begins, for resuming
     best.keras    the epoch with the best validation accuracy so far, for inference (no optimizer
                   state, so it is a third of the size); take it at any time, even mid-run
     best.json     best.keras's model card (app.model_card)
@@ -83,7 +86,12 @@ PLATEAU_MIN_FRACTION = 0.01
 
 
 class HistoryWriter(keras.callbacks.Callback):
-    """Keeps one row per epoch and rewrites ``history.csv`` with all of them after each epoch."""
+    """Keeps one row per epoch and rewrites ``history.csv`` with all of them.
+
+    An epoch's row is written twice: when its training batches are done (validation to come, so
+    ``NaN`` there) and again with its validation when it ends. A Stop while validating therefore
+    finds the epoch already kept, with its validation marked as not measured.
+    """
 
     def __init__(self, path: Path, rows: Sequence[dict[str, float]] = ()) -> None:
         super().__init__()
@@ -93,17 +101,37 @@ class HistoryWriter(keras.callbacks.Callback):
         self.rows: list[dict[str, float]] = [{**row, "epoch": int(row["epoch"])} for row in rows]
         self._started = 0.0
         self._lr = 0.0
+        self._epoch: int | None = None  # the epoch under way (1-based), None outside one
+        self._train_logs: dict[str, Any] = {}
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._started = time.perf_counter()
         self._lr = current_learning_rate(self.model)
+        self._epoch = epoch + 1
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self._train_logs = logs or {}  # the epoch's running means: its training numbers at the end
+
+    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
+        if self._epoch is not None:  # fit's validation, not a separate evaluate
+            self.record(self._epoch, self._train_logs)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        logs = logs or {}
+        self.record(epoch + 1, logs or {})
+        self._epoch = None
+
+    def record(self, epoch: int, logs: dict[str, Any]) -> None:
+        """Write epoch ``epoch``'s row from ``logs`` (a missing number is NaN), replacing an earlier one."""
         row = {name: float(logs.get(name, math.nan)) for name in HISTORY_COLUMNS[1:5]}
-        self.rows.append(
-            {"epoch": epoch + 1, **row, "lr": self._lr, "seconds": time.perf_counter() - self._started}
-        )
+        row = {"epoch": epoch, **row, "lr": self._lr, "seconds": time.perf_counter() - self._started}
+        if self.rows and self.rows[-1]["epoch"] == epoch:
+            self.rows[-1] = row
+        else:
+            self.rows.append(row)
+        self.write()
+
+    def write(self) -> None:
+        """Replace history.csv with the rows (atomically)."""
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS)
         writer.writeheader()
@@ -120,15 +148,20 @@ class StopWhenAsked(keras.callbacks.Callback):
     """Ends fit at the next batch boundary once ``event`` is set (the Training page's Stop button).
 
     During an epoch's training batches it raises, so the partial epoch writes nothing (setting
-    ``model.stop_training`` would have Keras record it as a whole one). Once the training batches
-    are done the epoch is only its validation away from being kept, so a Stop then lets the
-    validation finish, the epoch be written, and ends the run after it: a Stop pressed while
-    validating used to throw away the whole epoch's training.
+    ``model.stop_training`` would have Keras record it as a whole one). Once they are done the
+    epoch's training is on disk (HistoryWriter and Checkpointer write it when validation begins),
+    so a Stop while validating ends the validation after its current batch (PublicTest takes
+    seconds on a CPU, and Stop must not wait for it) and keeps the epoch; its validation numbers,
+    measured on part of the set only, are replaced by NaN in the epoch's logs, before the
+    callbacks after this one read them, so no half-measured epoch can become the best one. A
+    resume measures them (see ``revalidate``).
     """
 
-    def __init__(self, event: threading.Event) -> None:
+    def __init__(self, event: threading.Event, validation_steps: int) -> None:
         super().__init__()
         self.event = event
+        self.validation_steps = validation_steps
+        self.cut = False  # whether the latest validation was ended before its last batch
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self.event.is_set():
@@ -136,17 +169,30 @@ class StopWhenAsked(keras.callbacks.Callback):
 
     on_epoch_begin = on_train_batch_end
 
+    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.cut = False
+
+    def on_test_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.event.is_set():
+            self.model.stop_evaluating = True
+            self.cut = batch + 1 < self.validation_steps
+
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         # The epoch's files are written by the callbacks after this one, in this same epoch end.
+        if self.cut and logs is not None:
+            logs.update({name: math.nan for name in logs if name.startswith("val_")})
         if self.event.is_set():
             self.model.stop_training = True
 
 
 class Checkpointer(keras.callbacks.Callback):
-    """Saves ``last.keras`` every epoch and ``best.keras`` + its card whenever val_accuracy improves.
+    """Saves ``last.keras`` once an epoch's training is done, and ``best.keras`` + its card whenever
+    val_accuracy improves.
 
-    Reads the epoch rows of ``history`` (which must come before it in the callback list) so the
-    card's timing matches history.csv.
+    ``last.keras`` is written when validation begins (validation changes no weight), so a Stop
+    while validating keeps the epoch. Reads the epoch rows of ``history`` (which must come before
+    it in the callback list) so the card's timing matches history.csv. An epoch whose validation
+    was not measured (NaN) is never the best one.
     """
 
     def __init__(self, run_dir: Path, card: dict[str, Any], history: HistoryWriter, n_train: int) -> None:
@@ -155,25 +201,44 @@ class Checkpointer(keras.callbacks.Callback):
         self.card = card
         self.history = history
         self.n_train = n_train
+        self._unsaved: int | None = None  # the epoch under way until its last.keras is written
         # A resumed run starts from the best epoch its history already holds, if its file survived:
         # on a tie the earliest, the one best.keras holds (a later epoch replaces it only when better).
-        done = [(row["val_accuracy"], -int(row["epoch"])) for row in history.rows]
+        done = [
+            (row["val_accuracy"], -int(row["epoch"]))
+            for row in history.rows
+            if not math.isnan(row["val_accuracy"])
+        ]
         if not (run_dir / "best.keras").is_file():
             done = []
         accuracy, negative_epoch = max(done, default=(-math.inf, 0))
         self.best_accuracy, self.best_epoch = accuracy, -negative_epoch
 
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._unsaved = epoch + 1
+
+    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.save_last()
+
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        # best.keras before last.keras: a kill between the two leaves a resumable run that still
-        # has a best model (resuming repeats the epoch whose last.keras was lost).
-        accuracy = float((logs or {}).get("val_accuracy", -math.inf))
-        if accuracy > self.best_accuracy:
-            self.best_accuracy, self.best_epoch = accuracy, epoch + 1
-            with atomic_output(self.run_dir / "best.keras") as tmp:
-                inference_copy(self.model).save(tmp)
-            self.write_card()
+        self.keep_if_best(epoch + 1, float((logs or {}).get("val_accuracy", math.nan)), self.model)
+        self.save_last()  # an epoch without validation (none in this app) is saved here
+
+    def save_last(self) -> None:
+        """Write last.keras for the epoch under way, once (not for an evaluate outside fit)."""
+        if self._unsaved is None:
+            return
+        self._unsaved = None
         with atomic_output(self.run_dir / "last.keras") as tmp:
             self.model.save(tmp)
+
+    def keep_if_best(self, epoch: int, accuracy: float, model: keras.Model) -> None:
+        """Save ``model`` as best.keras if epoch ``epoch``'s ``accuracy`` beats the best (NaN never does)."""
+        if accuracy > self.best_accuracy:
+            self.best_accuracy, self.best_epoch = accuracy, epoch
+            with atomic_output(self.run_dir / "best.keras") as tmp:
+                inference_copy(model).save(tmp)
+            self.write_card()
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         # Epochs after the best one still change epochs_run and the timings.
@@ -222,8 +287,9 @@ def train(
     """Run the training ``config`` describes and return its run folder.
 
     ``callbacks`` run after the ones writing the run folder, so in their ``on_epoch_end`` the
-    epoch's files are already on disk. Setting ``stop`` ends the run within one batch, keeping
-    what the last finished epoch wrote (so a resume starts there). Raises FileExistsError when
+    epoch's files are already on disk. Setting ``stop`` ends the run within one batch (of training
+    or of validation), keeping every epoch whose training batches were done (so a resume starts
+    after them). Raises FileExistsError when
     the run folder exists (a run is never overwritten), DatasetError for unusable data and
     TeacherError for an unusable teacher model, VotesError for a votes file that is missing or
     does not fit the dataset, WarmStartError for a model to start from that does not fit, all
@@ -483,8 +549,11 @@ def _fit_holding(
     run_dir, train_set, val_set = config.run_dir, data.train, data.val
     stop = stop or threading.Event()
     first = len(history.rows)
+    validation_steps = math.ceil(len(val_set) / config.batch_size)
     write_status(run_dir, "running", epochs=config.epochs)
     try:
+        stopper = StopWhenAsked(stop, validation_steps)
+        revalidate(model, data, config.batch_size, history, checkpointer, stopper, callbacks)
         model.fit(
             train_set.x,
             data.targets,
@@ -494,7 +563,7 @@ def _fit_holding(
             validation_data=(val_set.x, data.val_targets),
             class_weight=balanced_class_weights(train_set.y) if config.class_weights else None,
             callbacks=[
-                StopWhenAsked(stop),
+                stopper,
                 history,
                 checkpointer,
                 *schedule_callbacks(config),
@@ -522,6 +591,52 @@ def _fit_holding(
     return run_dir
 
 
+def revalidate(
+    model: keras.Model,
+    data: FitData,
+    batch_size: int,
+    history: HistoryWriter,
+    checkpointer: Checkpointer,
+    stopper: StopWhenAsked,
+    callbacks: Sequence[keras.callbacks.Callback],
+) -> None:
+    """Measure the validation a Stop cut short (NaN in the last row), before a resume trains on.
+
+    The epoch's weights are ``model``'s (last.keras), so its score is what validating it then
+    would have given, and it may still become best.keras. A Stop here ends the job with the run
+    as it was (TrainingStopped).
+    """
+    row = history.rows[-1] if history.rows else None
+    if row is None or not math.isnan(row["val_accuracy"]):
+        return
+    epoch = int(row["epoch"])
+    print(f"epoch {epoch}'s validation was cut short by a Stop: validating it now")
+    scores = model.evaluate(
+        data.val.x,
+        data.val_targets,
+        batch_size=batch_size,
+        callbacks=[stopper, *callbacks],
+        verbose=0,
+        return_dict=True,
+    )
+    if stopper.cut:
+        raise TrainingStopped
+    history.rows[-1] = {**row, "val_loss": scores["loss"], "val_accuracy": scores["accuracy"]}
+    history.write()
+    checkpointer.keep_if_best(epoch, float(scores["accuracy"]), model)
+
+
+def stopped_message(done: int, epochs: int, validation_cut: bool) -> str:
+    """What a Stop that kept epochs 1..``done`` says, and whether it cut the last one's validation."""
+    text = f"stopped after epoch {done} of {epochs}"
+    if validation_cut:
+        text += (
+            f"; the Stop cut epoch {done}'s validation short, so its score is not measured "
+            "(a resume measures it first)"
+        )
+    return text
+
+
 def stopped(config: TrainConfig, rows: Sequence[dict[str, float]], first: int, fresh: bool) -> Path:
     """Record a Stop; TrainingStopped when this job kept no epoch, saying what is left.
 
@@ -536,7 +651,8 @@ def stopped(config: TrainConfig, rows: Sequence[dict[str, float]], first: int, f
             run_dir.rmdir()
         print(NOTHING_KEPT)
         raise TrainingStopped(NOTHING_KEPT)
-    write_status(run_dir, "stopped", f"stopped after epoch {len(rows)} of {config.epochs}")
+    cut = bool(rows) and math.isnan(rows[-1]["val_accuracy"])
+    write_status(run_dir, "stopped", stopped_message(len(rows), config.epochs, cut))
     if len(rows) == first:
         print(nothing_new(rows, config.epochs))
         raise TrainingStopped(nothing_new(rows, config.epochs))
