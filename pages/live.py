@@ -5,7 +5,8 @@ callback must not touch ``st.*``. Each browser session owns one LiveProcessor (i
 one LiveResults (the thread-safe channel to this page), created once in ``session_state`` and
 captured by the callback; the model and cascade behind them are shared by all sessions through
 ``st.cache_resource``. In async mode streamlit-webrtc hands the callback only the newest frame,
-so a slow frame makes it skip frames instead of building up lag.
+so a slow frame makes it skip frames instead of building up lag; app.webrtc_relay does the same
+for the video between streamlit-webrtc's tracks (the encoder sends the newest frame, never a queue).
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from app.live import LiveProcessor, LiveResults, LiveSettings, LiveStats, Verdic
 from app.pipeline import OverlayOptions, Pipeline
 from app.turn_check import TurnChecks, connection_problem
 from app.video import video_frame
+from app.webrtc_relay import install as install_newest_frame_relay
 from pages.calibration_ui import live_calibration_ui
 from pages.live_panel import status_html, verdict_html
+from pages.live_watch import STALLED_AFTER_S, presented_watch
 from pages.shared import (
     load_pipeline,
     min_face_slider,
@@ -38,8 +41,6 @@ from pages.shared import (
 LOGGER = logging.getLogger(__name__)
 #: How often the side panel reads the latest result; faster only costs reruns.
 PANEL_REFRESH_S = 0.5
-#: Seconds without a processed frame after which the panel says the stream has stalled.
-STALLED_AFTER_S = 1.5
 #: The WebRTC component's key: streamlit-webrtc keeps the stream's context under it in session_state.
 WEBRTC_KEY = "live"
 #: Set to 1 (the browser tests do) to draw each frame's verdict as a code the tests can read.
@@ -241,6 +242,8 @@ if pipeline is not None and ice is not None:
     # answer (seconds on a busy server), and the panel drawn after it said "Press Start" meanwhile.
     with panel_col:
         live_panel()
+        presented_watch()  # what the browser shows, measured there: says when the picture stops
+    install_newest_frame_relay()
     with video_col:
         webrtc_streamer(
             key=WEBRTC_KEY,

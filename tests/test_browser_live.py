@@ -98,6 +98,24 @@ def test_laughing_face_from_the_camera_reaches_the_panel_as_happy_and_the_video_
     expect(page.get_by_test_id("stMetric").first).to_contain_text("Frames/s")
     expect(page.get_by_test_id("stException")).to_have_count(0)
     assert_video_keeps_moving_with_emojis(page)
+    assert_panel_says_when_the_picture_stops(page)
+
+
+def assert_panel_says_when_the_picture_stops(page: Page) -> None:
+    """The panel's stall message follows what the browser presents, not what the server counts.
+
+    Pausing the returned <video> stops its presented frames while the server goes on processing
+    every frame: exactly the frozen picture users saw. The message must come within a few
+    seconds and go once frames are presented again.
+    """
+    stalled = page.get_by_test_id("live-stalled")
+    expect(stalled).to_be_hidden()
+    video = browser.webrtc_frame(page).locator("video").first
+    video.evaluate("(video) => video.pause()")
+    expect(stalled).to_be_visible(timeout=10_000)
+    expect(stalled).to_contain_text("has stood still for")
+    video.evaluate("(video) => video.play()")
+    expect(stalled).to_be_hidden(timeout=10_000)
 
 
 def assert_video_keeps_moving_with_emojis(page: Page) -> None:

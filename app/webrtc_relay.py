@@ -1,0 +1,55 @@
+"""Newest-wins video between streamlit-webrtc's tracks, so a CPU-starved server drops frames, never lags.
+
+streamlit-webrtc connects the Live page's tracks through one process-wide aiortc ``MediaRelay``:
+browser's track → relay → the frame-callback track → relay → the encoder that sends the video back.
+Each ``MediaRelay.subscribe`` is *buffered* by default: an unbounded queue per consumer. The
+callback track hands on a frame for every camera frame (its newest processed one), so when the
+VP8 encoder cannot keep up (two busy cores: the server, Chromium and other programs sharing
+them) frames pile up in front of it — hundreds were seen queued — and every frame sent back is
+older than the one before. The browser plays them seconds late, then its jitter buffer gives up
+on frames that old: the picture stands still while the server goes on counting ~21 frames/s.
+
+A video consumer only ever wants the newest frame, so :class:`NewestFrameRelay` subscribes video
+tracks unbuffered (aiortc's own newest-wins mode: one slot, a newer frame replaces one not yet
+taken); a slow encoder then sends fewer, current frames. Audio stays buffered (a dropped audio
+frame is a click). :func:`install` makes it the relay streamlit-webrtc uses; this module is the
+one place the project changes streamlit-webrtc's behaviour.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiortc import MediaStreamTrack
+from aiortc.contrib.media import MediaRelay
+
+LOGGER = logging.getLogger(__name__)
+
+
+class NewestFrameRelay(MediaRelay):
+    """A ``MediaRelay`` whose video consumers get the newest frame, not a queue of old ones."""
+
+    def subscribe(self, track: MediaStreamTrack, buffered: bool = True) -> MediaStreamTrack:
+        return super().subscribe(track, buffered=buffered and track.kind != "video")
+
+
+def install() -> None:
+    """Make streamlit-webrtc's process-wide relay a :class:`NewestFrameRelay` (idempotent).
+
+    streamlit-webrtc 0.79 keeps its relay as an attribute of Streamlit's ``Runtime`` singleton
+    and creates a plain ``MediaRelay`` there on first use (``streamlit_webrtc.relay``); setting
+    ours first is its supported-by-construction way in (the worker takes whatever relay is there).
+    Call it before ``webrtc_streamer``; a plain relay already in place (a stream started before
+    this ran) is replaced for the streams that start from now on.
+    """
+    from streamlit.runtime.runtime import Runtime
+    from streamlit_webrtc import relay as webrtc_relay
+    from streamlit_webrtc.eventloop import get_global_event_loop, loop_context
+
+    runtime = Runtime.instance()
+    name = webrtc_relay._SERVER_GLOBAL_RELAY_ATTR_NAME_
+    if isinstance(getattr(runtime, name, None), NewestFrameRelay):
+        return
+    with loop_context(get_global_event_loop()):
+        setattr(runtime, name, NewestFrameRelay())
+    LOGGER.info("streamlit-webrtc's relay passes the newest video frame only (app.webrtc_relay)")
