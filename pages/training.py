@@ -42,7 +42,7 @@ from training.form import (
     form_values,
     preset_fields,
 )
-from training.job_view import bar_text, ended_banner, heading
+from training.job_view import bar_text, best_measured, ended_banner, finished_epochs, heading
 from training.jobs import Progress, TrainingJob, manager
 from training.validation import describe_validation
 from training.votes import LABEL_SOURCES
@@ -283,7 +283,7 @@ def running_panel(progress: Progress, history: Sequence[dict[str, float]]) -> No
         "Time left", format_duration(progress.eta_s()), help="At most: early stopping may end it sooner."
     )
     done.metric("Epochs done", f"{len(history)} / {progress.epochs}")
-    best_accuracy = max((row["val_accuracy"] for row in history), default=None)
+    best_accuracy = best_measured(history)
     best.metric("Best val. accuracy", "–" if best_accuracy is None else f"{best_accuracy:.1%}")
 
 
@@ -298,7 +298,7 @@ def job_panel(job: TrainingJob) -> None:
         kind, text = ended_banner(progress, read_run(progress.run_dir))
         getattr(st, kind)(text)
         return
-    history = read_history(progress.run_dir / "history.csv")
+    history = finished_epochs(progress, read_history(progress.run_dir / "history.csv"))
     running_panel(progress, history)
     if history:
         curves(history, key=f"job_{job.id}")
@@ -315,6 +315,15 @@ def live_job_panel() -> None:
     job_panel(job)
     if not job.progress().active:
         st.rerun()  # the whole page once: the table of runs changes, and polling stops
+
+
+@st.fragment(run_every=REFRESH_S)
+def letting_go_watch() -> None:
+    """Reruns the page once a job that a Stop ended at once has let go of its thread, so the run's
+    Resume appears, and the line saying its step is still finishing goes, without a click."""
+    job = manager().current()
+    if job is None or not job.alive:
+        st.rerun()
 
 
 # --- the page ---------------------------------------------------------------------------------------
@@ -334,6 +343,8 @@ if job is not None:
         live_job_panel()
     else:
         job_panel(job)
+        if job.alive:
+            letting_go_watch()
     st.divider()
 new_training_ui(runs_dir)
 st.divider()

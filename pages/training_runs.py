@@ -17,7 +17,7 @@ from app.emotions import DEFAULT_MODEL_PATH
 from app.model_summary import quality_warning
 from app.runs import Run, RunBusy, active_model_path, delete_run, list_runs, run_table_row, set_active_model
 from training.curves import curve_charts
-from training.job_view import bar_text, heading, run_status
+from training.job_view import bar_text, heading, letting_go, run_status
 from training.jobs import JobBusy, Progress, TrainingJob, manager
 
 #: Seconds between two looks at a running job.
@@ -52,17 +52,18 @@ def stop_button(job: TrainingJob, where: str) -> None:
     """Stop, outside the polling fragment (its click reruns the page at once), with the job named
     by id so a newer job is never the one stopped; on_click runs before the script, so a rerun
     can't drop the click."""
-    stopping = job.progress().state == "stopping"
     left, right = st.columns([5, 1], vertical_alignment="center")
-    left.caption("Stop keeps every finished epoch (one that is validating finishes first); resume it later.")
+    left.caption(
+        "Stop keeps every epoch whose training finished (one that is validating is kept, its score "
+        "measured when you resume); resume it later."
+    )
     right.button(
         "Stop",
         icon=":material/stop:",
         key=f"stop_{where}{job.id}",
         on_click=manager().stop,
         args=(job.id,),
-        disabled=stopping,
-        help="Takes effect at once; an epoch whose training is done finishes its validation first.",
+        help="Takes effect at once; TensorFlow finishes the step under way in the background.",
         width="stretch",
     )
 
@@ -85,6 +86,8 @@ def resume_ui(run: Run, progress: Progress | None) -> None:
     """Resume or train on from the last finished epoch, when that can work."""
     if progress is not None and progress.active and progress.run_name == run.name:
         return  # live_run_progress says what it is doing
+    if letting_go(run, progress):
+        return  # its status line says Resume comes once its thread has let go
     if run.state == "running":
         st.caption("Another process is training this run now.")
         return

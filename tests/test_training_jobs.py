@@ -88,14 +88,15 @@ def test_second_start_is_refused_then_stop_keeps_only_finished_epochs(
     while (job.progress().epoch, job.progress().batch) < (2, 3) and time.monotonic() < deadline:
         time.sleep(0.02)
     job.stop()
-    assert job.progress().state == "stopping"
+    now = job.progress()  # at once: the batch under way can't be cut, but nothing waits for it
+    assert (now.state, now.active) == ("stopped", False)
     final = job.wait(JOB_TIMEOUT_S)
 
     assert final.state == "stopped"
     run = read_run(tmp_path / "long")
     done = len(run.history)
     assert 1 <= done < 50
-    assert final.message == run.message == f"stopped after epoch {done} of 50"
+    assert now.message == final.message == run.message == f"stopped after epoch {done} of 50"
     assert [row["epoch"] for row in run.history] == list(range(1, done + 1))
     assert run.resumable
     # Now another may start; a finished-epoch count that isn't more is refused before starting.
@@ -286,18 +287,18 @@ def test_eta_comes_from_finished_epochs_or_the_pace_of_the_first() -> None:
     assert later.elapsed_s(now=1110.0) == 110
     assert ten_epochs(state="loading").eta_s(1001.0) is None
     assert ten_epochs(state="finished").eta_s() is None
-    assert ten_epochs(state="stopping", epoch=2, epoch_seconds=(30.0,)).eta_s() is None
+    assert ten_epochs(state="stopped", epoch=2, epoch_seconds=(30.0,)).eta_s() is None
 
 
-def test_stopping_is_not_overwritten_by_a_late_batch_report() -> None:
+def test_a_stop_is_not_overwritten_by_a_late_batch_report() -> None:
     channel = ProgressChannel("r", Path("r"), "train", epochs=3)
-    channel.update(state="stopping")
+    channel.update(state="stopped")
 
     channel.update(state="validating", batch=7)
 
-    assert (channel.snapshot().state, channel.snapshot().batch) == ("stopping", 7)
-    channel.update(state="stopped")
-    assert channel.snapshot().state == "stopped"
+    assert (channel.snapshot().state, channel.snapshot().batch) == ("stopped", 7)
+    channel.update(state="failed")  # the worker's own account still is the last word
+    assert channel.snapshot().state == "failed"
 
 
 def test_a_full_disk_ends_the_job_with_a_plain_message() -> None:
@@ -339,9 +340,9 @@ def test_the_teachers_pass_shows_as_a_step_of_its_own_and_a_stop_stays_a_stop() 
     progress = channel.snapshot()
     assert (progress.state, progress.message, progress.active) == ("distilling", "256 of 1,000 images", True)
 
-    channel.update(state="stopping")
+    channel.update(state="stopped")
     channel.teacher_progress(512, 1000)
-    assert channel.snapshot().state == "stopping"
+    assert channel.snapshot().state == "stopped"
 
 
 def test_delete_refuses_a_run_in_training_and_anything_that_is_not_a_run(tmp_path: Path) -> None:

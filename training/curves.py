@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import altair as alt
@@ -11,12 +12,16 @@ METRICS = ("loss", "accuracy")
 
 
 def curve_charts(history: Sequence[dict[str, float]]) -> list[alt.Chart]:
-    """One chart per metric (loss, accuracy), each with a training and a validation line."""
+    """One chart per metric (loss, accuracy), each with a training and a validation line.
+
+    An epoch whose validation a Stop cut short (NaN) has no validation point rather than a fake one.
+    """
     rows = [
         {"epoch": int(row["epoch"]), "metric": metric, "set": label, "value": row[column]}
         for row in history
         for metric in METRICS
         for label, column in (("train", metric), ("validation", f"val_{metric}"))
+        if not math.isnan(row[column])
     ]
     data = pd.DataFrame(rows)
     return [

@@ -7,6 +7,10 @@ apart from the whole run's after a resume. No Streamlit here; the page only lays
 
 from __future__ import annotations
 
+import math
+import os
+from collections.abc import Sequence
+
 from app.runs import Run, format_duration
 from training.jobs import Progress
 
@@ -14,10 +18,10 @@ STATE_WORDS = {
     "starting": "starting",
     "loading": "loading the dataset",
     "distilling": "the teacher labels the training images",
+    "revalidating": "measuring the validation a Stop cut short",
     "preparing": "preparing the model",
     "training": "training",
     "validating": "validating",
-    "stopping": "stopping…",
     "finished": "finished",
     "stopped": "stopped",
     "failed": "failed",
@@ -27,6 +31,7 @@ WAITING_WORDS = {
     "starting": "Starting…",
     "loading": "Loading the dataset…",
     "distilling": "The teacher labels the training images…",
+    "revalidating": "Measuring the last epoch's validation score, which a Stop cut short…",
     "preparing": "Preparing the model: the first batch builds TensorFlow's graph (about 20 s on a CPU)…",
 }
 
@@ -44,13 +49,23 @@ def bar_text(progress: Progress) -> str:
     if progress.state in WAITING_WORDS:
         return WAITING_WORDS[progress.state]
     if not progress.epoch:
-        return "Stopping…" if progress.state == "stopping" else "Starting…"
+        return "Starting…"
     text = f"Epoch {progress.epoch} of {progress.epochs}: batch {progress.batch} of {progress.batches}"
     if progress.state == "validating":
         text += ", validating"
-    if progress.state == "stopping":
-        text += f"; stopping: {progress.message}" if progress.message else "; stopping"
     return f"{text} ({progress.run_fraction:.0%} of the run)"
+
+
+def finished_epochs(progress: Progress, history: Sequence[dict[str, float]]) -> list[dict[str, float]]:
+    """The rows of epochs that ended: the epoch being validated has its row already (its training is
+    kept as validation begins), but it is not done, and its validation numbers are still to come."""
+    validating = progress.epoch if progress.state == "validating" else None
+    return [row for row in history if row["epoch"] != validating]
+
+
+def best_measured(history: Sequence[dict[str, float]]) -> float | None:
+    """The best validation accuracy of ``history``; an epoch whose validation a Stop cut (NaN) has none."""
+    return max((row["val_accuracy"] for row in history if not math.isnan(row["val_accuracy"])), default=None)
 
 
 def this_jobs_epochs(progress: Progress, run: Run | None) -> list[dict[str, float]]:
@@ -80,10 +95,17 @@ def ended_banner(progress: Progress, run: Run | None) -> tuple[str, str]:
         )
     if progress.state == "stopped":
         if own and resumable:
+            last = int(own[-1]["epoch"])
+            cut = (
+                f" The Stop cut epoch {last}'s validation short, so its score is not measured yet: "
+                "resuming measures it first."
+                if math.isnan(own[-1]["val_accuracy"])
+                else ""
+            )
             return "warning", (
-                f"Stopped after epoch {int(own[-1]['epoch'])} of {run.epochs_planned}: every finished epoch "
-                f"is kept ({own_time} of training in this job). Resume it from the table of runs below, "
-                "where it is picked."
+                f"Stopped after epoch {last} of {run.epochs_planned}: every epoch whose training "
+                f"finished is kept ({own_time} of training in this job).{cut} Resume it from the "
+                "table of runs below, where it is picked."
             )
         said = sentence(progress.message)
         if resumable:  # a resume stopped before its first new epoch
@@ -103,11 +125,27 @@ def sentence(text: str) -> str:
     return f"{text[:1].upper()}{text[1:]}." if text else ""
 
 
+def letting_go(run: Run, progress: Progress | None) -> bool:
+    """Whether ``run`` is the one this server's job was training when a Stop ended it at once,
+    while its thread still finishes the TensorFlow step under way (training.jobs)."""
+    return (
+        progress is not None
+        and not progress.active
+        and progress.run_dir.resolve() == run.path.resolve()
+        and run.state == "running"
+        and run.status.get("pid") == os.getpid()
+    )
+
+
 def run_status(run: Run, progress: Progress | None) -> str:
     """The picked run's status line; a run the current job trains says so, not its old state."""
     if progress is not None and progress.active and progress.run_dir.resolve() == run.path.resolve():
         doing = STATE_WORDS.get(progress.state, progress.state)
         return f"Status: {doing} now ({bar_text(progress)})."
+    if letting_go(run, progress):
+        return (
+            "Status: stopped; TensorFlow finishes the step under way (a few seconds), then it can be resumed."
+        )
     if run.state == "running":
         return "Status: being trained by another process."
     text = f"Status: {run.state}"

@@ -11,15 +11,16 @@ the page as an immutable :class:`Progress` snapshot (epoch, batch, phase, timing
 so a reader never sees half an update. Per-epoch numbers are not copied into it: they are in the
 run's ``history.csv`` the moment an epoch ends, which the page reads like any other run's.
 
-Stop takes effect at once in every phase but one, and within one batch in that one. While the
-data loads, the teacher labels it or the model is prepared (the first batch traces the graph:
-~20 s on a CPU) nothing new can be kept and TensorFlow's step can't be interrupted, so the job
-reports itself stopped at once and its thread lets go at its next step, leaving no run folder
-behind (a resumed run is left as it was). During an epoch's training batches it ends within one
-batch, and the unfinished epoch writes nothing. Once they are done the epoch is on disk before its
-validation starts (training.train), so a Stop while validating is stopped at once too: the epoch
-is kept and its validation, cut after the batch under way, is recorded as not measured (a resume
-measures it first, in the ``revalidating`` phase).
+Stop takes effect at once in every phase: what it keeps is decided the moment it is pressed, so
+the job reports itself stopped, saying what was kept, and its thread lets go after the step under
+way, which TensorFlow can't interrupt (the first batch traces the graph: ~20 s on a CPU; a batch
+on a busy machine took 40 s). While the data loads, the teacher labels it or the model is
+prepared nothing new can be kept: no run folder is left behind (a resumed run is left as it
+was). During an epoch's training batches the unfinished epoch writes nothing; every epoch before
+it is on disk. Once its training batches are done the epoch is on disk before its validation
+starts (training.train), so a Stop while validating keeps it, and its validation, cut after the
+batch under way, is recorded as not measured (a resume measures it first: ``revalidating``).
+Until the thread has let go, a new start is refused with a message that says so.
 
 Only one training runs at a time, because two would share (and halve) the CPU or GPU and make
 both slow; a second start raises :class:`JobBusy` saying which run is in the way. Everything that
@@ -65,13 +66,9 @@ ACTIVE_STATES = (
     "preparing",
     "training",
     "validating",
-    "stopping",
 )
 #: How a job ended.
 FINAL_STATES = ("finished", "stopped", "failed")
-#: Phases in which a Stop keeps nothing new and the work can't be interrupted: the job reports
-#: itself stopped at once and its thread lets go at its next step.
-QUICK_STOP_STATES = ("starting", "loading", "distilling", "revalidating", "preparing")
 
 
 class JobBusy(RuntimeError):
@@ -142,7 +139,7 @@ class Progress:
         pace of its batches (which leaves out validation, so it is a little optimistic). Early
         stopping can end a run sooner.
         """
-        if not self.active or self.state == "stopping":
+        if not self.active:
             return None
         now = time.monotonic() if now is None else now
         in_epoch = now - self.epoch_started if self.epoch_started is not None else 0.0
@@ -171,9 +168,9 @@ class ProgressChannel:
             return self._progress
 
     def update(self, **changes: Any) -> None:
-        """Replace some fields at once; once stopping (or ended), a phase never replaces that."""
+        """Replace some fields at once; once ended (a Stop ends a job at once), no phase replaces that."""
         with self._lock:
-            settled = self._progress.state == "stopping" or self._progress.state in FINAL_STATES
+            settled = self._progress.state in FINAL_STATES
             if settled and changes.get("state") in ACTIVE_STATES:
                 del changes["state"]
             self._progress = dataclasses.replace(self._progress, **changes)
@@ -275,25 +272,27 @@ class TrainingJob:
         return self.thread.is_alive()
 
     def stop(self) -> None:
-        """Ask the job to stop, keeping every epoch whose training is done; the page reflects it at once.
+        """End the job now, keeping every epoch whose training is done, and say what it kept.
 
-        Before the first batch ends nothing new can be kept and the work can't be cut short; while
-        validating, the epoch is on disk already: either way the job reads as stopped now, and its
-        thread lets go at its next step (see the module docstring).
+        What is kept is on disk already, so the job reads as stopped at once; its thread lets go
+        after the step under way (see the module docstring), and its own account, when it ends,
+        is the final word.
         """
         if not self.alive:
             return
         self.stop_event.set()
         progress = self.progress()
-        if progress.state in QUICK_STOP_STATES:
-            self.channel.update(state="stopped", message=self._nothing_kept(), ended=time.monotonic())
-        elif progress.state == "validating":
-            from training.train import stopped_message
+        if not progress.active:
+            return
+        from training.train import stopped_message
 
+        if progress.state == "validating":  # the epoch is kept, its validation cut
             message = stopped_message(progress.epoch, progress.epochs, validation_cut=True)
-            self.channel.update(state="stopped", message=message, ended=time.monotonic())
-        elif progress.state in ACTIVE_STATES:
-            self.channel.update(state="stopping", message="ends within one batch")
+        elif progress.state == "training" and progress.first_epoch <= progress.epochs_done:
+            message = stopped_message(progress.epochs_done, progress.epochs, validation_cut=False)
+        else:  # nothing this job trained has been kept yet
+            message = self._nothing_kept()
+        self.channel.update(state="stopped", message=message, ended=time.monotonic())
 
     def _nothing_kept(self) -> str:
         from training.train import NOTHING_KEPT, nothing_new
@@ -450,8 +449,8 @@ class JobManager:
                 if not progress.active:
                     raise JobBusy(
                         f"the run you stopped ({progress.run_name!r}) is still letting go of the CPU: "
-                        "TensorFlow finishes a step it can't interrupt (up to about half a minute). "
-                        "Try again in a moment."
+                        "TensorFlow finishes a step it can't interrupt (a batch, or preparing the model: "
+                        "about 20 s on an idle CPU, longer on a busy one). Try again in a moment."
                     )
                 where = f"epoch {progress.epoch} of {progress.epochs}" if progress.epoch else progress.state
                 raise JobBusy(

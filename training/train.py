@@ -820,10 +820,13 @@ def epoch_printer(
 
     def report(epoch: int, logs: dict[str, Any]) -> None:
         row = history.rows[-1]
+        best = "no validated epoch yet"  # a Stop cut the only epoch's validation
+        if checkpointer.best_epoch:
+            best = f"best {checkpointer.best_accuracy:.4f} @ {checkpointer.best_epoch}"
         print(
             f"epoch {row['epoch']}/{config.epochs}: loss {row['loss']:.4f} acc {row['accuracy']:.4f} "
             f"val_loss {row['val_loss']:.4f} val_acc {row['val_accuracy']:.4f} "
-            f"(best {checkpointer.best_accuracy:.4f} @ {checkpointer.best_epoch}) "
+            f"({best}) "
             f"lr {row['lr']:.2g} {row['seconds']:.0f}s",
             flush=True,
         )
