@@ -175,6 +175,8 @@ def measure(
 
     ``env`` adds to the server's environment (its settings); ``log`` keeps the server's output.
     """
+    from playwright.sync_api import expect
+
     with (
         browser.streamlit_server(env=env, log=log) as url,
         browser.chromium(browser.fake_camera_args(camera)) as chromium,
@@ -186,7 +188,10 @@ def measure(
             context.add_init_script(browser.PEER_CONNECTION_HOOK_JS)
             page = context.new_page()
             page.goto(f"{url}/live")
-            page.locator('iframe[title*="webrtc_streamer"]').wait_for()
+            component = page.locator('iframe[title*="webrtc_streamer"]')
+            # A rerun on a starved server can show the old component beside the new one for a while.
+            expect(component).to_have_count(1, timeout=PAGE_TIMEOUT_MS)
+            component.wait_for()
             browser.start_live_probe(page)
             browser.webrtc_frame(page).locator("video").first.evaluate(PRESENTED_PROBE_JS)
             pages.append(page)

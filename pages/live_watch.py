@@ -49,7 +49,9 @@ export default function ({ parentElement, data }) {
         watch.last = null;
         if (video) video.requestVideoFrameCallback(onFrame(video));
       }
-      const on = !!(video && video.srcObject && video.srcObject.active);
+      // A stream whose tracks ended (the connection dropped) still counts: its picture stands still.
+      // Stop removes the <video> itself.
+      const on = !!(video && video.srcObject);
       if (!on) watch.last = null;
       const still = watch.last === null ? 0 : (performance.now() - watch.last) / 1000;
       const target = watch.box;
