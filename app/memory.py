@@ -6,6 +6,16 @@ used it: after three tiny trainings the server's resident memory had grown by ~4
 nothing used (``python -m benchmarks.memory_walk``). :func:`release` returns it (``malloc_trim``),
 and :func:`limit_arenas` caps how many arenas there are, so freed memory is reused rather than
 kept per thread. Both do nothing where the C library is not glibc.
+
+:func:`release` also looks at what :mod:`app.model_loading` froze. Each model load ends with
+``gc.freeze()``, which moves *everything* alive at that moment out of the collector's reach, not
+only the libraries and the model: a training's model and graphs if one was running, a dropped
+model's, every open session's. Keras models and their graphs are reference cycles, which only
+the collector frees, so whatever of that became garbage later stayed for good: a model dropped
+from the cache, a training that ended after a page had loaded a model. :func:`release` unfreezes,
+collects everything and freezes again what is still alive. That full collection holds the GIL
+(2–5 s on two cores under a load of 12; less on a quiet machine), so it runs only when a
+job ends or a model is dropped, never per frame or per rerun.
 """
 
 from __future__ import annotations
@@ -38,7 +48,12 @@ def limit_arenas(arenas: int = ARENAS) -> None:
 
 
 def release() -> None:
-    """Collect garbage cycles, then hand the allocator's free memory back to the system."""
+    """Collect every garbage cycle, frozen ones too, then hand the allocator's free memory back to
+    the system (see the module docstring)."""
+    frozen = gc.get_freeze_count() > 0
+    gc.unfreeze()
     gc.collect()
+    if frozen:
+        gc.freeze()  # the living stay out of later collections, as app.model_loading wants
     if (libc := _glibc()) is not None:
         libc.malloc_trim(0)

@@ -1,131 +1,231 @@
-"""Does the server's memory stay bounded through a busy session? A walk through every page's work.
+"""Does the server's memory stay bounded through a busy session? A user's walk through every page.
 
-    python -m benchmarks.memory_walk --fer2013 DIR [--repeat 2] [--per-class 20]
+    python -m benchmarks.memory_walk --fer2013 DIR [--repeat 2] [--live-seconds 20]
 
-One process does, in order, what the pages do in the server (the same functions, the same
-process-wide caches: app.model_loading's models, app.video_jobs' results, Grad-CAM per model,
-training.jobs' job thread): load the shipped model; every portrait of tests/fixtures/faces
-through the photo pipeline, with the Grad-CAM heatmap of each face; 300 frames of the Pexels clip
-through the Live page's processor; the clip through a Video job (frame step 4); three tiny
-trainings on a slice of FER2013 (``--per-class`` images per class, one epoch of the classic CNN);
-then an evaluation of the shipped model and of each trained one on PrivateTest (the Analysis
-page's ``predict_dataset``, each model loaded as the pages load it). The walk runs ``--repeat``
-times; the resident memory (VmRSS, and the peak VmHWM) is printed after every step. Bounded
-caches show as a line that rises through the first walk and stays flat through the next ones.
-Linux only (reads /proc).
+Starts ``streamlit run app/main.py`` as a user would, with its own runs folder and a small slice
+of FER2013 as its default dataset, then walks the pages in headless Chromium, ``--repeat`` times:
+Home; four portraits of tests/fixtures/faces on the Photo page, with the "What did the model look
+at?" heatmap of the first; the Live page with the Pexels clip as a fake camera for
+``--live-seconds``, then Stop; the clip on the Video page (frame step 4); three short trainings on
+the Training page (Tutorial CNN, ``Images per class`` 40): one finished, one stopped once its
+first epoch is validating then resumed to its end, one finished; then the Analysis page: the shipped model
+evaluated on the slice's PrivateTest and compared with the first training, then the second
+training compared with the third. After every step it prints the server process's resident
+memory (VmRSS) and its peak (VmHWM) from /proc. Bounded caches show as a line that rises through
+the first walk and stays flat through the next ones.
+
+Every run is on the server in local mode (training open to whoever runs it, as on your own
+machine). Needs Debian's Chromium and Playwright, like the browser tests; Linux only.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from app.emotions import CLASS_NAMES, DEFAULT_MODEL_PATH, REPO_ROOT
+from app.emotions import CLASS_NAMES, REPO_ROOT
+from app.runs import RUNS_DIR_ENV
+from benchmarks.server_memory import memory_mb, server_pid
 
-PHOTOS = REPO_ROOT / "tests" / "fixtures" / "faces"
+sys.path.insert(0, str(REPO_ROOT / "tests"))
+import browser  # the browser tests' helpers: server, Chromium, fake camera
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+PHOTOS = sorted((REPO_ROOT / "tests" / "fixtures" / "faces").glob("*.jpg"))[:4]
 VIDEO = REPO_ROOT / "tests" / "fixtures" / "video" / "pexels_woman_sad_to_happy.mp4"
-LIVE_FRAMES = 300
-TRAININGS = 3
+#: Images per class in the slice: train, PublicTest (validation) and PrivateTest (evaluation).
+SLICE = {
+    "train": ("train", "Training_", 40),
+    "public": ("test", "PublicTest_", 40),
+    "private": ("test", "PrivateTest_", 100),
+}
+#: The Training page's "Images per class" for every run of the walk.
+LIMIT_PER_CLASS = 40
+VIDEO_STEP = 4
+#: Generous: a busy 2-core machine traces a training graph in minutes.
+TIMEOUT_MS = 600_000
 
 
-def memory_mb() -> tuple[float, float]:
-    """(current RSS, peak RSS) of this process in MB."""
-    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+def fer2013_slice(source: Path, target: Path) -> Path:
+    """The first few images of each class and split of ``source``, copied in the Kaggle layout."""
+    for name in CLASS_NAMES:
+        for folder, prefix, count in SLICE.values():
+            images = sorted((source / folder / name).glob(f"{prefix}*.jpg"))[:count]
+            (target / folder / name).mkdir(parents=True, exist_ok=True)
+            for image in images:
+                shutil.copyfile(image, target / folder / name / image.name)
+    return target
 
 
-def report(step: str, started: float) -> None:
-    rss, peak = memory_mb()
-    print(
-        f"{step:<40} RSS {rss:6.0f} MB   peak {peak:6.0f} MB   {time.monotonic() - started:6.0f} s",
-        flush=True,
+def home(page: Page, url: str) -> str:
+    from playwright.sync_api import expect
+
+    page.goto(url)
+    expect(page.get_by_role("heading", name="Emojify", level=1)).to_be_visible(timeout=TIMEOUT_MS)
+    browser.wait_until_idle(page, TIMEOUT_MS)
+    return "Home"
+
+
+def photos(page: Page, url: str) -> str:
+    """Each portrait uploaded in turn; the first one's heatmap switched on."""
+    from playwright.sync_api import expect
+
+    from pages.explanation import TOGGLE_LABEL
+
+    page.goto(f"{url}/photo")
+    for number, photo in enumerate(PHOTOS):
+        browser.wait_until_idle(page, TIMEOUT_MS)
+        browser.upload(page, photo)
+        expect(page.get_by_text(re.compile(r"^Face 1: "))).to_be_visible(timeout=TIMEOUT_MS)
+        browser.wait_until_idle(page, TIMEOUT_MS)
+        if number == 0:
+            browser.switch_on(page.get_by_role("switch", name=TOGGLE_LABEL).first, timeout_ms=60_000)
+            expect(page.get_by_test_id("stImage").nth(1)).to_be_visible(timeout=TIMEOUT_MS)
+    return f"Photo: {len(PHOTOS)} portraits, one heatmap"
+
+
+def live(seconds: float) -> Callable[[Page, str], str]:
+    def step(page: Page, url: str) -> str:
+        from playwright.sync_api import expect
+
+        page.goto(f"{url}/live")
+        browser.start_webrtc(page, TIMEOUT_MS)
+        expect(page.get_by_test_id("stMetric").first).to_be_visible(timeout=TIMEOUT_MS)
+        time.sleep(seconds)  # the stream runs: the length of the step, not a wait for something
+        stop = browser.webrtc_frame(page).get_by_role("button", name=re.compile("^stop$", re.IGNORECASE))
+        stop.click()
+        expect(
+            browser.webrtc_frame(page).get_by_role("button", name=re.compile("^start$", re.IGNORECASE))
+        ).to_be_visible(timeout=60_000)
+        return f"Live: {seconds:.0f} s streamed, stopped"
+
+    return step
+
+
+def video(page: Page, url: str) -> str:
+    from playwright.sync_api import expect
+
+    page.goto(f"{url}/video")
+    expect(page.get_by_test_id("stFileUploader")).to_be_visible(timeout=TIMEOUT_MS)
+    browser.wait_until_idle(page, TIMEOUT_MS)
+    field = page.get_by_label("Frame step", exact=True)
+    field.fill(str(VIDEO_STEP))
+    field.press("Enter")
+    browser.wait_until_idle(page, TIMEOUT_MS)
+    browser.upload(page, VIDEO)
+    expect(page.get_by_text(f"frames to process at frame step {VIDEO_STEP}")).to_be_visible(
+        timeout=TIMEOUT_MS
     )
+    page.get_by_role("button", name="Start").click()
+    expect(page.get_by_role("heading", name="Timeline")).to_be_visible(timeout=TIMEOUT_MS)
+    return f"Video: the clip at frame step {VIDEO_STEP}"
 
 
-def photos_with_heatmaps() -> int:
-    """The Photo page's work on every portrait, with its "What did the model look at?" switch on."""
-    from app.explain import heatmap_image
-    from app.framing import crop_faces
-    from app.images import read_image, to_gray
-    from pages.explanation import grad_cam
-    from pages.shared import load_pipeline, model_version
+def start_training(page: Page, url: str, name: str, epochs: int) -> None:
+    """Open the Training page and start a Tutorial CNN run ``name`` on the slice."""
+    from playwright.sync_api import expect
 
-    pipeline = load_pipeline()
-    explainer = grad_cam(model_version(), pipeline.classifier.model)
-    faces_seen = 0
-    for photo in sorted(PHOTOS.glob("*.jpg")):
-        rgb = read_image(photo)
-        faces = pipeline.analyze(rgb)
-        pipeline.annotate(rgb, faces)
-        for face, crop in zip(faces, crop_faces(to_gray(rgb), [f.box for f in faces]), strict=True):
-            heatmap_image(explainer, crop[:, :, 0], CLASS_NAMES.index(face.emotion))
-            faces_seen += 1
-    return faces_seen
-
-
-def live_stream() -> None:
-    """The Live page's processor on a stretch of the clip, as one webcam stream."""
-    from app.live import LiveProcessor
-    from app.video import video_frames
-    from benchmarks.live_pipeline import WEBCAM_SIZE
-    from pages.shared import load_pipeline
-
-    live = LiveProcessor(load_pipeline(), background_scan=True)
-    for count, (seconds, rgb) in enumerate(video_frames(VIDEO, WEBCAM_SIZE, 5.0)):
-        live.process(rgb, timestamp=seconds)
-        if count >= LIVE_FRAMES:
-            break
+    page.goto(f"{url}/training")
+    expect(page.get_by_role("heading", name="Training", level=1)).to_be_visible(timeout=TIMEOUT_MS)
+    browser.wait_until_idle(page, TIMEOUT_MS)
+    page.get_by_text("Tutorial CNN").click()
+    expect(page.get_by_text("The CNN of the FER2013 tutorials")).to_be_visible(timeout=TIMEOUT_MS)
+    browser.wait_until_idle(page, TIMEOUT_MS)
+    page.get_by_text("Quick trial and reproducibility").click()
+    page.get_by_label("Images per class (0 = all)", exact=True).fill(str(LIMIT_PER_CLASS))
+    page.get_by_label("Epochs", exact=True).fill(str(epochs))
+    page.get_by_role("textbox", name="Run name").fill(name)
+    heading = page.get_by_role("heading", name=re.compile(f"^Run {name}: "))
+    busy = page.get_by_text("still letting go of the CPU")
+    for _ in range(30):  # a stopped run's thread may still be letting go of the CPU: "try again"
+        browser.wait_until_idle(page, TIMEOUT_MS)
+        page.get_by_role("button", name="Start training").click()
+        try:
+            expect(heading.or_(busy).first).to_be_visible(timeout=120_000)
+        except AssertionError:
+            continue  # the click was lost in a rerun
+        if heading.count():
+            return
+    raise RuntimeError(f"run {name} never started")
 
 
-def video_job() -> None:
-    """The Video page's job on the clip at frame step 4."""
-    from app import video_jobs
-    from app.video import VIDEO_SETTINGS
-    from pages.shared import load_pipeline
+def trained(name: str) -> Callable[[Page, str], str]:
+    def step(page: Page, url: str) -> str:
+        from playwright.sync_api import expect
 
-    data = VIDEO.read_bytes()
-    job = video_jobs.start(VIDEO.name, data, load_pipeline(), 4, VIDEO_SETTINGS, {"step": 4})
-    job.done.wait()
-    if job.problem is not None:
-        raise RuntimeError(job.problem)
+        start_training(page, url, name, 1)
+        expect(page.get_by_role("heading", name=f"Run {name}: finished")).to_be_visible(timeout=TIMEOUT_MS)
+        return f"Training {name}: 1 epoch"
+
+    return step
 
 
-def train(fer2013: Path, runs_dir: Path, name: str, per_class: int) -> Path:
-    """One tiny run through the Training page's job manager; its best model."""
-    from training.config import TrainConfig
-    from training.jobs import manager
+def stopped_then_resumed(name: str) -> Callable[[Page, str], str]:
+    def step(page: Page, url: str) -> str:
+        from playwright.sync_api import expect
 
-    config = TrainConfig(
-        data_dir=fer2013,
-        run_name=name,
-        arch="classic",
-        epochs=1,
-        batch_size=32,
-        augment=False,
-        limit_per_class=per_class,
-        runs_dir=runs_dir,
-    )
-    job = manager().start(config)
-    progress = job.wait()
-    best = runs_dir / name / "best.keras"
-    if not best.is_file():
-        raise RuntimeError(f"training {name} ended without a model: {progress}")
-    return best
+        start_training(page, url, name, 3)
+        progress = page.get_by_test_id("stProgress").first
+        # Stopped while epoch 1 validates or once epoch 2 trains: either way epoch 1 is kept.
+        kept = re.compile(r"Epoch 1 of 3: .*validating|Epoch 2 of 3: batch")
+        expect(progress).to_contain_text(kept, timeout=TIMEOUT_MS)
+        page.get_by_role("button", name="Stop").first.click()
+        expect(page.get_by_role("heading", name=f"Run {name}: stopped")).to_be_visible(timeout=TIMEOUT_MS)
+        page.get_by_role("button", name="Resume").click(timeout=TIMEOUT_MS)
+        expect(page.get_by_role("heading", name=f"Run {name}: finished")).to_be_visible(timeout=TIMEOUT_MS)
+        return f"Training {name}: stopped, resumed"
+
+    return step
 
 
-def evaluate(models: list[Path], fer2013: Path, per_class: int) -> None:
-    """The Analysis page's evaluation of each model on PrivateTest, each loaded as the pages do."""
-    from app.model_loading import loaded
-    from training.analysis import predict_dataset
-    from training.data import load_split
+def pick(page: Page, box: str, option: str) -> None:
+    """Choose the option that starts with ``option`` in the selectbox labelled ``box``."""
+    browser.wait_until_idle(page, TIMEOUT_MS)
+    page.get_by_role("combobox", name=box, exact=True).click()
+    page.get_by_role("option", name=re.compile(f"^{re.escape(option)}")).first.click()
+    browser.wait_until_idle(page, TIMEOUT_MS)
 
-    dataset = load_split(fer2013, "private_test", limit_per_class=per_class)
-    for model in models:
-        predict_dataset(loaded(model), dataset)
+
+def evaluated(page: Page, button: str, shown: str) -> None:
+    """Press the Evaluate button that starts with ``button`` and wait for ``shown``."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("button", name=re.compile(f"^{button}")).first.click(timeout=TIMEOUT_MS)
+    expect(page.get_by_text(shown).first).to_be_visible(timeout=TIMEOUT_MS)
+    browser.wait_until_idle(page, TIMEOUT_MS)
+
+
+def analysis(first: str, second: str, third: str) -> Callable[[Page, str], str]:
+    """The shipped model against the first run, then the second run against the third."""
+
+    def step(page: Page, url: str) -> str:
+        from playwright.sync_api import expect
+
+        page.goto(f"{url}/analysis")
+        expect(page.get_by_role("heading", name="Analysis", level=1)).to_be_visible(timeout=TIMEOUT_MS)
+        pick(page, "Images", "PrivateTest")
+        pick(page, "Model", "Shipped default")
+        evaluated(page, "Evaluate on PrivateTest", "evaluated on the images of PrivateTest")
+        pick(page, "Model B (A is the model above)", f"Run {first}")
+        evaluated(page, "Evaluate model B on PrivateTest", f"B = Run {first}")
+        pick(page, "Model", f"Run {second}")
+        evaluated(page, "Evaluate on PrivateTest", "evaluated on the images of PrivateTest")
+        pick(page, "Model B (A is the model above)", f"Run {third}")
+        evaluated(page, "Evaluate model B on PrivateTest", f"B = Run {third}")
+        expect(page.get_by_test_id("stException")).to_have_count(0)
+        return "Analysis: 4 evaluations, 2 comparisons"
+
+    return step
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,34 +236,50 @@ def main(argv: list[str] | None = None) -> int:
         "--fer2013", type=Path, default=os.environ.get("FER2013_DIR"), help="FER2013 folder ($FER2013_DIR)"
     )
     parser.add_argument("--repeat", type=int, default=2, help="walks in a row (default 2)")
-    parser.add_argument(
-        "--per-class", type=int, default=20, help="FER2013 images per class for training and evaluation"
-    )
+    parser.add_argument("--live-seconds", type=float, default=20.0, help="length of each live stream")
+    parser.add_argument("--log", type=Path, help="keep the server's output in this file")
     args = parser.parse_args(argv)
     if args.fer2013 is None:
         parser.error("--fer2013 DIR (or FER2013_DIR) is needed for the trainings and evaluations")
-    started = time.monotonic()
-    print(f"cpu cores {os.cpu_count()}, load average {os.getloadavg()[0]:.2f} at the start")
-    from app.model_loading import loaded
-
-    report("start", started)
+    if reason := browser.missing_browser():
+        print(f"error: {reason}", file=sys.stderr)
+        return 2
+    print(f"cpu cores {os.cpu_count()}, load average {os.getloadavg()[0]:.2f} at the start", flush=True)
     with tempfile.TemporaryDirectory(prefix="emojify-walk-") as tmp:
-        runs_dir = Path(tmp)
-        for walk in range(1, args.repeat + 1):
-            loaded(DEFAULT_MODEL_PATH)
-            report(f"walk {walk}: shipped model loaded", started)
-            faces = photos_with_heatmaps()
-            report(f"walk {walk}: {faces} faces, photo + Grad-CAM", started)
-            live_stream()
-            report(f"walk {walk}: live, {LIVE_FRAMES} frames", started)
-            video_job()
-            report(f"walk {walk}: video job", started)
-            trained = []
-            for number in range(1, TRAININGS + 1):
-                trained.append(train(args.fer2013, runs_dir, f"walk{walk}-{number}", args.per_class))
-                report(f"walk {walk}: training {number}", started)
-            evaluate([DEFAULT_MODEL_PATH, *trained], args.fer2013, args.per_class)
-            report(f"walk {walk}: {1 + len(trained)} evaluations", started)
+        data = fer2013_slice(args.fer2013, Path(tmp) / "fer2013")
+        camera = Path(tmp) / "camera.y4m"
+        browser.write_y4m(VIDEO, camera, 13.0, 16.5)
+        env = {RUNS_DIR_ENV: str(Path(tmp) / "runs"), "FER2013_DIR": str(data)}
+        with (
+            browser.streamlit_server(env=env, log=args.log) as url,
+            browser.chromium(browser.fake_camera_args(camera)) as chromium,
+        ):
+            pid = server_pid(url)
+            started = time.monotonic()
+
+            def report(step: str) -> None:
+                rss, peak = memory_mb(pid)
+                elapsed = time.monotonic() - started
+                print(f"{step:<48} RSS {rss:6.0f} MB   peak {peak:6.0f} MB   {elapsed:6.0f} s", flush=True)
+
+            report("server started")
+            for walk in range(1, args.repeat + 1):
+                context = chromium.new_context(viewport={"width": 1400, "height": 1400})
+                page = context.new_page()
+                runs = [f"walk{walk}-{n}" for n in ("a", "b", "c")]
+                steps = [
+                    home,
+                    photos,
+                    live(args.live_seconds),
+                    video,
+                    trained(runs[0]),
+                    stopped_then_resumed(runs[1]),
+                    trained(runs[2]),
+                    analysis(*runs),
+                ]
+                for step in steps:
+                    report(f"walk {walk}: {step(page, url)}")
+                context.close()
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
     return 0
 

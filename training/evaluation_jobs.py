@@ -21,6 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from app import memory
 from app.model_loading import loaded
 from training import analysis
 from training.analysis import Evaluation
@@ -137,6 +138,7 @@ def _run(job: EvaluationJob, work: Callable[[Report], Evaluation]) -> None:
         job.report("finished")
         with _lock:
             _trim()
+        memory.release()  # the images read, a dropped evaluation and what a model load froze (app.memory)
 
 
 def evaluate_split(

@@ -1,0 +1,83 @@
+"""What the server lets go of: a model dropped from the cache, a training's model once its job ends.
+
+Every model load freezes whatever is alive at that moment (``gc.freeze`` in app.model_loading).
+Keras models are reference cycles that only the collector frees, so a model frozen while in use
+stayed for good once it became garbage: a walk through the pages with three trainings and a few
+evaluations ended with the server at ~1.9 GB (issue 23, item 20). These tests hold a weak
+reference to the model and check it is gone once its owner let go, without unfreezing anything
+themselves (that would hide the leak).
+"""
+
+from __future__ import annotations
+
+import shutil
+import weakref
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app import model_loading
+from app.emotions import INPUT_SHAPE, NUM_CLASSES
+
+
+def small_models(folder: Path, count: int) -> list[Path]:
+    """``count`` files of a small model that meets the app's contract: distinct file versions,
+    each loaded and cached on its own (a trained one would take minutes to make on a busy machine)."""
+    from app.keras_env import import_keras
+
+    keras = import_keras()
+    layers = [keras.layers.Flatten(), keras.layers.Dense(NUM_CLASSES, activation="softmax")]
+    model = keras.Sequential([keras.Input(INPUT_SHAPE), *layers])
+    folder.mkdir(parents=True, exist_ok=True)
+    first = folder / "model0.keras"
+    model.save(first)
+    return [first, *(Path(shutil.copyfile(first, folder / f"model{n}.keras")) for n in range(1, count))]
+
+
+def test_a_model_dropped_from_the_cache_is_freed(tmp_path: Path) -> None:
+    first, *others = small_models(tmp_path, model_loading.KEPT + 1)
+    dropped = weakref.ref(model_loading.loaded(first).model)
+    for path in others:  # each load freezes what is alive, the first model too
+        model_loading.loaded(path)
+    assert dropped() is None, "a model dropped from the cache stays in memory"
+
+
+def test_a_trainings_model_is_freed_when_its_job_ends_even_if_a_page_loaded_a_model_meanwhile(
+    fer2013_mini: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import keras
+
+    from training import train as train_module
+    from training.config import TrainConfig
+    from training.jobs import manager
+
+    [meanwhile] = small_models(tmp_path / "models", 1)
+    seen: list[weakref.ref[Any]] = []
+
+    class LoadMeanwhile(keras.callbacks.Callback):
+        """Holds the training's model weakly and loads a model as a page would while it trains."""
+
+        def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+            seen.append(weakref.ref(self.model))
+            model_loading.loaded(meanwhile)
+
+    real_train = train_module.train
+
+    def train(config: TrainConfig, callbacks: list[Any], **kwargs: Any) -> Path:
+        return real_train(config, [*callbacks, LoadMeanwhile()], **kwargs)
+
+    monkeypatch.setattr(train_module, "train", train)
+    config = TrainConfig(
+        data_dir=fer2013_mini,
+        run_name="freed",
+        arch="classic",
+        epochs=1,
+        batch_size=8,
+        augment=False,
+        runs_dir=tmp_path / "runs",
+    )
+    progress = manager().start(config).wait(timeout=600)
+    assert progress.state == "finished", progress.message
+    assert len(seen) == 1
+    assert seen[0]() is None, "the training's model outlives its job"
