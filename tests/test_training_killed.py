@@ -43,7 +43,7 @@ def test_a_run_killed_after_an_epoch_resumes_to_a_continuous_history(fer2013_dir
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + 900  # a busy 2-core machine took over 240 s
         while not (run_dir / "last.keras").is_file():  # epoch 1's checkpoint is on disk: kill now
             assert process.poll() is None, process.stderr.read().decode()[-3000:]
             assert time.monotonic() < deadline, "no epoch finished in time"

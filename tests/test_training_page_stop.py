@@ -443,13 +443,14 @@ def start_run(page: Any, url: str, name: str) -> None:
     page.get_by_label("Epochs", exact=True).fill("3")
     page.get_by_role("textbox", name="Run name").fill(name)
     heading = page.get_by_role("heading", name=re.compile(f"^Run {name}: "))
+    letting_go = page.get_by_text("still letting go of the CPU")
     for _ in range(20):  # a stopped run's thread may still be letting go of the CPU: "try again"
         page.get_by_role("button", name="Start training").click()
-        try:
-            expect(heading).to_be_visible(timeout=10_000)
+        # "Checking the dataset…" alone took over 10 s on a busy machine: wait for the answer.
+        expect(heading.or_(letting_go).first).to_be_visible(timeout=120_000)
+        if heading.count():
             return
-        except AssertionError:
-            expect(page.get_by_text("still letting go of the CPU")).to_be_visible(timeout=10_000)
+        time.sleep(2)
     raise AssertionError(f"run {name} never started")
 
 
