@@ -333,6 +333,10 @@ def offline_line(video: Path, span: tuple[float, float]) -> str:
     return timing.line()
 
 
+#: The address the lossy namespace's processes find each other at (see lossy_loopback).
+LOSSY_ADDRESS = "10.77.0.1/24"
+
+
 @contextlib.contextmanager
 def lossy_loopback(percent: float) -> Iterator[str]:
     """Run what this thread starts next in a new network namespace dropping ``percent`` % of UDP.
@@ -353,7 +357,16 @@ def lossy_loopback(percent: float) -> Iterator[str]:
     clone_newnet = 0x40000000
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
-        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
+        # Chromium and aiortc leave loopback out of their ICE candidates: a veth pair gives the
+        # namespace an ordinary address (this kernel has no dummy interfaces), reached through lo.
+        for command in (
+            "ip link set lo up",
+            "ip link add emojify0 type veth peer name emojify1",
+            f"ip addr add {LOSSY_ADDRESS} dev emojify0",
+            "ip link set emojify0 up",
+            "ip link set emojify1 up",
+        ):
+            subprocess.run(["ip", "netns", "exec", name, *command.split()], check=True)
         subprocess.run(["ip", "netns", "exec", name, "nft", "-f", "-"], input=rules, text=True, check=True)
         with open("/proc/thread-self/ns/net") as home, open(f"/run/netns/{name}") as lossy:
             if libc.setns(lossy.fileno(), clone_newnet) != 0:
