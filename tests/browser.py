@@ -310,9 +310,15 @@ def start_live_probe(page: Page, timeout_ms: float = 90_000) -> None:
     The click time is kept in the iframe's own clock, so ``read_live_probe`` can tell how long
     the first emojified frame took from the user's click.
     """
+    import re
+
     from playwright.sync_api import expect
 
     component = webrtc_frame(page)
+    # Stamp the click time only once the component's own document is there (its Start button
+    # shows): a stamp put on the iframe's first, blank document is lost when the component loads.
+    start = component.get_by_role("button", name=re.compile("^start$", re.IGNORECASE))
+    expect(start).to_be_visible(timeout=timeout_ms)
     component.locator("body").evaluate("() => { window.emojifyStartedAt = performance.now(); }")
     start_webrtc(page)
     video = component.locator("video").first
