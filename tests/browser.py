@@ -389,7 +389,8 @@ def read_webrtc_stats(page: Page) -> dict | None:
     ``None`` before a peer connection exists. Otherwise: ``policy`` (iceTransportPolicy),
     ``connection`` (connectionState), ``local_type``/``remote_type`` of the selected candidate
     pair (``host``, ``srflx``, ``relay``; ``None`` until one is selected), ``remote_types`` (every
-    candidate type the server offered), ``bytes_sent``/``bytes_received`` on the video RTP streams
+    candidate type the server offered in its answer), ``bytes_sent``/``bytes_received`` on the video
+    RTP streams
     and ``now`` (ms, the iframe's clock), so two readings give the bitrate; ``inbound`` holds the
     returned video's INBOUND_COUNTERS (decoded, dropped, freezes, PLIs sent…), which tell a
     network loss from a starved decoder.
@@ -414,8 +415,9 @@ def read_webrtc_stats(page: Page) -> dict | None:
             connection: pc.connectionState,
             local_type: pair ? byId[pair.localCandidateId].candidateType : null,
             remote_type: pair ? byId[pair.remoteCandidateId].candidateType : null,
-            remote_types: [...new Set(stats.filter((s) => s.type === 'remote-candidate')
-              .map((s) => s.candidateType))],
+            // From the server's answer: getStats() drops the candidates of pairs it has pruned.
+            remote_types: [...new Set([...((pc.remoteDescription || {}).sdp || '')
+              .matchAll(/ typ (\\w+)/g)].map((m) => m[1]))],
             bytes_sent: sum('outbound-rtp', 'bytesSent'),
             bytes_received: sum('inbound-rtp', 'bytesReceived'),
             inbound: Object.fromEntries(INBOUND_COUNTERS.map((name) => [name, sum('inbound-rtp', name)])),
