@@ -390,8 +390,7 @@ def read_webrtc_stats(page: Page) -> dict | None:
     ``connection`` (connectionState), ``local_type``/``remote_type`` of the selected candidate
     pair (``host``, ``srflx``, ``relay``; ``None`` until one is selected), ``remote_types`` (every
     candidate type the server offered in its answer), ``bytes_sent``/``bytes_received`` on the video
-    RTP streams
-    and ``now`` (ms, the iframe's clock), so two readings give the bitrate; ``inbound`` holds the
+    RTP streams and ``now`` (ms, the iframe's clock), so two readings give the bitrate; ``inbound`` holds the
     returned video's INBOUND_COUNTERS (decoded, dropped, freezes, PLIs sent…), which tell a
     network loss from a starved decoder.
     """
