@@ -6,10 +6,15 @@ stayed for good once it became garbage: a walk through the pages with three trai
 evaluations ended with the server at ~1.9 GB (issue 23, item 20). These tests hold a weak
 reference to the model and check it is gone once its owner let go, without unfreezing anything
 themselves (that would hide the leak).
+
+A training's step graphs outlived it even once its model was freed: TensorFlow's gradient
+registry kept them (app.memory), ~150 MB per walk of three trainings. The last test counts the
+graphs and TensorFlow functions a real job leaves.
 """
 
 from __future__ import annotations
 
+import gc
 import shutil
 import weakref
 from pathlib import Path
@@ -19,6 +24,7 @@ import pytest
 
 from app import model_loading
 from app.emotions import INPUT_SHAPE, NUM_CLASSES
+from training.config import TrainConfig
 
 
 def small_models(folder: Path, count: int) -> list[Path]:
@@ -35,6 +41,19 @@ def small_models(folder: Path, count: int) -> list[Path]:
     return [first, *(Path(shutil.copyfile(first, folder / f"model{n}.keras")) for n in range(1, count))]
 
 
+def tiny_run(data_dir: Path, tmp_path: Path, name: str) -> TrainConfig:
+    """A one-epoch Tutorial CNN run of the few images of ``data_dir``: seconds, once traced."""
+    return TrainConfig(
+        data_dir=data_dir,
+        run_name=name,
+        arch="classic",
+        epochs=1,
+        batch_size=8,
+        augment=False,
+        runs_dir=tmp_path / "runs",
+    )
+
+
 def test_a_model_dropped_from_the_cache_is_freed(tmp_path: Path) -> None:
     first, *others = small_models(tmp_path, model_loading.KEPT + 1)
     dropped = weakref.ref(model_loading.loaded(first).model)
@@ -49,7 +68,6 @@ def test_a_trainings_model_is_freed_when_its_job_ends_even_if_a_page_loaded_a_mo
     import keras
 
     from training import train as train_module
-    from training.config import TrainConfig
     from training.jobs import manager
 
     [meanwhile] = small_models(tmp_path / "models", 1)
@@ -68,16 +86,33 @@ def test_a_trainings_model_is_freed_when_its_job_ends_even_if_a_page_loaded_a_mo
         return real_train(config, [*callbacks, LoadMeanwhile()], **kwargs)
 
     monkeypatch.setattr(train_module, "train", train)
-    config = TrainConfig(
-        data_dir=fer2013_mini,
-        run_name="freed",
-        arch="classic",
-        epochs=1,
-        batch_size=8,
-        augment=False,
-        runs_dir=tmp_path / "runs",
-    )
-    progress = manager().start(config).wait(timeout=600)
+    progress = manager().start(tiny_run(fer2013_mini, tmp_path, "freed")).wait(timeout=600)
     assert progress.state == "finished", progress.message
     assert len(seen) == 1
     assert seen[0]() is None, "the training's model outlives its job"
+
+
+def tensorflow_graphs() -> tuple[list[Any], set[str]]:
+    """The traced graphs alive and the functions TensorFlow's runtime holds, frozen ones too."""
+    from tensorflow.python.eager import context
+    from tensorflow.python.framework.func_graph import FuncGraph
+
+    frozen = gc.get_freeze_count() > 0
+    gc.unfreeze()  # gc.get_objects() leaves out what a model load froze
+    gc.collect()
+    graphs = [thing for thing in gc.get_objects() if isinstance(thing, FuncGraph)]
+    if frozen:
+        gc.freeze()
+    return graphs, set(context.context().list_function_names())
+
+
+def test_a_finished_training_leaves_none_of_its_graphs(fer2013_mini: Path, tmp_path: Path) -> None:
+    from training.jobs import manager
+
+    graphs_before, functions_before = tensorflow_graphs()
+    progress = manager().start(tiny_run(fer2013_mini, tmp_path, "traced")).wait(timeout=600)
+    assert progress.state == "finished", progress.message
+    graphs, functions = tensorflow_graphs()
+    left = [graph.name for graph in graphs if not any(graph is old for old in graphs_before)]
+    assert left == [], "the training's step graphs outlive its job"
+    assert functions <= functions_before, "TensorFlow still holds functions the training traced"

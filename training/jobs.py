@@ -320,9 +320,10 @@ class TrainingJob:
 
         self.channel.update(state="loading")
         try:
-            run_dir = self._run(
-                [self.channel.keras_callback()], self.stop_event, self.channel.teacher_progress
-            )
+            with memory.custom_gradients_dropped():  # else the run's step graphs stay (app.memory)
+                run_dir = self._run(
+                    [self.channel.keras_callback()], self.stop_event, self.channel.teacher_progress
+                )
         except TrainingStopped as err:
             self._end("stopped", str(err) or "stopped")
         except DatasetError as err:  # found only by decoding every image: after the quick check
