@@ -14,6 +14,17 @@ tracks unbuffered (aiortc's own newest-wins mode: one slot, a newer frame replac
 taken); a slow encoder then sends fewer, current frames. Audio stays buffered (a dropped audio
 frame is a click). :func:`install` makes it the relay streamlit-webrtc uses; this module is the
 one place the project changes streamlit-webrtc's behaviour.
+
+A video consumer also gets each frame *object* once (:class:`ChangedFrameTrack`). When the
+frame callback has no new picture yet, streamlit-webrtc's async track hands on its last output
+frame again, the same ``av.VideoFrame`` with its ``pts`` overwritten by the newest camera
+frame's. aiortc's sender encodes in a worker thread and reads ``pts`` for the RTP timestamp
+only after encoding, so the object could be re-stamped while its encode ran and then sent again
+with that same stamp: 1 frame in 10 to 3 in 10 left the server with the RTP timestamp of the
+frame before (two streams on two cores, a run traced in aiortc's sender). Each such frame is a
+new picture to the browser at an instant it has already shown (its renderer drops it) and the
+repeats cost the encoder and the link a frame each for a picture the user already has. Passing
+each object once sends every processed picture once, with RTP timestamps that always increase.
 """
 
 from __future__ import annotations
@@ -21,16 +32,36 @@ from __future__ import annotations
 import logging
 
 from aiortc import MediaStreamTrack
-from aiortc.contrib.media import MediaRelay
+from aiortc.contrib.media import MediaRelay, RelayStreamTrack
+from av.frame import Frame
 
 LOGGER = logging.getLogger(__name__)
 
 
+class ChangedFrameTrack(RelayStreamTrack):
+    """An unbuffered relay consumer that skips a frame object it has already returned."""
+
+    def __init__(self, relay: MediaRelay, source: MediaStreamTrack) -> None:
+        super().__init__(relay, source, buffered=False)
+        self._returned: Frame | None = None
+
+    async def recv(self) -> Frame:
+        while (frame := await super().recv()) is self._returned:
+            pass
+        self._returned = frame
+        return frame
+
+
 class NewestFrameRelay(MediaRelay):
-    """A ``MediaRelay`` whose video consumers get the newest frame, not a queue of old ones."""
+    """A ``MediaRelay`` whose video consumers get the newest frame, each one once."""
 
     def subscribe(self, track: MediaStreamTrack, buffered: bool = True) -> MediaStreamTrack:
-        return super().subscribe(track, buffered=buffered and track.kind != "video")
+        if track.kind != "video":
+            return super().subscribe(track, buffered=buffered)
+        # aiortc's subscribe registers the source (its proxy only joins the relay on its first
+        # recv, which this one never gets); ChangedFrameTrack is the consumer that joins.
+        super().subscribe(track, buffered=False)
+        return ChangedFrameTrack(self, track)
 
 
 def install() -> None:
