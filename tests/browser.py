@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:  # Playwright is optional: imported only where a browser is really launched.
-    from playwright.sync_api import Browser, Locator, Page
+    from playwright.sync_api import Browser, Locator, Page, Playwright
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENTRY = "app/main.py"
@@ -156,22 +156,40 @@ def stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
+class _Driver:
+    """The one Playwright driver of this process and how many ``chromium()`` blocks use it: its sync
+    API refuses a second driver in the same thread, and a test run keeps a shared browser open while
+    a module launches one with its own switches."""
+
+    playwright: Playwright | None = None
+    users = 0
+
+
 @contextlib.contextmanager
 def chromium(extra_args: Sequence[str] = ()) -> Iterator[Browser]:
     """Headless Debian Chromium under Playwright's sync API; closed on exit.
 
     ``extra_args`` add command-line switches, e.g. the fake camera of the Live page's test.
+    Several may be open at once; the driver behind them stops with the last one.
     """
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
+    if _Driver.playwright is None:
+        _Driver.playwright = sync_playwright().start()
+    _Driver.users += 1
+    try:
+        browser = _Driver.playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=[*CHROMIUM_ARGS, *extra_args]
         )
         try:
             yield browser
         finally:
             browser.close()
+    finally:
+        _Driver.users -= 1
+        if not _Driver.users:
+            _Driver.playwright.stop()
+            _Driver.playwright = None
 
 
 def wait_until_idle(page: Page, timeout_ms: float = 60_000) -> None:

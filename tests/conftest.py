@@ -1,8 +1,11 @@
 """Shared pytest fixtures.
 
-Browser fixtures: ``app_url`` (the real app served by ``streamlit run``) and ``chromium`` (headless
-Debian Chromium), one of each per test module; a module that needs other ones (a fake camera, a
-fresh server per test) defines its own, which pytest then uses instead.
+Browser fixtures: ``app_url`` (the real app served by ``streamlit run``, with the environment the
+test run started with) and ``chromium`` (headless Debian Chromium), one of each for the whole test
+run: starting a server loads TensorFlow and the model, which is most of a browser test's time on
+2 cores. Tests stay independent through a fresh browser context (a new Streamlit session) each and
+change nothing of the shared server beyond it. A module that needs other ones (its own settings, a
+fake camera, a fresh server per test) defines its own, which pytest then uses instead.
 
 TURN fixtures: ``turn_server`` (a static user) and ``turn_rest_server`` (a REST-API shared secret),
 Debian's coturn on a loopback port (tests/turn_relay.py), one of each per test module.
@@ -120,18 +123,18 @@ def tiny_run(fer2013_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Tin
     return TinyRun(runs_dir / "tiny", result.stdout, TINY_RUN_IMAGES_PER_CLASS)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def app_url() -> Iterator[str]:
-    """The real app served for one browser test module (loading TensorFlow once per module)."""
+    """The real app, served once for every browser test that needs no settings of its own."""
     import browser
 
     with browser.streamlit_server() as url:
         yield url
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def chromium() -> Iterator[Browser]:
-    """Headless Chromium for one browser test module; each test opens its own context in it."""
+    """Headless Chromium for the test run; each test opens its own context in it."""
     import browser
 
     with browser.chromium() as launched:

@@ -470,18 +470,12 @@ def browser_setup(fer2013_mini: Path, tmp_path_factory: pytest.TempPathFactory) 
                 os.environ[key] = value
 
 
-@pytest.fixture(scope="module")
-def chromium_browser():
-    with browser.chromium() as launched:
-        yield launched
-
-
 @pytest.fixture
-def analysis_page(browser_setup, chromium_browser):
+def analysis_page(browser_setup, chromium):
     from playwright.sync_api import expect
 
     url, _ = browser_setup
-    context = chromium_browser.new_context(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
+    context = chromium.new_context(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
     page = context.new_page()
     page.goto(f"{url}/analysis")
     expect(page.get_by_role("heading", name="Analysis", level=1)).to_be_visible(timeout=90_000)

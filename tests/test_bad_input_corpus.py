@@ -14,7 +14,6 @@ import importlib.util
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -173,31 +172,23 @@ def test_broken_fer2013_csv_is_refused_by_every_entry_point(
 # --- the Photo page in a real browser -------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def photo_page_url() -> Iterator[str]:
-    if (reason := browser.missing_browser()) is not None:
-        pytest.skip(reason)
-    with browser.streamlit_server() as url:
-        yield f"{url}/photo"
-
-
 @pytest.mark.browser
-def test_photo_page_explains_every_unreadable_photo_without_a_traceback(photo_page_url: str):
+@pytest.mark.skipif(browser.missing_browser() is not None, reason=str(browser.missing_browser()))
+def test_photo_page_explains_every_unreadable_photo_without_a_traceback(chromium, app_url: str):
     from playwright.sync_api import expect
 
-    with browser.chromium() as chromium:
-        for name, words in IMAGE_ERRORS.items():
-            context = chromium.new_context()
-            try:
-                page = context.new_page()
-                page.goto(photo_page_url)
-                expect(page.get_by_test_id("stFileUploader")).to_be_visible(timeout=RESULT_TIMEOUT_MS)
-                browser.upload(page, CORPUS / "images" / name)
-                error = page.get_by_test_id("stAlertContentError")
-                expect(error.first).to_be_visible(timeout=RESULT_TIMEOUT_MS)
-                expect(error.first).to_contain_text(words)
-                expect(error.first).to_contain_text(name)
-                expect(page.get_by_test_id("stException")).to_have_count(0)
-                expect(page.locator("body")).not_to_contain_text("Traceback")
-            finally:
-                context.close()
+    for name, words in IMAGE_ERRORS.items():
+        context = chromium.new_context()  # a fresh session per file: no earlier upload on the page
+        try:
+            page = context.new_page()
+            page.goto(f"{app_url}/photo")
+            expect(page.get_by_test_id("stFileUploader")).to_be_visible(timeout=RESULT_TIMEOUT_MS)
+            browser.upload(page, CORPUS / "images" / name)
+            error = page.get_by_test_id("stAlertContentError")
+            expect(error.first).to_be_visible(timeout=RESULT_TIMEOUT_MS)
+            expect(error.first).to_contain_text(words)
+            expect(error.first).to_contain_text(name)
+            expect(page.get_by_test_id("stException")).to_have_count(0)
+            expect(page.locator("body")).not_to_contain_text("Traceback")
+        finally:
+            context.close()

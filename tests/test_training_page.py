@@ -15,6 +15,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -30,6 +31,9 @@ from training.data import CSV_COLUMNS, load_split
 from training.jobs import manager
 
 import browser
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = str(ROOT / "app" / "main.py")
@@ -463,17 +467,14 @@ def zip_of_a_small_fer2013(fer2013_dir: Path, per_class: int) -> bytes:
 @pytest.mark.browser
 @pytest.mark.skipif(browser.missing_browser() is not None, reason=str(browser.missing_browser()))
 def test_browser_trains_an_uploaded_zip_survives_a_reload_and_stops(
-    fer2013_dir: Path, tmp_path: Path
+    fer2013_dir: Path, tmp_path: Path, chromium: Browser
 ) -> None:
     from playwright.sync_api import expect
 
     runs_dir = tmp_path / "runs"
     upload = tmp_path / "small-fer2013.zip"
     upload.write_bytes(zip_of_a_small_fer2013(fer2013_dir, per_class=40))
-    with (
-        browser.streamlit_server(env={RUNS_DIR_ENV: str(runs_dir)}) as url,
-        browser.chromium() as chromium,
-    ):
+    with browser.streamlit_server(env={RUNS_DIR_ENV: str(runs_dir)}) as url:
         context = chromium.new_context(viewport={"width": 1400, "height": 1200})
         page = context.new_page()
         page.goto(f"{url}/training")

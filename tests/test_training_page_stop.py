@@ -412,7 +412,9 @@ def validation_heavy_dataset(fer2013_dir: Path, root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def served(fer2013_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str, Path]]:
+def served(
+    fer2013_dir: Path, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[tuple[Any, str, Path]]:
     """The real app with its own runs folder and the validation-heavy dataset as the default folder;
     yields a Chromium page on the Training page and the runs folder."""
     import browser
@@ -422,14 +424,16 @@ def served(fer2013_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     root = tmp_path_factory.mktemp("served")
     data = validation_heavy_dataset(fer2013_dir, root / "data")
     env = {RUNS_DIR_ENV: str(root / "runs"), "FER2013_DIR": str(data)}
-    with browser.streamlit_server(env=env) as url, browser.chromium() as chromium:
+    chromium = request.getfixturevalue("chromium")  # only once the browser is known to be there
+    with browser.streamlit_server(env=env) as url:
         context = chromium.new_context(viewport={"width": 1400, "height": 1400})
         yield context.new_page(), url, root / "runs"
         context.close()
 
 
 def start_run(page: Any, url: str, name: str) -> None:
-    """Open the Training page and start a 3-epoch Tutorial CNN run called ``name``."""
+    """Open the Training page and start a 2-epoch Tutorial CNN run called ``name`` (each epoch
+    validates 1,750 images: two are enough for a Stop in epoch 1 and a resume that trains on)."""
     from playwright.sync_api import expect
 
     import browser
@@ -440,7 +444,7 @@ def start_run(page: Any, url: str, name: str) -> None:
     page.get_by_text("Tutorial CNN").click()
     expect(page.get_by_text("The CNN of the FER2013 tutorials")).to_be_visible(timeout=60_000)
     browser.wait_until_idle(page)
-    page.get_by_label("Epochs", exact=True).fill("3")
+    page.get_by_label("Epochs", exact=True).fill("2")
     page.get_by_role("textbox", name="Run name").fill(name)
     heading = page.get_by_role("heading", name=re.compile(f"^Run {name}: "))
     letting_go = page.get_by_text("still letting go of the CPU")
@@ -490,14 +494,14 @@ def test_browser_stop_while_validating_keeps_the_epoch_and_a_resume_shows_its_pr
     page, url, runs_dir = served
     start_run(page, url, "kept")
     progress = page.get_by_test_id("stProgress").first
-    expect(progress).to_contain_text("Epoch 1 of 3: batch 2 of 2, validating", timeout=180_000)
+    expect(progress).to_contain_text("Epoch 1 of 2: batch 2 of 2, validating", timeout=180_000)
 
     page.get_by_role("button", name="Stop").first.click()
 
     # At once, as in every other phase (it used to wait for the whole validation).
     expect(page.get_by_role("heading", name="Run kept: stopped")).to_be_visible(timeout=6_000)
     banner = page.get_by_test_id("stAlertContentWarning").first
-    expect(banner).to_contain_text("Stopped after epoch 1 of 3: every epoch whose training finished is kept")
+    expect(banner).to_contain_text("Stopped after epoch 1 of 2: every epoch whose training finished is kept")
     expect(banner).to_contain_text("The Stop cut epoch 1's validation short, so its score is not measured")
     expect(banner).to_contain_text("Resume it from the table of runs below")
     # Once its thread has let go (one validation batch), Resume appears without a click.
@@ -513,7 +517,7 @@ def test_browser_stop_while_validating_keeps_the_epoch_and_a_resume_shows_its_pr
     expect(page.get_by_text(re.compile(r"^Status: stopped"))).to_have_count(0)
     expect(page.get_by_role("heading", name="Run kept: finished")).to_be_visible(timeout=300_000)
     success = page.get_by_test_id("stAlertContentSuccess").first
-    expect(success).to_contain_text(re.compile(r"the run now has 3 epochs .*This job trained epochs 2–3 in"))
+    expect(success).to_contain_text(re.compile(r"the run now has 2 epochs .*This job trained epochs 2–2 in"))
     run = read_run(runs_dir / "kept")
     assert all(0 < row["val_accuracy"] <= 1 for row in run.history)  # epoch 1's measured by the resume
     expect(page.locator("body")).not_to_contain_text("Traceback")
