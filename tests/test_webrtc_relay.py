@@ -22,6 +22,7 @@ import numpy as np
 from aiortc import MediaStreamTrack, RTCRtpCodecParameters, RTCRtpSender
 from streamlit_webrtc.process import AsyncVideoProcessTrack
 
+from app.video import video_frame
 from app.webrtc_relay import NewestFrameRelay
 
 PHOTO = Path(__file__).parent / "fixtures" / "faces" / "london_009_happy.jpg"
@@ -30,6 +31,8 @@ VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=9
 CAMERA_INTERVAL_S = 0.004
 CALLBACK_S = 0.03
 SENT_FRAMES = 40
+#: streamlit-webrtc joins its worker thread on stop; bounded so a stuck thread cannot hang the suite.
+STOP_TIMEOUT_S = 10.0
 
 
 class Camera(MediaStreamTrack):
@@ -51,18 +54,20 @@ class Camera(MediaStreamTrack):
 
 
 class SlowCallback:
-    """A frame callback that takes CALLBACK_S and returns a new yuv420p frame (as pages/live.py)."""
+    """A frame callback that takes CALLBACK_S and returns a new frame made as pages/live.py makes it."""
 
     def recv(self, frame: av.VideoFrame) -> av.VideoFrame:
         time.sleep(CALLBACK_S)
-        return frame.reformat(format="yuv420p")
+        return video_frame(frame.to_ndarray(format="rgb24"))
 
 
 async def sent_rtp_timestamps(relay: NewestFrameRelay, count: int) -> list[int]:
     """The RTP timestamps (before aiortc's random origin) of the first ``count`` frames sent."""
     rgb = cv2.resize(cv2.cvtColor(cv2.imread(str(PHOTO)), cv2.COLOR_BGR2RGB), (640, 480))
     camera = Camera(rgb)
-    processed = AsyncVideoProcessTrack(track=relay.subscribe(camera), processor=SlowCallback())
+    processed = AsyncVideoProcessTrack(
+        track=relay.subscribe(camera), processor=SlowCallback(), stop_timeout=STOP_TIMEOUT_S
+    )
     sender = RTCRtpSender(relay.subscribe(processed), SimpleNamespace(state="new"))
     stamps: list[int] = []
     try:
