@@ -1,8 +1,9 @@
 """Load emotion models once per process, in the background, so pages never wait blank for them.
 
-Importing TensorFlow and loading a model takes ~10 s on a small server. A page that did it before
-drawing anything stayed white that long at a cold start, and the Photo page's uploader appeared
-after half a minute. Here the first page a visitor opens starts the load on a worker thread and
+Importing TensorFlow and loading a model took ~10 s on a small server (a model served through
+LiteRT, app.light_runtime, takes a fraction of a second). A page that did it before drawing
+anything stayed white that long at a cold start, and the Photo page's uploader appeared after
+half a minute. Here the first page a visitor opens starts the load on a worker thread and
 draws itself at once; only the step that needs the model waits for it, with a message. Models
 are kept per file version (path and modification time), the newest few only, and shared by all
 sessions: an :class:`~app.classifier.EmotionClassifier` is read-only once loaded.
@@ -10,6 +11,7 @@ sessions: an :class:`~app.classifier.EmotionClassifier` is read-only once loaded
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import threading
@@ -20,10 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from app import memory
+from app import light_runtime, memory
 from app.classifier import EmotionClassifier
 from app.emotions import INPUT_SHAPE
-from app.keras_env import import_keras
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,10 @@ def _load(path: str) -> EmotionClassifier:
     streaming). ``gc.freeze`` takes the loaded libraries and model out of every later collection,
     so collections stay cheap and come as often as the stream's own garbage needs.
 
-    The first call of a model builds its compiled graph (~0.85 s for the shipped ensemble); made
-    here, it is not the first webcam frame's or photo's wait, and its objects are frozen too.
+    A model with a valid LiteRT file (app.light_runtime) loads in a fraction of a second without
+    TensorFlow; one served with Keras (~5 s of CPU for importing TensorFlow on 2 cores) gets its
+    LiteRT file derived in the background, for the next server start. The first call builds the
+    compiled graph or the interpreter's buffers: made here, it is not the first photo's wait.
 
     The first load is also where the allocator's arenas are capped (:func:`app.memory.limit_arenas`),
     before the server's jobs start threads of their own.
@@ -80,8 +83,6 @@ def _load(path: str) -> EmotionClassifier:
     log.info("Loading the emotion model %s", path)
     started = time.perf_counter()
     memory.limit_arenas()
-    import_keras()  # TensorFlow: most of a cold start (~5 s of CPU on 2 cores); timed on its own
-    imported = time.perf_counter()
     classifier = EmotionClassifier.load(path)
     read = time.perf_counter()
     classifier(np.zeros((1, *INPUT_SHAPE), dtype=np.float32))
@@ -89,14 +90,29 @@ def _load(path: str) -> EmotionClassifier:
     gc.collect()
     gc.freeze()
     log.info(
-        "Emotion model ready in %.1f s (importing TensorFlow and Keras %.1f s, reading the file %.1f s, "
-        "first call %.1f s)",
+        "Emotion model ready in %.1f s with %s (loading %.1f s, first call %.1f s)",
         time.perf_counter() - started,
-        imported - started,
-        read - imported,
+        classifier.runtime,
+        read - started,
         called - read,
     )
+    if classifier.runtime != "LiteRT":
+        light_runtime.derive_in_background(Path(path))
     return classifier
+
+
+def load_now_if_light(path: str | Path) -> None:
+    """Start ``path``'s load at once if LiteRT will serve it (a fraction of a second, no TensorFlow).
+
+    For the very start of a server's first script run, before its imports: the model is then
+    ready by the time the first page asks, so that page never says it loads. A model that needs
+    Keras is left to :func:`load_in_background` after the page is drawn: TensorFlow's import would
+    slow the page down, and must not run before aiortc's (app/main.py).
+    """
+    path = Path(path)
+    with contextlib.suppress(OSError):
+        if light_runtime.derived_path(path).is_file() and light_runtime.interpreter_available():
+            load_in_background(path)
 
 
 def loaded(path: str | Path) -> EmotionClassifier:

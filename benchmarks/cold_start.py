@@ -9,10 +9,11 @@ who knows what to do would. Printed, in seconds from ``streamlit run``: the serv
 from there the page's first paint (any element in the main block), its title, its uploader, and
 the first face's verdict on screen. "Blank" is how long the page showed nothing after navigating.
 The server's side comes from its log (app.model_loading): when the model's background load
-started, when TensorFlow was imported and when the model was ready, in seconds from
-``streamlit run`` too. Each run has a fresh server, so nothing is imported or loaded yet. The
-load average is printed with the numbers: on a busy machine every step is slower.
-Needs Debian's Chromium and Playwright, like the browser tests.
+started and when the model was ready, in seconds from ``streamlit run`` too, and the runtime that
+serves it (LiteRT from the derived ``.tflite``, or Keras and TensorFlow without one). Each run
+has a fresh server, so nothing is imported or loaded yet. The load average is printed with the
+numbers: on a busy machine every step is slower. Needs Debian's Chromium and Playwright, like
+the browser tests.
 """
 
 from __future__ import annotations
@@ -38,32 +39,30 @@ TIMEOUT_MS = 180_000
 PAINTED = '[data-testid="stMain"] [data-testid="stElementContainer"]'
 #: Steps seen by the browser, then the server's (from its log), then the blank time.
 STEPS = ("healthy", "paint", "title", "uploader", "result")
-SERVER_STEPS = ("load", "tensorflow", "model")
+SERVER_STEPS = ("load", "model")
 #: Streamlit's log lines start with their local time, to the millisecond.
 STAMP = r"(?P<stamp>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})"
 LOAD_STARTED = re.compile(STAMP + r".*Loading the emotion model")
-MODEL_READY = re.compile(
-    STAMP + r".*Emotion model ready in [\d.]+ s \(importing TensorFlow and Keras (?P<tf>[\d.]+) s"
-)
+MODEL_READY = re.compile(STAMP + r".*Emotion model ready in [\d.]+ s with (?P<runtime>\w+)")
 
 
-def server_steps(log: str, started_at: float) -> dict[str, float]:
-    """Seconds from ``streamlit run`` (``started_at``, a wall-clock time) to the loader's steps."""
+def server_steps(log: str, started_at: float) -> tuple[dict[str, float], str]:
+    """Seconds from ``streamlit run`` (``started_at``, a wall-clock time) to the loader's steps,
+    and the runtime that serves the model."""
 
     def seconds(stamp: str) -> float:
         return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").timestamp() - started_at
 
-    steps = {}
+    steps, runtime = {}, "?"
     if started := LOAD_STARTED.search(log):
         steps["load"] = seconds(started["stamp"])
     if ready := MODEL_READY.search(log):
         steps["model"] = seconds(ready["stamp"])
-        if "load" in steps:
-            steps["tensorflow"] = steps["load"] + float(ready["tf"])
-    return steps
+        runtime = ready["runtime"]
+    return steps, runtime
 
 
-def one_run(chromium: browser.Browser, photo: Path) -> dict[str, float]:
+def one_run(chromium: browser.Browser, photo: Path) -> tuple[dict[str, float], str]:
     """Seconds from ``streamlit run`` to each step (and the blank time after navigating)."""
     context = chromium.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
@@ -86,7 +85,7 @@ def one_run(chromium: browser.Browser, photo: Path) -> dict[str, float]:
                 result = time.monotonic() - started
         finally:
             context.close()
-        times = server_steps(log.read_text(errors="replace"), started_at)
+        times, runtime = server_steps(log.read_text(errors="replace"), started_at)
     return {
         **times,
         "healthy": healthy,
@@ -95,7 +94,7 @@ def one_run(chromium: browser.Browser, photo: Path) -> dict[str, float]:
         "uploader": uploader,
         "result": result,
         "blank": paint - navigated,
-    }
+    }, runtime
 
 
 def _line(times: dict[str, float]) -> str:
@@ -119,9 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     with browser.chromium() as chromium:
         for number in range(1, args.runs + 1):
-            times = one_run(chromium, args.photo)
+            times, runtime = one_run(chromium, args.photo)
             runs.append(times)
-            print(f"run {number}: {_line(times)}   load average {os.getloadavg()[0]:.2f}", flush=True)
+            print(
+                f"run {number}: {_line(times)}   {runtime}   load average {os.getloadavg()[0]:.2f}",
+                flush=True,
+            )
     if len(runs) > 1:
         keys = set.intersection(*(set(times) for times in runs))
         print(f"median: {_line({key: statistics.median(r[key] for r in runs) for key in keys})}")

@@ -6,6 +6,7 @@ The photo is processed in memory only and never stored on the server.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -83,12 +84,16 @@ def analyze(data: bytes, settings: DetectorSettings, model_key: str, _pipeline: 
     return rgb, reading_order(_pipeline.analyze(rgb, settings))
 
 
-def face_card(photo_id: str, index: int, face: Face, crop: np.ndarray, explainer: GradCam | str) -> None:
+def face_card(
+    photo_id: str, index: int, face: Face, crop: np.ndarray, explainer: Callable[[], GradCam | str]
+) -> None:
     """One face's verdict: emoji, emotion, confidence, what the model saw, all probabilities.
 
     The explanation's widgets are keyed by the photo as well as the face: a new photo starts with
     them off. Keyed by the face alone, the switch was drawn off for the next photo while the
-    session still held it on, so the heatmap showed under an "off" switch.
+    session still held it on, so the heatmap showed under an "off" switch. ``explainer`` is only
+    asked for once the switch is on: Grad-CAM needs the Keras model, and with it TensorFlow
+    (seconds), which a verdict served through LiteRT does not.
     """
     # Altair and pandas, imported here rather than at the top: a first visit's page is drawn
     # before the ~1 s they take (a cold server spent it blank), and they are needed with a result.
@@ -102,7 +107,9 @@ def face_card(photo_id: str, index: int, face: Face, crop: np.ndarray, explainer
         left.image(crop.astype(np.uint8), caption="what the model sees (48×48)", width=96, clamp=True)
         right.altair_chart(probability_chart(face.probabilities), width="stretch")
         if st.toggle(TOGGLE_LABEL, key=f"gradcam_{photo_id}_{index}", help=HELP):
-            heatmap_ui(f"gradcam_class_{photo_id}_{index}", crop, face.probabilities, explainer)
+            with st.spinner("Preparing the explanation (the first one loads TensorFlow)…"):
+                cam = explainer()
+            heatmap_ui(f"gradcam_class_{photo_id}_{index}", crop, face.probabilities, cam)
 
 
 def download_ui(name: str, annotated: np.ndarray) -> None:
@@ -160,7 +167,11 @@ def show_result(
     with faces_col:
         st.subheader(f"{len(faces)} face{'s' if len(faces) > 1 else ''}")
         crops = crop_faces(to_gray(rgb), [face.box for face in faces])
-        explainer = grad_cam(model_key, pipeline.classifier.model)
+        classifier = pipeline.classifier
+
+        def explainer() -> GradCam | str:
+            return grad_cam(model_key, classifier.model)
+
         for index, (face, crop) in enumerate(zip(faces, crops, strict=True), start=1):
             face_card(photo.file_id, index, face, crop[:, :, 0], explainer)
 

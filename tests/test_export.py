@@ -14,6 +14,7 @@ import pytest
 from app.classifier import EmotionClassifier, ModelError
 from app.emotions import INPUT_SHAPE, NUM_CLASSES, REPO_ROOT
 from app.explain import GradCam
+from app.light_runtime import derived_path
 from app.model_card import read_card, write_card
 from model.architectures import build_model
 from training.analysis import score
@@ -105,6 +106,8 @@ def test_cli_writes_an_ensemble_that_loads_without_the_project(tmp_path: Path) -
 
     assert done.returncode == 0, done.stderr
     classifier = EmotionClassifier.load(out)
+    assert classifier.runtime == "LiteRT"  # the export derived the file the pages serve it with
+    assert json.loads(done.stdout.splitlines()[-1])["litert"] == str(derived_path(out))
     np.save(tmp_path / "x.npy", faces(3))
     loaded = subprocess.run(
         [sys.executable, "-I", "-c", LOAD_AND_PREDICT, str(out), str(tmp_path / "x.npy")],

@@ -8,7 +8,9 @@ accuracy for one extra pass). Doing this *inside* the saved model, rather than i
 the pages, the CLIs, ``training.evaluate`` and anyone loading the file with
 ``keras.saving.load_model`` all get the same answers. The mirror is a fixed ``Dense`` layer that
 multiplies each pixel row by the exchange matrix (exact: one 1.0 per row), so the file keeps to
-built-in layers and loads without this project. The card beside it records the members' cards.
+built-in layers and loads without this project. The card beside it records the members' cards,
+and the LiteRT file derived from it (``<name>.<hash>.tflite``, app.light_runtime) is what the
+pages serve it with; ship both.
 Each member is stripped of its training-only augmentation layers and has its batch normalisations
 folded into its convolutions on the way (:func:`serving_model`).
 
@@ -35,6 +37,7 @@ from keras import layers
 
 from app.classifier import EmotionClassifier, ModelError
 from app.emotions import CLASS_NAMES, IMAGE_SIZE, INPUT_SHAPE, NUM_CLASSES
+from app.light_runtime import DeriveError, derive
 from app.model_card import ModelCardError, atomic_output, base_card, read_card, write_card
 from model.architectures import augmentation_layers
 from training.analysis import predict_dataset, score
@@ -343,8 +346,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         model.save(tmp)
     card = export_card(args.models, model, mirror, balanced)
     write_card(args.out, card)
+    try:  # what the pages serve it with (app.light_runtime); without it they fall back to Keras
+        light = str(derive(args.out))
+    except (ModelError, DeriveError) as err:
+        print(f"warning: no LiteRT file, the app serves {args.out.name} with Keras: {err}", file=sys.stderr)
+        light = None
     summary = {
         "out": str(args.out),
+        "litert": light,
         "model": model.name,
         "members": len(members),
         "weights": model.count_params(),
