@@ -8,8 +8,8 @@ reference to the model and check it is gone once its owner let go, without unfre
 themselves (that would hide the leak).
 
 A training's step graphs outlived it even once its model was freed: TensorFlow's gradient
-registry kept them (app.memory), ~150 MB per walk of three trainings. The last test counts the
-graphs and TensorFlow functions a real job leaves.
+registry kept them (app.memory), ~150 MB per walk of three trainings. The last test looks for
+the graphs and functions a real job traced once it has ended.
 """
 
 from __future__ import annotations
@@ -92,27 +92,25 @@ def test_a_trainings_model_is_freed_when_its_job_ends_even_if_a_page_loaded_a_mo
     assert seen[0]() is None, "the training's model outlives its job"
 
 
-def tensorflow_graphs() -> tuple[list[Any], set[str]]:
-    """The traced graphs alive and the functions TensorFlow's runtime holds, frozen ones too."""
-    from tensorflow.python.eager import context
+def traced() -> list[Any]:
+    """The graphs and functions TensorFlow traced that are alive now, frozen ones too."""
+    from tensorflow.python.eager.polymorphic_function.atomic_function import AtomicFunction
     from tensorflow.python.framework.func_graph import FuncGraph
 
     frozen = gc.get_freeze_count() > 0
     gc.unfreeze()  # gc.get_objects() leaves out what a model load froze
     gc.collect()
-    graphs = [thing for thing in gc.get_objects() if isinstance(thing, FuncGraph)]
+    alive = [thing for thing in gc.get_objects() if isinstance(thing, FuncGraph | AtomicFunction)]
     if frozen:
         gc.freeze()
-    return graphs, set(context.context().list_function_names())
+    return alive
 
 
 def test_a_finished_training_leaves_none_of_its_graphs(fer2013_mini: Path, tmp_path: Path) -> None:
     from training.jobs import manager
 
-    graphs_before, functions_before = tensorflow_graphs()
+    before = traced()
     progress = manager().start(tiny_run(fer2013_mini, tmp_path, "traced")).wait(timeout=600)
     assert progress.state == "finished", progress.message
-    graphs, functions = tensorflow_graphs()
-    left = [graph.name for graph in graphs if not any(graph is old for old in graphs_before)]
-    assert left == [], "the training's step graphs outlive its job"
-    assert functions <= functions_before, "TensorFlow still holds functions the training traced"
+    left = [str(thing.name) for thing in traced() if not any(thing is old for old in before)]
+    assert left == [], "the training's step graphs and their functions outlive its job"
