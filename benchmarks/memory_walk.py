@@ -181,19 +181,40 @@ def stopped_then_resumed(name: str) -> Callable[[Page, str], str]:
         expect(progress).to_contain_text(kept, timeout=TIMEOUT_MS)
         page.get_by_role("button", name="Stop").first.click()
         expect(page.get_by_role("heading", name=f"Run {name}: stopped")).to_be_visible(timeout=TIMEOUT_MS)
-        page.get_by_role("button", name="Resume").click(timeout=TIMEOUT_MS)
+        resume = page.get_by_role("button", name="Resume")
+        reloaded = ""
+        try:
+            expect(resume).to_be_visible(timeout=180_000)
+        except AssertionError:  # seen on a busy machine: the page stopped polling for it
+            page.reload()
+            reloaded = " (Resume showed only after a reload)"
+        resume.click(timeout=TIMEOUT_MS)
         expect(page.get_by_role("heading", name=f"Run {name}: finished")).to_be_visible(timeout=TIMEOUT_MS)
-        return f"Training {name}: stopped, resumed"
+        return f"Training {name}: stopped, resumed{reloaded}"
 
     return step
 
 
 def pick(page: Page, box: str, option: str) -> None:
-    """Choose the option that starts with ``option`` in the selectbox labelled ``box``."""
-    browser.wait_until_idle(page, TIMEOUT_MS)
-    page.get_by_role("combobox", name=box, exact=True).click()
-    page.get_by_role("option", name=re.compile(f"^{re.escape(option)}")).first.click()
-    browser.wait_until_idle(page, TIMEOUT_MS)
+    """Choose the option that starts with ``option`` in the selectbox labelled ``box``.
+
+    A rerun under way when the list opens redraws the box and closes the list (seen on a busy
+    machine), so the list is opened again until the option can be clicked.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    choice = page.get_by_role("option", name=re.compile(f"^{re.escape(option)}")).first
+    for _ in range(10):
+        browser.wait_until_idle(page, TIMEOUT_MS)
+        page.get_by_role("combobox", name=box, exact=True).click(timeout=TIMEOUT_MS)
+        try:
+            choice.click(timeout=30_000)
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+            continue
+        browser.wait_until_idle(page, TIMEOUT_MS)
+        return
+    raise RuntimeError(f"{box!r} never offered {option!r}")
 
 
 def evaluated(page: Page, button: str, shown: str) -> None:
