@@ -54,9 +54,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 from app.emotions import DEFAULT_MODEL_PATH, REPO_ROOT
 
@@ -65,6 +66,7 @@ import turn_relay
 
 import browser
 
+T = TypeVar("T")
 DEFAULT_VIDEO = REPO_ROOT / "tests" / "fixtures" / "video" / "pexels_woman_sad_to_happy.mp4"
 #: The part of the default clip looped as the webcam: she laughs, face always visible.
 DEFAULT_SPAN = (13.0, 16.5)
@@ -84,18 +86,42 @@ RECOVERED_WITHIN_S = 1.0
 TARGET_AVERAGE_FPS = 15.0
 TARGET_WORST_WINDOW_FPS = 5.0
 TARGET_RECOVERY_S = 2.0
-#: Per stream, on the returned <video>: the time (ms, the iframe's clock) of every frame the
-#: browser presents (requestVideoFrameCallback), ~7,500 numbers in 300 s.
+#: Per stream, on the returned <video>: the time of every frame the browser presents
+#: (requestVideoFrameCallback), in ms since the epoch so that times survive a new document in
+#: the component's iframe (see Tab); the benchmark drains them at every sample.
 PRESENTED_PROBE_JS = """(video) => {
   if (window.emojifyPresented) return;
   const times = [];
   const onFrame = (now) => {
-    times.push(now);
+    times.push(performance.timeOrigin + now);
     video.requestVideoFrameCallback(onFrame);
   };
   video.requestVideoFrameCallback(onFrame);
   window.emojifyPresented = times;
 }"""
+#: The presentation times gathered since the last call (emptied), or null in a document the
+#: probe was never installed in; and the iframe's clock now, in ms since the epoch.
+DRAIN_PRESENTED_JS = """() => ({
+  times: window.emojifyPresented ? window.emojifyPresented.splice(0) : null,
+  now: performance.timeOrigin + performance.now(),
+})"""
+#: Playwright's words for an evaluation whose document went away under it: streamlit-webrtc's
+#: iframe was replaced (a rerun that remounts the component), which once ended a 300 s run.
+#: The camera's side of the stream in getStats() (outbound-rtp, video): frames the browser sent
+#: to the server so far, why its encoder is held back, and the iframe's clock (ms). A returned
+#: picture that stops while these stop too was starved at the source, not on the way back.
+OUTBOUND_JS = """async () => {
+  const peers = window.emojifyPeers || [];
+  const pc = peers[peers.length - 1];
+  if (!pc) return null;
+  const out = [...(await pc.getStats()).values()]
+    .find((s) => s.type === 'outbound-rtp' && s.kind === 'video');
+  return out ? {now: performance.now(), framesSent: out.framesSent || 0,
+                limitation: out.qualityLimitationReason || '?'} : null;
+}"""
+GONE_DOCUMENT = ("Frame was detached", "Execution context was destroyed")
+#: Tries of one read of the component across such a replacement, a second apart.
+READ_ATTEMPTS = 5
 PANEL_NUMBER = {
     "fps": re.compile(r"Frames/s\s*\n\s*(\d+)"),
     "latency_ms": re.compile(r"Latency\s*\n\s*(\d+) ms"),
@@ -124,6 +150,12 @@ class StreamResult:
     down_kbps: float = float("nan")
     up_kbps: float = float("nan")
     receiver: str = ""
+    windows_decoded: tuple[float, ...] = ()
+    windows_kbps: tuple[float, ...] = ()
+    windows_sent: tuple[float, ...] = ()
+    limitation: str = "?"
+    page_state: str = ""
+    reloads: int = 0
 
     @property
     def meets_targets(self) -> bool:
@@ -139,7 +171,10 @@ class StreamResult:
             "never" if at is None else f"{at:3.1f} s" for at in (self.first_frame_s, self.first_emoji_s)
         )
         megabytes_per_minute = (self.down_kbps + self.up_kbps) * 60 / 8 / 1000
-        windows = " ".join(f"{fps:.0f}" for fps in self.windows_fps)
+        windows, decoded, kbps, sent = (
+            " ".join(f"{value:.0f}" for value in values)
+            for values in (self.windows_fps, self.windows_decoded, self.windows_kbps, self.windows_sent)
+        )
         return (
             f"  stream {index}: presented {self.presented_fps:5.1f} frames/s (worst {SAMPLE_EVERY_S:.0f} s: "
             f"{self.worst_window_fps:4.1f})   emoji on {self.emoji_share:4.0%}   first frame {frame}, "
@@ -152,7 +187,13 @@ class StreamResult:
             f"{self.down_kbps:.0f} kbit/s to the browser, {self.up_kbps:.0f} kbit/s to the server "
             f"({megabytes_per_minute:.1f} MB a minute)\n"
             f"            frames/s per {SAMPLE_EVERY_S:.0f} s: {windows}\n"
-            f"            the browser's receiver: {self.receiver}"
+            f"            decoded/s per {SAMPLE_EVERY_S:.0f} s: {decoded}\n"
+            f"            kbit/s to the browser per {SAMPLE_EVERY_S:.0f} s: {kbps}\n"
+            f"            camera frames/s the browser sent per {SAMPLE_EVERY_S:.0f} s: {sent} "
+            f"(its encoder limited by: {self.limitation})\n"
+            f"            the browser's receiver: {self.receiver}\n"
+            f"            the page: {self.page_state}; the component's document replaced "
+            f"{self.reloads} time(s)"
         )
 
 
@@ -163,9 +204,53 @@ def panel_numbers(page: browser.Page) -> dict[str, float]:
     return {name: float(match[1]) for name, match in found.items() if match}
 
 
-def read_presented(page: browser.Page) -> list[float]:
-    """PRESENTED_PROBE_JS's presentation times so far (ms, the iframe's clock)."""
-    return browser.webrtc_frame(page).locator("body").evaluate("() => window.emojifyPresented || []")
+@dataclass
+class Tab:
+    """One stream's page and what was read from its component's iframe so far.
+
+    The iframe's document can be replaced during a long run (a rerun remounting the component):
+    an evaluation then fails with "Frame was detached" and the probes' state goes with the old
+    document. Reads go through :meth:`read`, which waits for the new document and counts the
+    replacement; the presented times are drained into ``presented`` at every sample (epoch ms,
+    comparable across documents), and the probe is put back on the new document's video, so a
+    replacement shows as what the user saw (a gap while the video came back), not as a crash.
+    """
+
+    page: browser.Page
+    presented: list[float] = field(default_factory=list)
+    reloads: int = 0
+
+    def read(self, read: Callable[[browser.Page], T]) -> T:
+        """``read(page)``, tried again while the component's document is being replaced."""
+        from playwright.sync_api import Error as PlaywrightError
+
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                return read(self.page)
+            except PlaywrightError as err:
+                if attempt == READ_ATTEMPTS - 1 or not any(words in str(err) for words in GONE_DOCUMENT):
+                    raise
+                self.reloads += 1
+                time.sleep(1.0)
+        raise AssertionError("unreachable")
+
+    def drain_presented(self) -> float:
+        """Moves the newly presented frames' times into ``presented``; the iframe's clock now (epoch ms)."""
+        drained = self.read(
+            lambda page: browser.webrtc_frame(page).locator("body").evaluate(DRAIN_PRESENTED_JS)
+        )
+        if drained["times"] is None:  # a new document: watch its video from now on
+            self.read(watch_presented)
+        else:
+            self.presented.extend(drained["times"])
+        return drained["now"]
+
+
+def watch_presented(page: browser.Page) -> None:
+    """Installs PRESENTED_PROBE_JS (and the emoji probe) on the component's returned <video>."""
+    video = browser.webrtc_frame(page).locator("video").first
+    video.evaluate(browser.VIDEO_PROBE_JS)
+    video.evaluate(PRESENTED_PROBE_JS)
 
 
 def measure(
@@ -181,7 +266,7 @@ def measure(
         browser.streamlit_server(env=env, log=log) as url,
         browser.chromium(browser.fake_camera_args(camera)) as chromium,
     ):
-        pages = []
+        tabs: list[Tab] = []
         for _ in range(streams):
             context = chromium.new_context(viewport={"width": 1400, "height": 1000})
             context.set_default_timeout(PAGE_TIMEOUT_MS)  # a starved server answers late, not never
@@ -193,29 +278,40 @@ def measure(
             expect(component).to_have_count(1, timeout=PAGE_TIMEOUT_MS)
             component.wait_for()
             browser.start_live_probe(page)
-            browser.webrtc_frame(page).locator("video").first.evaluate(PRESENTED_PROBE_JS)
-            pages.append(page)
+            watch_presented(page)
+            tabs.append(Tab(page))
         deadline = time.monotonic() + FIRST_EMOJI_TIMEOUT_S
         while time.monotonic() < deadline:
-            if all(browser.read_live_probe(page)["first_emoji_s"] is not None for page in pages):
+            if all(tab.read(browser.read_live_probe)["first_emoji_s"] is not None for tab in tabs):
                 break
             time.sleep(0.5)
-        start = [browser.read_live_probe(page) for page in pages]
-        samples: list[list[dict]] = [[probe] for probe in start]
-        panel: list[list[dict[str, float]]] = [[] for _ in pages]
-        stats_before = [browser.read_webrtc_stats(page) for page in pages]
+        samples: list[list[dict]] = [[tab.read(browser.read_live_probe)] for tab in tabs]
+        panel: list[list[dict[str, float]]] = [[] for _ in tabs]
+        stats = [[tab.read(browser.read_webrtc_stats)] for tab in tabs]
+        outbound = [[tab.read(read_outbound)] for tab in tabs]
+        starts = [tab.drain_presented() for tab in tabs]
+        ends = list(starts)
         for _ in range(max(1, round(seconds / SAMPLE_EVERY_S))):
             time.sleep(SAMPLE_EVERY_S)
-            for index, page in enumerate(pages):
-                samples[index].append(browser.read_live_probe(page))
-                panel[index].append(panel_numbers(page))
+            for index, tab in enumerate(tabs):
+                samples[index].append(tab.read(browser.read_live_probe))
+                panel[index].append(panel_numbers(tab.page))
+                stats[index].append(tab.read(browser.read_webrtc_stats))
+                outbound[index].append(tab.read(read_outbound))
+                ends[index] = tab.drain_presented()
         shown = [
-            presentation(read_presented(page), probes[0]["now"], probes[-1]["now"])
-            for page, probes in zip(pages, samples, strict=True)
+            presentation(tab.presented, start, end)
+            for tab, start, end in zip(tabs, starts, ends, strict=True)
         ]
         links = [
-            link(before, browser.read_webrtc_stats(page))
-            for before, page in zip(stats_before, pages, strict=True)
+            {
+                **link(readings[0], readings[-1]),
+                **receiver_windows(readings),
+                **sender_windows(sent),
+                "page_state": tab.read(page_state),
+                "reloads": tab.reloads,
+            }
+            for readings, sent, tab in zip(stats, outbound, tabs, strict=True)
         ]
         return [
             replace(summarise(probes, numbers, presented), **carried)
@@ -285,19 +381,73 @@ def link(before: dict | None, after: dict | None) -> dict[str, object]:
     }
 
 
+def receiver_windows(readings: list[dict | None]) -> dict[str, tuple[float, ...]]:
+    """Frames decoded and kbit/s received per sampling window, from successive getStats() readings.
+
+    Beside the presented frames/s they tell where a still picture comes from: frames that
+    arrive and are decoded but not presented (the page's rendering), or that never arrive (the
+    sender or the network).
+    """
+    pairs = [(a, b) for a, b in itertools.pairwise(readings) if a and b and b["now"] > a["now"]]
+    return {
+        "windows_decoded": tuple(
+            (b["inbound"]["framesDecoded"] - a["inbound"]["framesDecoded"]) * 1000 / (b["now"] - a["now"])
+            for a, b in pairs
+        ),
+        "windows_kbps": tuple(
+            (b["bytes_received"] - a["bytes_received"]) * 8 / (b["now"] - a["now"]) for a, b in pairs
+        ),
+    }
+
+
+def read_outbound(page: browser.Page) -> dict | None:
+    """OUTBOUND_JS in the component's iframe (needs PEER_CONNECTION_HOOK_JS)."""
+    return browser.webrtc_frame(page).locator("body").evaluate(OUTBOUND_JS)
+
+
+def sender_windows(readings: list[dict | None]) -> dict[str, object]:
+    """Camera frames sent per sampling window, and the last reason the browser's encoder gave."""
+    pairs = [(a, b) for a, b in itertools.pairwise(readings) if a and b and b["now"] > a["now"]]
+    return {
+        "windows_sent": tuple(
+            (b["framesSent"] - a["framesSent"]) * 1000 / (b["now"] - a["now"]) for a, b in pairs
+        ),
+        "limitation": next((r["limitation"] for r in reversed(readings) if r), "?"),
+    }
+
+
+#: The page and its returned <video> as the browser has them: a hidden page or a paused video
+#: presents no frames whatever the stream does.
+PAGE_STATE_JS = """() => {
+  const video = document.querySelector('video');
+  const shown = video && `${video.paused ? 'paused' : 'playing'}, readyState ${video.readyState}`;
+  return `${document.visibilityState}, focus ${document.hasFocus()}; video ${shown || 'missing'}`;
+}"""
+
+
+def page_state(page: browser.Page) -> str:
+    """PAGE_STATE_JS in the component's iframe: visibility, focus and the returned video's state."""
+    return browser.webrtc_frame(page).locator("body").evaluate(PAGE_STATE_JS)
+
+
+def new_counts(probes: list[dict], name: str) -> float:
+    """How much a probe counter grew over the readings; one that restarted (a new document) counts from 0."""
+    return sum(b[name] - a[name] if b[name] >= a[name] else b[name] for a, b in itertools.pairwise(probes))
+
+
 def summarise(probes: list[dict], numbers: list[dict[str, float]], presented: dict) -> StreamResult:
     """One stream's numbers: its probe readings, panel samples and :func:`presentation`'s rates."""
-    first, last = probes[0], probes[-1]
-    sampled = last["sampled"] - first["sampled"]
+    first = probes[0]
+    sampled, emoji = (new_counts(probes, name) for name in ("sampled", "emoji"))
 
     def median(name: str) -> float:
         values = [sample[name] for sample in numbers if name in sample]
         return statistics.median(values) if values else float("nan")
 
     return StreamResult(
-        emoji_share=(last["emoji"] - first["emoji"]) / sampled if sampled else 0.0,
-        first_frame_s=last["first_frame_s"],
-        first_emoji_s=last["first_emoji_s"],
+        emoji_share=emoji / sampled if sampled else 0.0,
+        first_frame_s=first["first_frame_s"],
+        first_emoji_s=first["first_emoji_s"],
         server_fps=median("fps"),
         server_latency_ms=median("latency_ms"),
         server_p95_ms=median("p95_ms"),

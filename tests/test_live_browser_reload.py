@@ -1,0 +1,68 @@
+"""benchmarks.live_browser outlives a new document in streamlit-webrtc's iframe.
+
+A 300 s run once ended with Playwright's "Frame was detached": the component's iframe was
+replaced while the benchmark read it, and with it went every presentation time gathered so
+far. Here a plain page in headless Chromium stands in for the Live page: an iframe titled as
+the component's, whose <video> plays a canvas stream, replaced on purpose while it is read.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import browser
+
+pytestmark = pytest.mark.browser
+if (_reason := browser.missing_browser()) is not None:
+    pytest.skip(_reason, allow_module_level=True)
+
+from benchmarks.live_browser import Tab, watch_presented  # noqa: E402
+
+#: The component's stand-in: a video that keeps presenting frames (a canvas drawn every frame).
+COMPONENT = """<video autoplay muted playsinline></video><canvas width="64" height="48"></canvas>
+<script>
+  const canvas = document.querySelector('canvas'), ctx = canvas.getContext('2d');
+  let n = 0;
+  const draw = () => { ctx.fillStyle = `hsl(${n++ % 360} 80% 50%)`; ctx.fillRect(0, 0, 64, 48);
+                       requestAnimationFrame(draw); };
+  draw();
+  document.querySelector('video').srcObject = canvas.captureStream(30);
+</script>"""
+#: Replaces the iframe by a new one (a remount) after ``ms``.
+REPLACE_JS = """(ms) => setTimeout(() => {
+  const old = document.querySelector('iframe');
+  const fresh = document.createElement('iframe');
+  fresh.title = old.title;
+  fresh.srcdoc = old.srcdoc;
+  old.replaceWith(fresh);
+}, ms)"""
+WAIT_IN_COMPONENT_JS = "() => new Promise((done) => setTimeout(() => done('answered'), 2000))"
+
+
+def test_a_replaced_component_is_read_again_and_its_frames_still_counted():
+    with browser.chromium() as chromium:
+        page = chromium.new_page()
+        page.set_content('<iframe title="streamlit_webrtc.component.webrtc_streamer"></iframe>')
+        page.locator("iframe").evaluate("(frame, html) => { frame.srcdoc = html; }", COMPONENT)
+        browser.webrtc_frame(page).locator("video").wait_for(state="attached")
+        watch_presented(page)
+        tab = Tab(page)
+        time.sleep(1.0)
+        tab.drain_presented()
+        before = len(tab.presented)
+        assert before > 0, "the stand-in component presented no frame"
+
+        page.evaluate(REPLACE_JS, 300)  # replaced while the next read waits in the old document
+        answer = tab.read(
+            lambda page: browser.webrtc_frame(page).locator("body").evaluate(WAIT_IN_COMPONENT_JS)
+        )
+        assert answer == "answered"
+        assert tab.reloads >= 1
+
+        tab.drain_presented()  # the new document has no probe yet: put it back
+        time.sleep(1.0)
+        tab.drain_presented()
+        assert len(tab.presented) > before, "frames presented after the replacement were not counted"
+        assert tab.presented == sorted(tab.presented), "times from both documents are on one clock"
