@@ -14,23 +14,29 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import streamlit as st  # noqa: E402  (after the path fix above, on purpose)
+from streamlit.logger import get_logger  # noqa: E402
+
+# The model loader's progress and timings go to the server's log, in Streamlit's format (once).
+get_logger("app.model_loading")
+get_logger("app.light_runtime")
 
 # A server's first visitor waits for the imports below (~0.5 s of CPU, seconds on a busy machine):
 # a line says what happens rather than a blank page. Later visits find them imported.
 starting = st.empty() if "streamlit_webrtc" not in sys.modules else None
 if starting is not None:
     starting.caption("Starting Emojify…")
+    # The model loads meanwhile when LiteRT serves it: ready by the time the page asks for it.
+    from app.model_loading import load_now_if_light
+    from app.runs import active_model_path
+
+    load_now_if_light(active_model_path())
 
 # aiortc's SRTP library segfaults the whole server if it is first imported after TensorFlow (their
 # bundled crypto libraries clash), which happened when the Photo page ran before the Live page.
 # Loading streamlit-webrtc first, whatever page a session opens, makes the order safe.
 import streamlit_webrtc  # noqa: E402, F401
-from streamlit.logger import get_logger  # noqa: E402
 
 from pages.shared import access, warm_up  # noqa: E402
-
-# The model loader's progress and timings go to the server's log, in Streamlit's format (once).
-get_logger("app.model_loading")
 
 # The tab icon is the shipped happy emoji picture, and the menu icons are Material Symbols (a
 # font Streamlit ships): emoji characters turn into empty boxes where no emoji font is installed.

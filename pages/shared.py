@@ -95,8 +95,13 @@ def warm_up() -> None:
 
 
 def _import_first_result_modules(_: Future[EmotionClassifier]) -> None:
-    for module in _FIRST_RESULT_MODULES:
-        importlib.import_module(module)
+    """On a thread of its own: a load that is done already runs this in the page's script run."""
+
+    def run() -> None:
+        for module in _FIRST_RESULT_MODULES:
+            importlib.import_module(module)
+
+    threading.Thread(target=run, name="first-result-imports", daemon=True).start()
 
 
 def model_version(model_path: Path | None = None) -> str:

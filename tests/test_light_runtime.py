@@ -149,20 +149,34 @@ def test_derive_writes_a_checked_file_beside_the_model_and_drops_stale_ones(tmp_
     assert np.abs(light(x) - EmotionClassifier.load(model, light=False)(x)).max() <= TOLERANCE
 
 
-#: As the server does: streamlit-webrtc (aiortc) first, then the model, then the other runtime.
+#: The server imports streamlit-webrtc (aiortc) before TensorFlow, whose bundled crypto libraries
+#: clash with aiortc's SRTP library the other way round (a segfault). A LiteRT model starts loading
+#: before that import (app/main.py), so LiteRT comes before aiortc too; TensorFlow comes later for
+#: Grad-CAM, or before the model's load when something else (training) had imported it.
 BOTH_RUNTIMES = """
-import json, sys
+import json, os, sys
 import numpy as np
-import streamlit_webrtc
 from app.emotions import DEFAULT_MODEL_PATH
+from app import model_loading
+
+def webrtc():
+    import pylibsrtp, streamlit_webrtc
+    key, rtp = os.urandom(30), bytes([0x80, 8, 0, 1, 0, 0, 0, 1, 0x12, 0x34, 0x56, 0x78]) + b"x" * 40
+    out, back = (pylibsrtp.Session(policy=pylibsrtp.Policy(key=key, ssrc_type=t))
+                 for t in (pylibsrtp.Policy.SSRC_ANY_OUTBOUND, pylibsrtp.Policy.SSRC_ANY_INBOUND))
+    assert back.unprotect(out.protect(rtp)) == rtp
+
 x = np.random.default_rng(0).uniform(0, 255, (4, 48, 48, 1)).astype("float32")
+if sys.argv[1] != "litert-before-aiortc":
+    webrtc()
 if sys.argv[1] == "tensorflow-first":
     from app.keras_env import import_keras
     import_keras()
-from app import model_loading
 classifier = model_loading.loaded(DEFAULT_MODEL_PATH)
 light = classifier(x)
 tensorflow_before_model = "tensorflow" in sys.modules
+if sys.argv[1] == "litert-before-aiortc":
+    webrtc()
 keras_answer = np.asarray(classifier.model(x, training=False))
 print(json.dumps({"runtime": classifier.runtime, "tensorflow_before_model": tensorflow_before_model,
                   "tensorflow_after_model": "tensorflow" in sys.modules,
@@ -170,7 +184,7 @@ print(json.dumps({"runtime": classifier.runtime, "tensorflow_before_model": tens
 """
 
 
-@pytest.mark.parametrize("order", ["litert-first", "tensorflow-first"])
+@pytest.mark.parametrize("order", ["litert-before-aiortc", "litert-first", "tensorflow-first"])
 def test_litert_and_tensorflow_live_in_one_server_in_either_order(order: str) -> None:
     done = subprocess.run(
         [sys.executable, "-c", BOTH_RUNTIMES, order],
