@@ -40,8 +40,9 @@ if TYPE_CHECKING:  # Playwright is optional: the browser tests skip without it.
     from turn_relay import TurnServer
 
 FER2013_ENV = "FER2013_DIR"
-#: Images per class in the tiny real training run shared by the train and evaluate CLI tests.
-TINY_RUN_IMAGES_PER_CLASS = 40
+#: Images per class in the tiny real training run shared by the train and evaluate CLI tests: a real
+#: epoch and a real model, and no test needs more (an epoch of 40 a class took twice as long).
+TINY_RUN_IMAGES_PER_CLASS = 20
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +91,7 @@ class TinyRun:
 
 @pytest.fixture(scope="session")
 def tiny_run(fer2013_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
-    """One real training run through the CLI: classic, 1 epoch, 40 FER2013 images per class."""
+    """One real training run through the CLI: classic, 1 epoch, 20 FER2013 images per class."""
     runs_dir = tmp_path_factory.mktemp("runs")
     command = [
         sys.executable,

@@ -28,7 +28,7 @@ from training.config import TrainConfig
 from training.data import load_split
 from training.train import TrainingStopped, resume, train
 
-IMAGES_PER_CLASS = 40
+IMAGES_PER_CLASS = 20  # 9 batches an epoch: a Stop after batch 5 is mid-epoch
 BATCH = 16
 STEPS_PER_EPOCH = math.ceil(NUM_CLASSES * IMAGES_PER_CLASS / BATCH)
 
