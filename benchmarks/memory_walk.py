@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO_ROOT / "tests"))
 import browser  # the browser tests' helpers: server, Chromium, fake camera
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Locator, Page
 
 PHOTOS = sorted((REPO_ROOT / "tests" / "fixtures" / "faces").glob("*.jpg"))[:4]
 VIDEO = REPO_ROOT / "tests" / "fixtures" / "video" / "pexels_woman_sad_to_happy.mp4"
@@ -159,12 +159,17 @@ def start_training(page: Page, url: str, name: str, epochs: int) -> None:
     raise RuntimeError(f"run {name} never started")
 
 
+def run_heading(page: Page, name: str, state: str) -> Locator:
+    """The heading of run ``name`` in ``state``: the first, as a rerun may briefly draw it twice."""
+    return page.get_by_role("heading", name=f"Run {name}: {state}").first
+
+
 def trained(name: str) -> Callable[[Page, str], str]:
     def step(page: Page, url: str) -> str:
         from playwright.sync_api import expect
 
         start_training(page, url, name, 1)
-        expect(page.get_by_role("heading", name=f"Run {name}: finished")).to_be_visible(timeout=TIMEOUT_MS)
+        expect(run_heading(page, name, "finished")).to_be_visible(timeout=TIMEOUT_MS)
         return f"Training {name}: 1 epoch"
 
     return step
@@ -180,7 +185,7 @@ def stopped_then_resumed(name: str) -> Callable[[Page, str], str]:
         kept = re.compile(r"Epoch 1 of 3: .*validating|Epoch 2 of 3: batch")
         expect(progress).to_contain_text(kept, timeout=TIMEOUT_MS)
         page.get_by_role("button", name="Stop").first.click()
-        expect(page.get_by_role("heading", name=f"Run {name}: stopped")).to_be_visible(timeout=TIMEOUT_MS)
+        expect(run_heading(page, name, "stopped")).to_be_visible(timeout=TIMEOUT_MS)
         resume = page.get_by_role("button", name="Resume")
         reloaded = ""
         try:
@@ -189,7 +194,7 @@ def stopped_then_resumed(name: str) -> Callable[[Page, str], str]:
             page.reload()
             reloaded = " (Resume showed only after a reload)"
         resume.click(timeout=TIMEOUT_MS)
-        expect(page.get_by_role("heading", name=f"Run {name}: finished")).to_be_visible(timeout=TIMEOUT_MS)
+        expect(run_heading(page, name, "finished")).to_be_visible(timeout=TIMEOUT_MS)
         return f"Training {name}: stopped, resumed{reloaded}"
 
     return step
