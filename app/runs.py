@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from app.emotions import DEFAULT_MODEL_PATH, REPO_ROOT
+from app.light_runtime import stale_derived
 from app.model_card import atomic_output
 
 #: Where runs live unless EMOJIFY_RUNS_DIR or an explicit argument says otherwise (git-ignored).
@@ -257,6 +258,8 @@ def delete_run(run_dir: Path, runs_dir: Path) -> bool:
     with hold_run(run_dir, wait_s=0.0):  # no trainer can claim it while it goes
         for name in RUN_FILES:
             if name != LOCK_FILE:
+                for derived in stale_derived(run_dir / name) if name.endswith(".keras") else ():
+                    derived.unlink(missing_ok=True)  # its LiteRT files (app.light_runtime)
                 (run_dir / name).unlink(missing_ok=True)
     (run_dir / LOCK_FILE).unlink(missing_ok=True)
     with contextlib.suppress(OSError):  # not empty: files that are not the run's stay

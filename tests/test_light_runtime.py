@@ -149,6 +149,22 @@ def test_derive_writes_a_checked_file_beside_the_model_and_drops_stale_ones(tmp_
     assert np.abs(light(x) - EmotionClassifier.load(model, light=False)(x)).max() <= TOLERANCE
 
 
+def test_deleting_a_run_deletes_the_litert_files_derived_from_its_models(tmp_path: Path) -> None:
+    from app.runs import delete_run, write_status
+
+    run_dir = tmp_path / "mine"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text("{}")
+    write_status(run_dir, "finished")
+    for name in ("best", "last"):
+        (run_dir / f"{name}.keras").write_bytes(name.encode())
+        derived_path(run_dir / f"{name}.keras").write_bytes(b"derived")
+
+    delete_run(run_dir, tmp_path)
+
+    assert not run_dir.exists()  # nothing of the run is left behind
+
+
 #: The server imports streamlit-webrtc (aiortc) before TensorFlow, whose bundled crypto libraries
 #: clash with aiortc's SRTP library the other way round (a segfault). A LiteRT model starts loading
 #: before that import (app/main.py), so LiteRT comes before aiortc too; TensorFlow comes later for
