@@ -537,6 +537,24 @@ def missing_loss_tools() -> str | None:
     return f"--loss needs {' and '.join(missing)} (apt-get install iproute2 nftables)" if missing else None
 
 
+#: What in the server's log tells of trouble in the stream (aiortc logs a sender or receiver
+#: that died with its traceback as a warning; streamlit-webrtc logs its worker's errors).
+TROUBLE = re.compile(r"Traceback|Error|Exception|WARNING .*(aiortc|streamlit_webrtc)")
+TROUBLE_LINES = 12
+
+
+def server_trouble(log: Path) -> str:
+    """The server log's lines about errors and the WebRTC libraries' warnings, or that there were none."""
+    if not log.is_file():
+        return "  server log: missing"
+    text = log.read_text(errors="replace").splitlines()
+    found = [i for i, line in enumerate(text) if TROUBLE.search(line)]
+    if not found:
+        return "  server log: no error, no aiortc/streamlit-webrtc warning"
+    shown = "\n".join(f"    {line[:200]}" for line in text[found[0] : found[0] + TROUBLE_LINES])
+    return f"  server log: {len(found)} line(s) of trouble; the first ones:\n{shown}"
+
+
 def relay_settings(relay: turn_relay.TurnServer) -> dict[str, str]:
     """The app's environment for a stream through ``relay`` only (the README's TURN settings)."""
     return {
@@ -597,15 +615,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"connection: {path}")
         for streams in args.streams:
             load = f", {args.busy} busy process(es) alongside" if args.busy else ""
+            log = Path(tmp) / f"server-{streams}.log"
             try:
                 with busy_processes(args.busy):
-                    results = measure(camera, streams, args.seconds, env)
+                    results = measure(camera, streams, args.seconds, env, log=log)
             except PlaywrightError as err:  # the page never came up: that is the result
                 print(f"N={streams} browser stream(s){load}: FAILED, {str(err).splitlines()[0]}")
+                print(server_trouble(log))
                 continue
             print(f"N={streams} browser stream(s), {args.seconds:.0f} s measured{load}:")
             for index, result in enumerate(results, 1):
                 print(result.line(index))
+            print(server_trouble(log))
         if args.turn:
             print(f"coturn granted {len(relay.allocations())} allocations (browser and server, every stream)")
     print("processor alone, same frames: " + offline_line(args.video, (args.start, args.end)))
