@@ -23,7 +23,7 @@ import keras
 from app.emotions import REPO_ROOT
 from app.runs import read_run
 
-EPOCHS = 4
+EPOCHS = 3
 
 
 def _train(*args: str) -> list[str]:
@@ -35,7 +35,7 @@ def test_a_run_killed_after_an_epoch_resumes_to_a_continuous_history(fer2013_dir
     process = subprocess.Popen(
         _train(
             *("--data", str(fer2013_dir), "--arch", "classic", "--epochs", str(EPOCHS)),
-            *("--limit-per-class", "40", "--batch-size", "16", "--patience", "0"),
+            *("--limit-per-class", "20", "--batch-size", "16", "--patience", "0"),
             *("--runs-dir", str(tmp_path), "--run-name", "killed"),
         ),
         cwd=REPO_ROOT,
