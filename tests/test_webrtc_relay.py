@@ -88,3 +88,33 @@ def test_every_frame_sent_to_the_browser_has_a_newer_rtp_timestamp_than_the_last
         f"{len(repeated)} of {len(stamps)} frames left with the RTP timestamp of the frame before "
         f"(or older): {stamps}"
     )
+
+
+async def frame_after_more_camera_frames(relay: NewestFrameRelay) -> tuple[tuple, tuple]:
+    """A frame the encoder's track handed on: its (pts, time_base) then, and once the camera moved on."""
+    rgb = cv2.resize(cv2.cvtColor(cv2.imread(str(PHOTO)), cv2.COLOR_BGR2RGB), (640, 480))
+    camera = Camera(rgb)
+    processed = AsyncVideoProcessTrack(
+        track=relay.subscribe(camera), processor=SlowCallback(), stop_timeout=STOP_TIMEOUT_S
+    )
+    encoder_side = relay.subscribe(processed)
+    try:
+        # The first frames are the camera's own (rgb24) until the callback's first one (yuv420p).
+        while (frame := await encoder_side.recv()).format.name != "yuv420p":
+            pass
+        handed = (frame.pts, frame.time_base)
+        await asyncio.sleep(CALLBACK_S / 2)  # camera frames keep coming; the callback has no new one yet
+        return handed, (frame.pts, frame.time_base)
+    finally:
+        processed.stop()
+        camera.stop()
+
+
+def test_a_frame_handed_to_the_encoder_is_never_restamped_while_it_is_encoded():
+    """The encoder's frame is its own: streamlit-webrtc re-stamping its last output must not reach it.
+
+    aiortc encodes in a worker thread; a ``pts`` changed under it once reached libvpx 11 times
+    too small, libvpx refused the frame and that browser's video stopped for good.
+    """
+    handed, later = asyncio.run(frame_after_more_camera_frames(NewestFrameRelay()))
+    assert later == handed, f"the frame being encoded was re-stamped from {handed} to {later}"
