@@ -19,6 +19,9 @@ from streamlit.logger import get_logger  # noqa: E402
 # The model loader's progress and timings go to the server's log, in Streamlit's format (once).
 get_logger("app.model_loading")
 get_logger("app.light_runtime")
+# aiortc reports a video sender that died (its send loop ends on an exception) only as a warning:
+# without this it never reached the log, while that browser's picture stood still for good.
+get_logger("aiortc")
 
 # A server's first visitor waits for the imports below (~0.5 s of CPU, seconds on a busy machine):
 # a line says what happens rather than a blank page. Later visits find them imported.
