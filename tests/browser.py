@@ -22,12 +22,15 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:  # Playwright is optional: imported only where a browser is really launched.
     from playwright.sync_api import Browser, Locator, Page, Playwright
+
+T = TypeVar("T")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENTRY = "app/main.py"
@@ -190,6 +193,17 @@ def chromium(extra_args: Sequence[str] = ()) -> Iterator[Browser]:
         if not _Driver.users:
             _Driver.playwright.stop()
             _Driver.playwright = None
+
+
+def outside_playwright(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``function(*args, **kwargs)`` on a fresh thread: its result, or its exception raised here.
+
+    While a browser is open (the run's shared Chromium stays open until the end), Playwright's sync
+    API keeps an asyncio loop running in the main thread, so ``asyncio.run`` there fails. Code under
+    test that runs its own loop (a TURN check, an aiortc sender) runs on threads in the app too.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(function, *args, **kwargs).result()
 
 
 def wait_until_idle(page: Page, timeout_ms: float = 60_000) -> None:

@@ -17,11 +17,17 @@ from pathlib import Path
 import pytest
 from turn_relay import TurnServer
 
+from app import turn_check
 from app.emotions import REPO_ROOT
 from app.ice import ICE_SERVERS_KEY, TURN_KEYS
-from app.turn_check import CONNECT_TIMEOUT_S, TurnCheck, TurnChecks, check_turn, connection_problem
+from app.turn_check import CONNECT_TIMEOUT_S, TurnCheck, TurnChecks, connection_problem
 
-from browser import free_port
+from browser import free_port, outside_playwright
+
+
+def check_turn(url: str, username: str | None, credential: str | None, **kwargs: float) -> TurnCheck:
+    """The check as the app runs it, off the main thread (see browser.outside_playwright)."""
+    return outside_playwright(turn_check.check_turn, url, username, credential, **kwargs)
 
 
 def test_static_user_is_granted_an_allocation_over_udp_and_tcp(turn_server: TurnServer):

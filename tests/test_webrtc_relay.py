@@ -25,6 +25,8 @@ from streamlit_webrtc.process import AsyncVideoProcessTrack
 from app.video import video_frame
 from app.webrtc_relay import NewestFrameRelay
 
+from browser import outside_playwright
+
 PHOTO = Path(__file__).parent / "fixtures" / "faces" / "london_009_happy.jpg"
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
 #: The camera runs far faster than the callback, so most camera frames find no new output.
@@ -82,7 +84,7 @@ async def sent_rtp_timestamps(relay: NewestFrameRelay, count: int) -> list[int]:
 
 
 def test_every_frame_sent_to_the_browser_has_a_newer_rtp_timestamp_than_the_last():
-    stamps = asyncio.run(sent_rtp_timestamps(NewestFrameRelay(), SENT_FRAMES))
+    stamps = outside_playwright(asyncio.run, sent_rtp_timestamps(NewestFrameRelay(), SENT_FRAMES))
     repeated = [i for i, (a, b) in enumerate(itertools.pairwise(stamps)) if b <= a]
     assert not repeated, (
         f"{len(repeated)} of {len(stamps)} frames left with the RTP timestamp of the frame before "
@@ -116,5 +118,5 @@ def test_a_frame_handed_to_the_encoder_is_never_restamped_while_it_is_encoded():
     aiortc encodes in a worker thread; a ``pts`` changed under it once reached libvpx 11 times
     too small, libvpx refused the frame and that browser's video stopped for good.
     """
-    handed, later = asyncio.run(frame_after_more_camera_frames(NewestFrameRelay()))
+    handed, later = outside_playwright(asyncio.run, frame_after_more_camera_frames(NewestFrameRelay()))
     assert later == handed, f"the frame being encoded was re-stamped from {handed} to {later}"
