@@ -8,8 +8,13 @@ reference to the model and check it is gone once its owner let go, without unfre
 themselves (that would hide the leak).
 
 A training's step graphs outlived it even once its model was freed: TensorFlow's gradient
-registry kept them (app.memory), ~150 MB per walk of three trainings. The last test looks for
-the graphs and functions a real job traced once it has ended.
+registry kept them (app.memory), ~150 MB per walk of three trainings. A test looks for the
+graphs and functions a real job traced once it has ended.
+
+An evaluation on the Analysis page ran the model in batches of 256, and what serves a model keeps
+memory sized for the largest batch it ran: a LiteRT interpreter its buffers (~200 MB, for as long
+as the model is cached), TensorFlow's oneDNN kernels theirs (~250 MB, for good). The last tests
+hold both to small batches.
 """
 
 from __future__ import annotations
@@ -20,11 +25,14 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
-from app import model_loading
-from app.emotions import INPUT_SHAPE, NUM_CLASSES
+from app import light_runtime, model_loading
+from app.emotions import DEFAULT_MODEL_PATH, INPUT_SHAPE, NUM_CLASSES
+from training import evaluation_jobs
 from training.config import TrainConfig
+from training.data import load_split
 
 
 def small_models(folder: Path, count: int) -> list[Path]:
@@ -114,3 +122,52 @@ def test_a_finished_training_leaves_none_of_its_graphs(fer2013_mini: Path, tmp_p
     assert progress.state == "finished", progress.message
     left = [str(thing.name) for thing in traced() if not any(thing is old for old in before)]
     assert left == [], "the training's step graphs and their functions outlive its job"
+
+
+def test_a_litert_interpreter_is_never_sized_for_more_than_max_batch_images(fer2013_dir: Path) -> None:
+    from ai_edge_litert.interpreter import Interpreter
+
+    sizes: list[int] = []
+
+    class Recording(Interpreter):  # type: ignore[misc]
+        """LiteRT's interpreter, noting every batch size it is resized for."""
+
+        def resize_tensor_input(self, index: int, shape: Any, strict: bool = False) -> None:
+            sizes.append(int(shape[0]))
+            super().resize_tensor_input(index, shape, strict=strict)
+
+    content = light_runtime.derived_path(DEFAULT_MODEL_PATH).read_bytes()
+    forward = light_runtime.LiteRTForward(content, Recording)
+    faces = load_split(fer2013_dir, "private_test", limit_per_class=40).x  # 280 real faces
+
+    answers = forward(faces)
+
+    assert max(sizes) <= light_runtime.MAX_BATCH, "an interpreter kept the buffers of a whole long batch"
+    in_fives = np.concatenate([forward(faces[at : at + 5]) for at in range(0, len(faces), 5)])
+    np.testing.assert_allclose(answers, in_fives, atol=1e-6)  # every face's answer, in order
+
+
+def test_an_evaluation_gives_the_model_no_more_than_32_images_at_once(
+    fer2013_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [path] = small_models(tmp_path, 1)  # served with Keras, as a run trained on the server is
+    batches: list[int] = []
+
+    def recorded(model_path: Path) -> Any:
+        classifier = model_loading.loaded(model_path)
+
+        def predict(crops: np.ndarray) -> np.ndarray:
+            batches.append(len(crops))
+            return classifier(crops)
+
+        return predict
+
+    monkeypatch.setattr(evaluation_jobs, "loaded", recorded)
+    work = evaluation_jobs.evaluate_split(
+        path, lambda: load_split(fer2013_dir, "private_test", limit_per_class=40), "PrivateTest", votes=False
+    )
+    job = evaluation_jobs.start(("bounded", str(path)), "PrivateTest", work)
+    evaluation = job.future.result(timeout=600)
+
+    assert len(evaluation.y_true) == sum(batches) == 280
+    assert max(batches) <= 32, "TensorFlow's oneDNN kernels keep memory sized for the largest batch"

@@ -51,7 +51,6 @@ __all__ = ["ALL_SPLITS", "evaluate", "main", "score"]  # score lives in training
 
 #: What ``--split all`` evaluates: the report split first.
 ALL_SPLITS = ("private_test", "public_test", "test")
-PREDICT_BATCH = 512
 
 
 def load(data_dir: str | Path | None, split: str, *, limit_per_class: int | None = None) -> Dataset:
@@ -85,7 +84,7 @@ def evaluate(
     results = {}
     for split in splits:
         dataset = load(data_dir, split, limit_per_class=limit_per_class)
-        evaluation = predict_dataset(predict, dataset, batch_size=PREDICT_BATCH)
+        evaluation = predict_dataset(predict, dataset)
         if votes is not None:
             evaluation, note = with_votes(evaluation, votes, dataset.root)
             if note and notes is not None:
