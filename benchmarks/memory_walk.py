@@ -11,8 +11,9 @@ the Training page (Tutorial CNN, ``Images per class`` 40): one finished, one sto
 first epoch is validating then resumed to its end, one finished; then the Analysis page: the shipped model
 evaluated on the slice's PrivateTest and compared with the first training, then the second
 training compared with the third. After every step it prints the server process's resident
-memory (VmRSS) and its peak (VmHWM) from /proc. Bounded caches show as a line that rises through
-the first walk and stays flat through the next ones.
+memory (VmRSS, split into its anonymous and file-backed parts) and its peak (VmHWM) from /proc,
+and the load average; the Analysis step also after each evaluation. Bounded caches show as a line
+that rises through the first walk and stays flat through the next ones.
 
 Every run is on the server in local mode (training open to whoever runs it, as on your own
 machine). Needs Debian's Chromium and Playwright, like the browser tests; Linux only.
@@ -236,8 +237,11 @@ def evaluated(page: Page, button: str, shown: str) -> None:
     browser.wait_until_idle(page, TIMEOUT_MS)
 
 
-def analysis(first: str, second: str, third: str) -> Callable[[Page, str], str]:
-    """The shipped model against the first run, then the second run against the third."""
+def analysis(
+    first: str, second: str, third: str, report: Callable[[str], None]
+) -> Callable[[Page, str], str]:
+    """The shipped model against the first run, then the second run against the third; the
+    server's memory is reported after each evaluation (``report``), as each loads a model."""
 
     def step(page: Page, url: str) -> str:
         from playwright.sync_api import expect
@@ -245,18 +249,31 @@ def analysis(first: str, second: str, third: str) -> Callable[[Page, str], str]:
         page.goto(f"{url}/analysis")
         expect(page.get_by_role("heading", name="Analysis", level=1)).to_be_visible(timeout=TIMEOUT_MS)
         pick(page, "Images", "PrivateTest")
+        report("  Analysis page open, PrivateTest picked")
         pick(page, "Model", "Shipped default")
         evaluated(page, "Evaluate on PrivateTest", "evaluated on the images of PrivateTest")
+        report("  shipped model evaluated")
         pick(page, "Model B (A is the model above)", f"Run {first}")
         evaluated(page, "Evaluate model B on PrivateTest", f"B = Run {first}")
+        report(f"  run {first} evaluated, compared")
         pick(page, "Model", f"Run {second}")
         evaluated(page, "Evaluate on PrivateTest", "evaluated on the images of PrivateTest")
+        report(f"  run {second} evaluated")
         pick(page, "Model B (A is the model above)", f"Run {third}")
         evaluated(page, "Evaluate model B on PrivateTest", f"B = Run {third}")
         expect(page.get_by_test_id("stException")).to_have_count(0)
         return "Analysis: 4 evaluations, 2 comparisons"
 
     return step
+
+
+def resident_parts_mb(pid: int) -> tuple[float, float]:
+    """(anonymous, file-backed) resident memory of ``pid`` in MB: the heap (objects, buffers, what
+    the allocator keeps) apart from mapped libraries, which an import adds and nothing gives back."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+    )
+    return int(fields["RssAnon"].split()[0]) / 1024, int(fields["RssFile"].split()[0]) / 1024
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -290,8 +307,13 @@ def main(argv: list[str] | None = None) -> int:
 
             def report(step: str) -> None:
                 rss, peak = memory_mb(pid)
+                anon, files = resident_parts_mb(pid)
                 elapsed = time.monotonic() - started
-                print(f"{step:<48} RSS {rss:6.0f} MB   peak {peak:6.0f} MB   {elapsed:6.0f} s", flush=True)
+                print(
+                    f"{step:<48} RSS {rss:6.0f} MB (anon {anon:5.0f}, files {files:4.0f})   "
+                    f"peak {peak:6.0f} MB   {elapsed:6.0f} s   load {os.getloadavg()[0]:5.2f}",
+                    flush=True,
+                )
 
             report("server started")
             for walk in range(1, args.repeat + 1):
@@ -306,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
                     trained(runs[0]),
                     stopped_then_resumed(runs[1]),
                     trained(runs[2]),
-                    analysis(*runs),
+                    analysis(*runs, report=report),
                 ]
                 for step in steps:
                     report(f"walk {walk}: {step(page, url)}")
