@@ -16,6 +16,12 @@ with AVX-512, "oneDNN custom operations are on" (turning oneDNN off would silenc
 made the shipped model 40 % slower). Those are dropped from whatever TensorFlow's import writes to
 stderr; everything else it writes there is passed on.
 
+The same import hook loads aiortc's SRTP library (pylibsrtp) just before TensorFlow: the other
+way round their bundled crypto libraries clash and the first SRTP session segfaults the whole
+process (the server died when a Live stream started after the Photo page had imported
+TensorFlow). With the order kept here, whichever thread imports TensorFlow first, the server is
+free to import streamlit-webrtc when it suits it (pages.shared.warm_up: after the first page).
+
 ``import keras`` also imports scikit-learn, and with it most of SciPy, when they are installed
 (they are: training uses them), only for ``keras.wrappers``' scikit-learn estimators, which
 Emojify never uses: a fifth of a cold start's import time and ~60 MB of the server's memory.
@@ -46,8 +52,13 @@ TF_LOG_LEVEL = "2"
 START_UP_NOISE = ("before absl::InitializeLog() is called", "oneDNN custom operations are on")
 
 
+#: Libraries that must be loaded before TensorFlow when they are installed (see the module docstring).
+BEFORE_TENSORFLOW = ("pylibsrtp",)
+
+
 def quiet_tensorflow() -> None:
-    """Keep TensorFlow's start-up chatter off stderr (a user's own log level wins)."""
+    """Keep TensorFlow's start-up chatter off stderr (a user's own log level wins), and load
+    :data:`BEFORE_TENSORFLOW` before it."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_LOG_LEVEL)
     if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietImport) for f in sys.meta_path):
         sys.meta_path.insert(0, _QuietImport())
@@ -103,7 +114,8 @@ class _Hidden(importlib.abc.MetaPathFinder):
 
 
 class _QuietImport(importlib.abc.MetaPathFinder):
-    """Finds ``tensorflow`` the usual way, once, and imports it under :func:`stderr_without`."""
+    """Finds ``tensorflow`` the usual way, once, after loading :data:`BEFORE_TENSORFLOW`, and
+    imports it under :func:`stderr_without`."""
 
     def find_spec(
         self, name: str, path: Sequence[str] | None, target: ModuleType | None = None
@@ -111,6 +123,9 @@ class _QuietImport(importlib.abc.MetaPathFinder):
         if name != "tensorflow":
             return None
         sys.meta_path.remove(self)
+        for first in BEFORE_TENSORFLOW:
+            with contextlib.suppress(ImportError):  # not installed: nothing can clash
+                importlib.import_module(first)
         spec = importlib.util.find_spec(name)
         if spec is not None and isinstance(spec.loader, importlib.abc.Loader):
             spec.loader = _QuietLoader(spec.loader)
