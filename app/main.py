@@ -23,28 +23,11 @@ get_logger("app.light_runtime")
 # without this it never reached the log, while that browser's picture stood still for good.
 get_logger("aiortc")
 
-# A server's first visitor waits for the imports below (~0.5 s of CPU, seconds on a busy machine):
-# a line says what happens rather than a blank page. Later visits find them imported.
-starting = st.empty() if "streamlit_webrtc" not in sys.modules else None
-if starting is not None:
-    starting.caption("Starting Emojify…")
-    # The model loads meanwhile when LiteRT serves it: ready by the time the page asks for it.
-    from app.model_loading import load_now_if_light
-    from app.runs import active_model_path
-
-    load_now_if_light(active_model_path())
-
-# aiortc's SRTP library segfaults the whole server if it is first imported after TensorFlow (their
-# bundled crypto libraries clash), which happened when the Photo page ran before the Live page.
-# Loading streamlit-webrtc first, whatever page a session opens, makes the order safe.
-import streamlit_webrtc  # noqa: E402, F401
-
-from pages.shared import access, warm_up  # noqa: E402
-
-# The tab icon is the shipped happy emoji picture, and the menu icons are Material Symbols (a
-# font Streamlit ships): emoji characters turn into empty boxes where no emoji font is installed.
-st.set_page_config(page_title="Emojify", page_icon=str(ROOT / "emojis" / "happy.png"), layout="wide")
-
+# The layout, then the navigation, reach the browser as soon as they are declared, so they come
+# before any import: a server's first visitor sees the menu while the imports below run. The menu
+# icons are Material Symbols (a font Streamlit ships): emoji characters turn into empty boxes where
+# no emoji font is installed.
+st.set_page_config(page_title="Emojify", layout="wide")
 PAGES = ROOT / "pages"
 navigation = st.navigation(
     [
@@ -58,14 +41,34 @@ navigation = st.navigation(
         st.Page(PAGES / "analysis.py", title="Analysis", icon=":material/analytics:", url_path="analysis"),
     ]
 )
+
+# A server's first visitor waits for the imports below (~0.5 s of CPU, more on a busy machine): a
+# line says what happens rather than an empty page. Later visits find them imported.
+starting = st.empty() if "pages.shared" not in sys.modules else None
 if starting is not None:
-    starting.empty()
+    starting.caption("Starting Emojify…")
+    # The model loads meanwhile when LiteRT serves it: ready by the time the page asks for it.
+    from app.model_loading import load_now_if_light
+    from app.runs import active_model_path
+
+    load_now_if_light(active_model_path())
+
+from pages.shared import access, run_page, warm_up  # noqa: E402
+
+# The tab icon is the shipped happy emoji picture, for the same reason. Streamlit reads an image
+# icon with NumPy and Pillow, imported just now: given above, their import came before any words.
+st.set_page_config(page_icon=str(ROOT / "emojis" / "happy.png"))
 # A public switch that is neither on nor off is read as on (app.access); the owner must see why.
 if problem := access().problem:
     st.error(problem, icon=":material/lock:")
 try:
-    navigation.run()
+    # The first page's own imports follow: the starting line stays until it is drawn.
+    run_page(navigation, announced=starting is not None)
 finally:
-    # Once the first page a visitor opens is drawn, TensorFlow and the active model load in the
-    # background (app.model_loading): started earlier, the import slows the drawing itself down.
+    if starting is not None:
+        starting.empty()
+    # Once the first page a visitor opens is drawn, the active model loads in the background and
+    # what other pages need is imported (pages.shared.warm_up): started earlier, it slows the
+    # drawing itself down. streamlit-webrtc is among those: it no longer has to come before
+    # TensorFlow here, app.keras_env loads aiortc's SRTP library before any TensorFlow import.
     warm_up()

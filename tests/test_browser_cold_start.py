@@ -4,8 +4,9 @@ The module's own fresh servers (the shared ``app_url`` may have loaded the model
 at once on the Photo page as a visitor arriving right after a start would. The shipped model is
 served through its LiteRT file (app.light_runtime) and is ready in a moment; a model without one
 (a run trained here) is served with Keras, which takes TensorFlow's import, and that is the load
-the page must stay usable through. Speed is measured by ``benchmarks.cold_start``, never asserted
-here.
+the page must stay usable through. The menu is drawn before the server's imports, and the Live
+page's library is imported once the first page is drawn. Speed is measured by
+``benchmarks.cold_start`` and ``benchmarks.page_load``, never asserted here.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import contextlib
 import json
 import shutil
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +34,7 @@ from playwright.sync_api import Browser, Page, expect  # noqa: E402  (only once 
 from app.classifier import EmotionClassifier  # noqa: E402
 from app.emotions import DEFAULT_MODEL_PATH  # noqa: E402
 from app.light_runtime import derived_path  # noqa: E402
+from benchmarks.page_load import SEEN  # noqa: E402
 
 SMILING = Path(__file__).parent / "fixtures" / "faces" / "london_009_happy.jpg"
 LOADING = "Loading the emotion model"
@@ -41,17 +46,25 @@ IDLE_WHILE_LOADING = f"""() => !!document.querySelector('{browser.APP_IDLE}')
     && document.querySelector('[data-testid="stMain"]').innerText.includes('{LOADING}')"""
 
 
+#: Where the server serves streamlit-webrtc's player once the component is registered.
+WEBRTC_PLAYER = "/component/streamlit_webrtc.component.webrtc_streamer/index.html"
+
+
 @contextlib.contextmanager
-def fresh_page(chromium: Browser, tmp_path: Path, runs: Path | None = None) -> Iterator[tuple[Page, Path]]:
-    """The Photo page of a server started for this test (with ``runs`` as its runs folder), and
-    the server's log."""
+def fresh_page(
+    chromium: Browser, tmp_path: Path, runs: Path | None = None, path: str = "photo"
+) -> Iterator[tuple[Page, Path]]:
+    """The page at ``path`` (the Photo page) of a server started for this test (with ``runs`` as
+    its runs folder), and the server's log. What the page showed is recorded (benchmarks'
+    ``SEEN``: whether the main block had words, its title, the sidebar's navigation)."""
     log = tmp_path / "server.log"
     env = {"EMOJIFY_RUNS_DIR": str(runs or tmp_path / "runs")}
     context = chromium.new_context(viewport={"width": 1400, "height": 1000})
+    context.add_init_script(SEEN)
     try:
         with browser.streamlit_server(log=log, env=env) as url:
             page = context.new_page()
-            page.goto(f"{url}/photo")
+            page.goto(f"{url}/{path}")
             yield page, log
     finally:
         context.close()
@@ -104,3 +117,48 @@ def first_visit_while_the_model_loads(page: Page, log: Path) -> None:
     browser.upload(page, SMILING)
     expect(page.get_by_text("Face 1:")).to_be_visible(timeout=60_000)
     expect(page.get_by_test_id("stException")).to_have_count(0)
+
+
+def test_a_first_visitor_has_the_menu_as_soon_as_the_page_says_anything(
+    chromium: Browser, tmp_path: Path
+) -> None:
+    with fresh_page(chromium, tmp_path) as (page, _):
+        expect(page.get_by_role("heading", name="Photo", level=1)).to_be_visible(timeout=LOAD_TIMEOUT_MS)
+        seen = page.evaluate("window.__emojifySeen")
+    _, _, title, navigation = next(row for row in seen if row[1])  # the first frame with words
+    # Words before the page's title: the line that says the server starts, while it imports...
+    assert title is None, seen
+    # ...and the menu with them: a visitor can already go elsewhere.
+    assert navigation, seen
+
+
+def test_the_live_page_plays_once_its_library_was_imported_in_the_background(
+    chromium: Browser, tmp_path: Path
+) -> None:
+    with fresh_page(chromium, tmp_path, path="") as (page, log):
+        expect(page.get_by_test_id("stMain").get_by_text("Seven emotions")).to_be_visible(
+            timeout=LOAD_TIMEOUT_MS
+        )
+        # The server imports streamlit-webrtc once the first page is drawn; its player is served
+        # from the moment the component is registered, never if it was not (the Live page then
+        # showed no player at all).
+        player = urllib.parse.urljoin(page.url, WEBRTC_PLAYER)
+        deadline = time.monotonic() + LOAD_TIMEOUT_MS / 1000
+        while not served(player) and time.monotonic() < deadline:
+            time.sleep(1)  # polling the server's state, not a wait for time to pass
+        assert served(player), log.read_text()[-3000:]
+
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Live").click()
+        start = browser.webrtc_frame(page).get_by_role("button", name="START")
+        expect(start).to_be_visible(timeout=LOAD_TIMEOUT_MS)
+        expect(page.get_by_test_id("stException")).to_have_count(0)
+    assert "missing ScriptRunContext" not in log.read_text()
+
+
+def served(url: str) -> bool:
+    """Whether the server answers ``url`` with its file."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status == 200
+    except urllib.error.HTTPError:
+        return False
