@@ -223,9 +223,13 @@ def pick(page: Page, box: str, option: str) -> None:
     raise RuntimeError(f"{box!r} never offered {option!r}")
 
 
-def evaluated(page: Page, button: str, shown: str) -> None:
+def evaluated(page: Page, button: str, shown: str | re.Pattern[str]) -> None:
     """Press the Evaluate button that starts with ``button`` and wait for ``shown``; an evaluation
-    this server has already done (a repeated walk's) is shown at once, without the button."""
+    this server has already done (a repeated walk's) is shown at once, without the button.
+
+    ``shown`` must name the model: right after a pick, the previous model's result may still be on
+    the page (the rerun not begun yet), and a line any model's result draws passed at once.
+    """
     from playwright.sync_api import expect
 
     press = page.get_by_role("button", name=re.compile(f"^{button}")).first
@@ -235,6 +239,11 @@ def evaluated(page: Page, button: str, shown: str) -> None:
         press.click(timeout=TIMEOUT_MS)
     expect(result).to_be_visible(timeout=TIMEOUT_MS)
     browser.wait_until_idle(page, TIMEOUT_MS)
+
+
+def evaluated_a(model: str) -> re.Pattern[str]:
+    """The line over model A's result once it was evaluated on the slice's PrivateTest."""
+    return re.compile(f"^{re.escape(model)}.* on PrivateTest, evaluated on the images of PrivateTest")
 
 
 def analysis(
@@ -251,13 +260,13 @@ def analysis(
         pick(page, "Images", "PrivateTest")
         report("  Analysis page open, PrivateTest picked")
         pick(page, "Model", "Shipped default")
-        evaluated(page, "Evaluate on PrivateTest", "evaluated on the images of PrivateTest")
+        evaluated(page, "Evaluate on PrivateTest", evaluated_a("Shipped default"))
         report("  shipped model evaluated")
         pick(page, "Model B (A is the model above)", f"Run {first}")
         evaluated(page, "Evaluate model B on PrivateTest", f"B = Run {first}")
         report(f"  run {first} evaluated, compared")
         pick(page, "Model", f"Run {second}")
-        evaluated(page, "Evaluate on PrivateTest", "evaluated on the images of PrivateTest")
+        evaluated(page, "Evaluate on PrivateTest", evaluated_a(f"Run {second} "))
         report(f"  run {second} evaluated")
         pick(page, "Model B (A is the model above)", f"Run {third}")
         evaluated(page, "Evaluate model B on PrivateTest", f"B = Run {third}")
