@@ -23,11 +23,16 @@ get_logger("app.light_runtime")
 # without this it never reached the log, while that browser's picture stood still for good.
 get_logger("aiortc")
 
-# The layout, then the navigation, reach the browser as soon as they are declared, so they come
-# before any import: a server's first visitor sees the menu while the imports below run. The menu
-# icons are Material Symbols (a font Streamlit ships): emoji characters turn into empty boxes where
-# no emoji font is installed.
+# Everything up to the imports below reaches the browser at once: a server's first visitor waits
+# for those imports (~0.5 s of CPU, more on a busy machine) with a line that says what happens and
+# the menu, rather than an empty page. Later visits find them imported.
 st.set_page_config(page_title="Emojify", layout="wide")
+starting = st.empty() if "pages.shared" not in sys.modules else None
+if starting is not None:
+    starting.caption("Starting Emojify…")
+
+# The menu icons are Material Symbols (a font Streamlit ships): emoji characters turn into empty
+# boxes where no emoji font is installed.
 PAGES = ROOT / "pages"
 navigation = st.navigation(
     [
@@ -42,11 +47,7 @@ navigation = st.navigation(
     ]
 )
 
-# A server's first visitor waits for the imports below (~0.5 s of CPU, more on a busy machine): a
-# line says what happens rather than an empty page. Later visits find them imported.
-starting = st.empty() if "pages.shared" not in sys.modules else None
 if starting is not None:
-    starting.caption("Starting Emojify…")
     # The model loads meanwhile when LiteRT serves it: ready by the time the page asks for it.
     from app.model_loading import load_now_if_light
     from app.runs import active_model_path
@@ -55,8 +56,9 @@ if starting is not None:
 
 from pages.shared import access, run_page, warm_up  # noqa: E402
 
-# The tab icon is the shipped happy emoji picture, for the same reason. Streamlit reads an image
-# icon with NumPy and Pillow, imported just now: given above, their import came before any words.
+# The tab icon is the shipped happy emoji picture, for the same reason as the menu's. Streamlit
+# reads an image icon with NumPy and Pillow, imported just now: given above, their import (half a
+# second on a busy machine) came before the first words.
 st.set_page_config(page_icon=str(ROOT / "emojis" / "happy.png"))
 # A public switch that is neither on nor off is read as on (app.access); the owner must see why.
 if problem := access().problem:
