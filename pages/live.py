@@ -230,7 +230,10 @@ if pipeline is not None and ice is not None:
     def live_panel() -> None:
         state = stream_state()
         show_connection_problem(state.signalling, state.playing, ice)
-        if not state.playing:  # the next stream starts afresh: no old tracks, counts or verdict
+        # The next stream starts afresh: no old tracks, counts or verdict. Only while idle: once
+        # Start is pressed the first frames arrive before the component reports playing, and a
+        # reset then would throw the new stream's first tracks and counts away.
+        if not state.playing and not state.signalling:
             processor.reset()
             results.reset()
         # The verdict is taken here, where it is shown: the frames processed next draw it too.
