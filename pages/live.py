@@ -169,18 +169,20 @@ def stream_state() -> WebRtcStreamerState:
     return context.state if context is not None else WebRtcStreamerState(playing=False, signalling=False)
 
 
-def show_stats(stats: LiveStats, state: WebRtcStreamerState, verdict: Verdict) -> None:
+def show_stats(stats: LiveStats, state: WebRtcStreamerState, verdict: Verdict, drawn: int) -> None:
     """The side panel: the verdict the video draws now, and how fast the server keeps up.
 
     The component's own state decides between idle and connecting (Start pressed, the connection
     not yet made), so the panel never asks for Start while the button already reads Stop.
+    ``drawn`` numbers this redraw: the panel element carries it, and the browser's watch
+    (pages/live_watch.py) reads it to tell a live panel from one whose redraws have stopped.
     """
     if not state.playing and not state.signalling:
         st.info("Press **Start** and allow the camera. Your video goes only to this app's server.")
         return
     if not state.playing or stats.frame_age_s is None:
         detail = "The first frames take a few seconds to arrive."
-        st.html(status_html("connecting", "Connecting to your camera…", detail))
+        st.html(status_html("connecting", "Connecting to your camera…", detail, drawn=drawn))
     elif stats.frame_age_s > STALLED_AFTER_S:
         st.warning(
             f"No video frame reached the server for {stats.frame_age_s:.0f} s: the connection "
@@ -191,9 +193,9 @@ def show_stats(stats: LiveStats, state: WebRtcStreamerState, verdict: Verdict) -
         detail = (
             "Face the camera in good light; lower <em>Smallest face</em> in the sidebar if you sit far away."
         )
-        st.html(status_html("looking", "Looking for a face…", detail, verdict))
+        st.html(status_html("looking", "Looking for a face…", detail, verdict, drawn=drawn))
     else:
-        st.html(verdict_html(verdict))
+        st.html(verdict_html(verdict, drawn=drawn))
     if state.playing:
         show_speed(stats)
 
@@ -238,14 +240,15 @@ if pipeline is not None and ice is not None:
             results.reset()
         # The verdict is taken here, where it is shown: the frames processed next draw it too.
         verdict = processor.take_verdict() if state.playing else Verdict()
-        show_stats(results.read(), state, verdict)
+        drawn = st.session_state.live_panel_drawn = st.session_state.get("live_panel_drawn", 0) + 1
+        show_stats(results.read(), state, verdict, drawn)
         live_calibration_ui(processor.calibrator, state.playing, pipeline.classifier.name)
 
     # The panel first: the run that handles Start waits in webrtc_streamer for the connection's
     # answer (seconds on a busy server), and the panel drawn after it said "Press Start" meanwhile.
     with panel_col:
         live_panel()
-        presented_watch()  # what the browser shows, measured there: says when the picture stops
+        presented_watch()  # the browser's view: says when the picture stops, revives a frozen panel
     install_newest_frame_relay()
     with video_col:
         webrtc_streamer(

@@ -4,7 +4,10 @@ One element, built from one :class:`app.live.Verdict`, so its parts cannot disag
 separate Streamlit elements, a fragment rerun replaced the header before the chart and the
 chart's Vega view redrew later still, and the header and the chart's highlighted bar were
 seen from different moments. The element carries the verdict in ``data-`` attributes (its
-number, emotion and confidence as the labels print it) for the browser tests.
+number, emotion and confidence as the labels print it) for the browser tests, and the number of
+the redraw that drew it (``data-drawn``): the browser's watch (pages/live_watch.py) asks for a full
+rerun when that number stops changing while the video plays, because then the panel's periodic
+redraw has stopped and it shows a moment long gone.
 
 On a narrow screen Streamlit stacks the page's columns, which put the panel below the video; the
 element's compact line (emoji, emotion, confidence, or the stream's state) is then pinned under
@@ -50,18 +53,19 @@ STYLE = f"""<style>
 </style>"""
 
 
-def status_html(state: str, title: str, detail: str, verdict: Verdict | None = None) -> str:
+def status_html(state: str, title: str, detail: str, verdict: Verdict | None = None, *, drawn: int) -> str:
     """The panel while there is no face to describe: what the stream is doing, and what to do.
 
-    ``verdict`` is the faceless verdict the video draws meanwhile, if there is one.
+    ``verdict`` is the faceless verdict the video draws meanwhile, if there is one; ``drawn``
+    counts the panel's redraws.
     """
     compact = f'<div class="live-compact" data-testid="live-compact">{escape(title)}</div>'
     body = f"<h3>{escape(title)}</h3><p class='muted'>{detail}</p>"
     number = "" if verdict is None else f' data-verdict="{verdict.number}"'
-    return _panel(f'data-state="{state}"{number}', compact + body)
+    return _panel(f'data-state="{state}"{number}', compact + body, drawn)
 
 
-def verdict_html(verdict: Verdict) -> str:
+def verdict_html(verdict: Verdict, *, drawn: int) -> str:
     """The main face's emoji, emotion, confidence and probabilities, and the other faces'."""
     face = verdict.main_face
     if face is None:
@@ -90,7 +94,7 @@ def verdict_html(verdict: Verdict) -> str:
         f'data-state="face" data-verdict="{verdict.number}" data-emotion="{face.emotion}" '
         f'data-confidence="{confidence}"'
     )
-    return _panel(attributes, compact + head + held + _bars(face) + others)
+    return _panel(attributes, compact + head + held + _bars(face) + others, drawn)
 
 
 def _bars(face: SmoothedFace) -> str:
@@ -112,5 +116,8 @@ def _emoji(emotion: str, width: int) -> str:
     return f'<img src="{source}" width="{width}" height="{width}" alt="{emotion} emoji">'
 
 
-def _panel(attributes: str, content: str) -> str:
-    return f'{STYLE}<div class="live-panel" data-testid="live-panel" {attributes}>{content}</div>'
+def _panel(attributes: str, content: str, drawn: int) -> str:
+    return (
+        f'{STYLE}<div class="live-panel" data-testid="live-panel" {attributes} data-drawn="{drawn}">'
+        f"{content}</div>"
+    )

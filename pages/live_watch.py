@@ -9,19 +9,37 @@ stream is on and no frame has been presented for ``STALLED_AFTER_S`` it shows, i
 how long the picture has stood still. All of it runs in the browser: no rerun, no round trip,
 so it stays true when the server or the connection is the thing that stalled.
 
+The same watch keeps the panel itself honest. The panel is redrawn by a fragment that Streamlit's
+frontend reruns every half second from a timer, armed by each full run of the page; when that
+timer is lost, nothing reruns the fragment again and the panel keeps showing the moment it was
+last drawn: what issue 23 saw ("Looking for a face… 0 frames/s" for a whole minute, the panel's
+look at the stream's first frames, while the video came back with emojis). Each redraw numbers
+the panel element (``data-drawn``, pages/live_panel.py); while the video presents frames and
+that number (or the lack of a panel) has not changed for ``PANEL_STALE_AFTER_S``, the watch asks
+for a full rerun (a trigger value), which redraws the panel and arms its timer again; it asks
+again at most every ``PANEL_STALE_AFTER_S`` while the panel stays frozen.
+
 A Streamlit v2 component (no iframe of its own): the JavaScript runs in the app's page. The
 watch keeps one timer per page (``window.emojifyPresentedWatch``), so a rerun that mounts the
-component again only points it at the new message element.
+component again only points it at the new message element and the new trigger.
 """
 
 from __future__ import annotations
 
+import logging
+
 import streamlit as st
+
+LOGGER = logging.getLogger(__name__)
 
 #: Seconds without a new frame before the panel says the stream has stalled: presented by the
 #: browser (this watch) or processed by the server (the page's panel). A busy but working stream
 #: presents a frame at least every ~0.2 s.
 STALLED_AFTER_S = 1.5
+#: Seconds the video may play while the panel shows the same redraw before the watch asks for a
+#: full rerun: eight of the panel's half-second refreshes (the longest gap between two redraws in
+#: 25 streams on 2 cores at load average 15-29 was 1.2 s).
+PANEL_STALE_AFTER_S = 4.0
 
 HTML = '<div class="stalled" data-testid="live-stalled" data-stalled="0" hidden></div>'
 CSS = """
@@ -29,15 +47,32 @@ CSS = """
   background: rgba(255, 189, 69, 0.2); color: rgb(146, 108, 5); }
 """
 JS = """
-export default function ({ parentElement, data }) {
+export default function ({ parentElement, data, setTriggerValue }) {
   const box = parentElement.querySelector('.stalled');
   let watch = window.emojifyPresentedWatch;
   if (!watch) {
-    watch = { video: null, last: null, box: null, after: 1.5 };
+    watch = { video: null, last: null, box: null, after: 1.5, panelAfter: 4, ask: null,
+              drawn: null, drawnAt: 0, askedAt: 0 };
     const onFrame = (video) => () => {
       if (video !== watch.video) return;
       watch.last = performance.now();
       video.requestVideoFrameCallback(onFrame(video));
+    };
+    // The panel's redraw number, and whether to ask for a full rerun: the video plays and the
+    // panel has shown the same redraw (or none) for panelAfter seconds.
+    const checkPanel = (now, presenting) => {
+      const panel = document.querySelector('[data-testid="live-panel"]');
+      const drawn = panel ? panel.dataset.drawn : null;
+      if (drawn !== watch.drawn || !presenting) {
+        watch.drawn = drawn;
+        watch.drawnAt = now;
+        return;
+      }
+      const frozen = (now - watch.drawnAt) / 1000;
+      if (frozen >= watch.panelAfter && (now - watch.askedAt) / 1000 >= watch.panelAfter && watch.ask) {
+        watch.askedAt = now;
+        watch.ask(Math.round(frozen));
+      }
     };
     const tick = () => {
       const frame = document.querySelector('iframe[title*="webrtc_streamer"]');
@@ -53,7 +88,9 @@ export default function ({ parentElement, data }) {
       // Stop removes the <video> itself.
       const on = !!(video && video.srcObject);
       if (!on) watch.last = null;
-      const still = watch.last === null ? 0 : (performance.now() - watch.last) / 1000;
+      const now = performance.now();
+      const still = watch.last === null ? 0 : (now - watch.last) / 1000;
+      checkPanel(now, watch.last !== null && still < watch.after);
       const target = watch.box;
       if (!target || !target.isConnected) return;
       if (still >= watch.after) {
@@ -72,6 +109,8 @@ export default function ({ parentElement, data }) {
   }
   watch.box = box;
   watch.after = data.stalled_after_s;
+  watch.panelAfter = data.panel_stale_after_s;
+  watch.ask = (seconds) => setTriggerValue('stale_panel', seconds);
 }
 """
 
@@ -79,5 +118,19 @@ _presented_watch = st.components.v2.component("emojify_live_watch", html=HTML, c
 
 
 def presented_watch() -> None:
-    """Mount the watch once per run, outside the panel's fragment (a fragment rerun would remount it)."""
-    _presented_watch(key="live_presented_watch", data={"stalled_after_s": STALLED_AFTER_S})
+    """Mount the watch once per run, outside the panel's fragment (a fragment rerun would remount it).
+
+    Outside the fragment its trigger reruns the whole page, the only rerun that arms the panel's
+    timer again; the run it causes says so in the server's log.
+    """
+    watched = _presented_watch(
+        key="live_presented_watch",
+        data={"stalled_after_s": STALLED_AFTER_S, "panel_stale_after_s": PANEL_STALE_AFTER_S},
+        on_stale_panel_change=lambda: None,  # the rerun itself is the remedy
+    )
+    if stale_s := watched.get("stale_panel"):
+        LOGGER.warning(
+            "The Live panel had shown the same redraw for %s s while the video played (its "
+            "periodic rerun had stopped): this full run redraws it and restarts the reruns.",
+            stale_s,
+        )
