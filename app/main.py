@@ -69,8 +69,10 @@ try:
 finally:
     if starting is not None:
         starting.empty()
-    # Once the first page a visitor opens is drawn, the active model loads in the background and
-    # what other pages need is imported (pages.shared.warm_up): started earlier, it slows the
-    # drawing itself down. streamlit-webrtc is among those: it no longer has to come before
-    # TensorFlow here, app.keras_env loads aiortc's SRTP library before any TensorFlow import.
+    # Once the first page a visitor opens is drawn, TensorFlow and the active model load in the
+    # background (app.model_loading): started earlier, the import slows the drawing itself down.
+    # streamlit-webrtc (aiortc, PyAV: 1-2 s) is imported by the Live page alone: here, before the
+    # first page, it kept that page empty; on a thread after it, it slowed the first photo's
+    # result. It no longer has to come before TensorFlow: app.keras_env sees to aiortc's SRTP
+    # library.
     warm_up()

@@ -15,14 +15,14 @@ import logging
 import math
 import os
 import threading
-from concurrent.futures import Future, wait
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Literal
 
 import cv2
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage
-from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from app.access import Access, AccessError, Throttle
 from app.classifier import EmotionClassifier, ModelError
@@ -80,40 +80,29 @@ def _loading_line(path: str) -> None:
     st.caption(":material/hourglass_top: Loading the emotion model (once after the server starts)…")
 
 
-#: Imported on a thread of their own once the first page is drawn and the active model is loaded,
-#: never in a script run's own thread: Altair's charts (~0.5 s of a cold start: what a first result needs
-#: besides the model, so a visitor's first photo does not wait for it), then streamlit-webrtc with
-#: aiortc and PyAV (~1 s, seconds on a busy machine), which only the Live page uses: imported at
-#: the server's start, they kept the first page blank that long.
-_LATER_MODULES = ("pages.charts", "streamlit_webrtc")
-_later_modules = threading.Event()
+#: Imported once the first model is loaded: what the first result needs besides the model
+#: (Altair's charts, ~0.5 s of a cold start), so a visitor's first photo does not wait for it.
+_FIRST_RESULT_MODULES = ("pages.charts",)
+_first_result_modules = threading.Event()
 
 
 def warm_up() -> None:
-    """Start loading the active model now, so it is ready by the time a page needs it, then what
-    other pages need (once per server)."""
-    load = None
+    """Start loading the active model now, so it is ready by the time a page needs it."""
     with contextlib.suppress(OSError):  # a missing model file is reported by the page that needs it
         load = load_in_background(active_model_path())
-    if not _later_modules.is_set():
-        _later_modules.set()
-        thread = threading.Thread(
-            target=_import_later_modules, args=(load,), name="later-imports", daemon=True
-        )
-        # On a thread outside every script run, streamlit-webrtc's component is declared but never
-        # registered with the server (components.declare_component): the Live page's player then
-        # never loaded. This script run's context makes the thread one of the run's own.
-        add_script_run_ctx(thread)
-        thread.start()
+        if not _first_result_modules.is_set():
+            _first_result_modules.set()
+            load.add_done_callback(_import_first_result_modules)
 
 
-def _import_later_modules(load: Future[EmotionClassifier] | None) -> None:
-    """After the model's load (done or failed: the page that needs it reports a failure), so that
-    the imports never slow down the first result."""
-    if load is not None:
-        wait([load])
-    for module in _LATER_MODULES:
-        importlib.import_module(module)
+def _import_first_result_modules(_: Future[EmotionClassifier]) -> None:
+    """On a thread of its own: a load that is done already runs this in the page's script run."""
+
+    def run() -> None:
+        for module in _FIRST_RESULT_MODULES:
+            importlib.import_module(module)
+
+    threading.Thread(target=run, name="first-result-imports", daemon=True).start()
 
 
 #: The pages (URL paths) that have run in this server process.
