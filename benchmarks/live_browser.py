@@ -119,9 +119,31 @@ OUTBOUND_JS = """async () => {
   return out ? {now: performance.now(), framesSent: out.framesSent || 0,
                 limitation: out.qualityLimitationReason || '?'} : null;
 }"""
+#: Puts the Start click's time (epoch ms, argument) into the component's document in its own clock,
+#: where read_live_probe counts from it: the click is timed in the top document, which outlives
+#: the component's; a stamp made in the component was lost with it (the first frame read "nan s").
+STAMP_CLICK_JS = "(video, clicked) => { window.emojifyStartedAt = clicked - performance.timeOrigin; }"
+#: The top document's clock, in ms since the epoch (as the presentation times are).
+EPOCH_NOW_JS = "() => performance.timeOrigin + performance.now()"
 GONE_DOCUMENT = ("Frame was detached", "Execution context was destroyed")
 #: Tries of one read of the component across such a replacement, a second apart.
 READ_ATTEMPTS = 5
+#: The text of the newest verdict panel (the highest ``data-drawn``, pages/live_panel.py) and of
+#: the elements after it up to the next panel: its fragment's Frames/s, latency and p95. A rerun
+#: on a busy server can leave a stale copy of the fragment on the page beside the live one, and
+#: the page's first "Frames/s" was then the stale copy's. Null while no panel is drawn.
+LIVE_PANEL_TEXT_JS = """() => {
+  const panels = [...document.querySelectorAll('[data-testid="live-panel"]')];
+  if (!panels.length) return null;
+  const newest = panels.reduce((a, b) => (Number(b.dataset.drawn) > Number(a.dataset.drawn) ? b : a));
+  const box = newest.closest('[data-testid="stElementContainer"]') || newest;
+  const texts = [];
+  for (let next = box.nextElementSibling; next; next = next.nextElementSibling) {
+    if (next.querySelector('[data-testid="live-panel"]')) break;
+    texts.push(next.innerText);
+  }
+  return texts.join('\\n');
+}"""
 PANEL_NUMBER = {
     "fps": re.compile(r"Frames/s\s*\n\s*(\d+)"),
     "latency_ms": re.compile(r"Latency\s*\n\s*(\d+) ms"),
@@ -198,8 +220,8 @@ class StreamResult:
 
 
 def panel_numbers(page: browser.Page) -> dict[str, float]:
-    """The side panel's frames/s, median latency and p95 latency, as the user reads them."""
-    text = page.get_by_test_id("stMain").inner_text()
+    """The live panel's frames/s, median latency and p95 latency, as the user reads them."""
+    text = page.evaluate(LIVE_PANEL_TEXT_JS) or ""
     found = {name: pattern.search(text) for name, pattern in PANEL_NUMBER.items()}
     return {name: float(match[1]) for name, match in found.items() if match}
 
@@ -214,9 +236,12 @@ class Tab:
     replacement; the presented times are drained into ``presented`` at every sample (epoch ms,
     comparable across documents), and the probe is put back on the new document's video, so a
     replacement shows as what the user saw (a gap while the video came back), not as a crash.
+    The Start click's time (``clicked_ms``, epoch ms) is kept here and stamped into every new
+    document, so the first frame is still timed from the click.
     """
 
     page: browser.Page
+    clicked_ms: float
     presented: list[float] = field(default_factory=list)
     reloads: int = 0
 
@@ -240,15 +265,37 @@ class Tab:
             lambda page: browser.webrtc_frame(page).locator("body").evaluate(DRAIN_PRESENTED_JS)
         )
         if drained["times"] is None:  # a new document: watch its video from now on
-            self.read(watch_presented)
+            self.read(lambda page: watch_presented(page, self.clicked_ms))
         else:
             self.presented.extend(drained["times"])
         return drained["now"]
 
+    def probe(self) -> dict[str, float | None]:
+        """browser.read_live_probe in the component's document, whose probes are put back if it is new."""
+        self.read(lambda page: watch_presented(page, self.clicked_ms))
+        return self.read(browser.read_live_probe)
 
-def watch_presented(page: browser.Page) -> None:
-    """Installs PRESENTED_PROBE_JS (and the emoji probe) on the component's returned <video>."""
+
+def start_stream(page: browser.Page) -> Tab:
+    """Press the component's Start once it shows, time the click, and watch the returned <video>."""
+    from playwright.sync_api import expect
+
+    component = browser.webrtc_frame(page)
+    start = component.get_by_role("button", name=re.compile("^start$", re.IGNORECASE))
+    expect(start).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+    clicked_ms = page.evaluate(EPOCH_NOW_JS)
+    browser.start_webrtc(page, timeout_ms=PAGE_TIMEOUT_MS)
+    expect(component.locator("video").first).to_be_attached(timeout=PAGE_TIMEOUT_MS)
+    tab = Tab(page, clicked_ms)
+    tab.read(lambda page: watch_presented(page, clicked_ms))
+    return tab
+
+
+def watch_presented(page: browser.Page, clicked_ms: float) -> None:
+    """Installs PRESENTED_PROBE_JS and the emoji probe on the component's returned <video>, and
+    stamps the Start click's time (epoch ms) into its document (STAMP_CLICK_JS)."""
     video = browser.webrtc_frame(page).locator("video").first
+    video.evaluate(STAMP_CLICK_JS, clicked_ms)
     video.evaluate(browser.VIDEO_PROBE_JS)
     video.evaluate(PRESENTED_PROBE_JS)
 
@@ -277,15 +324,13 @@ def measure(
             # A rerun on a starved server can show the old component beside the new one for a while.
             expect(component).to_have_count(1, timeout=PAGE_TIMEOUT_MS)
             component.wait_for()
-            browser.start_live_probe(page)
-            watch_presented(page)
-            tabs.append(Tab(page))
+            tabs.append(start_stream(page))
         deadline = time.monotonic() + FIRST_EMOJI_TIMEOUT_S
         while time.monotonic() < deadline:
-            if all(tab.read(browser.read_live_probe)["first_emoji_s"] is not None for tab in tabs):
+            if all(tab.probe()["first_emoji_s"] is not None for tab in tabs):
                 break
             time.sleep(0.5)
-        samples: list[list[dict]] = [[tab.read(browser.read_live_probe)] for tab in tabs]
+        samples: list[list[dict]] = [[tab.probe()] for tab in tabs]
         panel: list[list[dict[str, float]]] = [[] for _ in tabs]
         stats = [[tab.read(browser.read_webrtc_stats)] for tab in tabs]
         outbound = [[tab.read(read_outbound)] for tab in tabs]
@@ -294,7 +339,7 @@ def measure(
         for _ in range(max(1, round(seconds / SAMPLE_EVERY_S))):
             time.sleep(SAMPLE_EVERY_S)
             for index, tab in enumerate(tabs):
-                samples[index].append(tab.read(browser.read_live_probe))
+                samples[index].append(tab.probe())
                 panel[index].append(panel_numbers(tab.page))
                 stats[index].append(tab.read(browser.read_webrtc_stats))
                 outbound[index].append(tab.read(read_outbound))
