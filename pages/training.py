@@ -42,7 +42,16 @@ from training.form import (
     form_values,
     preset_fields,
 )
-from training.job_view import bar_text, best_measured, ended_banner, finished_epochs, heading
+from training.job_view import (
+    ENDED,
+    WORKING,
+    bar_text,
+    best_measured,
+    ended_banner,
+    finished_epochs,
+    heading,
+    page_phase,
+)
 from training.jobs import Progress, TrainingJob, manager
 from training.validation import describe_validation
 from training.votes import LABEL_SOURCES
@@ -307,23 +316,20 @@ def job_panel(job: TrainingJob) -> None:
 
 
 @st.fragment(run_every=REFRESH_S)
-def live_job_panel() -> None:
-    """The job panel, redrawn every REFRESH_S seconds while the job runs."""
-    job = manager().current()
-    if job is None:
-        return
-    job_panel(job)
-    if not job.progress().active:
-        st.rerun()  # the whole page once: the table of runs changes, and polling stops
+def job_section(drawn: tuple[int, str]) -> None:
+    """The job's panel, redrawn every REFRESH_S seconds until its thread has let go; the whole page
+    reruns once the job needs another layout than ``drawn`` (training.job_view.page_phase): the
+    table of runs changes, a stopped run's Resume appears, and polling stops.
 
-
-@st.fragment(run_every=REFRESH_S)
-def letting_go_watch() -> None:
-    """Reruns the page once a job that a Stop ended at once has let go of its thread, so the run's
-    Resume appears, and the line saying its step is still finishing goes, without a click."""
+    One fragment, called at the same place whatever the job does, so its id never changes: a page
+    run drawn for the previous layout that ends late on a busy machine cleans up the fragments it
+    did not draw, which once dropped a separate watch fragment while the browser kept polling for
+    it ("fragment ... does not exist anymore"), and Resume never came.
+    """
     job = manager().current()
-    if job is None or not job.alive:
+    if page_phase(job) != drawn:
         st.rerun()
+    job_panel(job)
 
 
 # --- the page ---------------------------------------------------------------------------------------
@@ -337,14 +343,16 @@ if not owner_unlocked("Training"):
     st.stop()
 runs_dir = default_runs_dir()
 job = manager().current()
+phase = page_phase(job)
 if job is not None:
-    if job.progress().active:
-        stop_button(job, "")
-        live_job_panel()
-    else:
+    stop_slot = st.container()  # above the panel, and keeps the fragment's place in every layout
+    if phase[1] == ENDED:
         job_panel(job)
-        if job.alive:
-            letting_go_watch()
+    else:
+        job_section(phase)
+    if phase[1] == WORKING:
+        with stop_slot:
+            stop_button(job, "")
     st.divider()
 new_training_ui(runs_dir)
 st.divider()

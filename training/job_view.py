@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 
 from app.runs import Run, format_duration
-from training.jobs import Progress
+from training.jobs import Progress, TrainingJob
 
 STATE_WORDS = {
     "starting": "starting",
@@ -34,6 +34,24 @@ WAITING_WORDS = {
     "revalidating": "Measuring the last epoch's validation score, which a Stop cut short…",
     "preparing": "Preparing the model: the first batch builds TensorFlow's graph (about 20 s on a CPU)…",
 }
+
+
+#: The Training page's layouts for the current job: its progress while it works, its banner while
+#: its thread lets go of the CPU after it ended (no Resume yet), and its banner once it has let go.
+WORKING, LETTING_GO, ENDED = "working", "letting go", "ended"
+
+
+def page_phase(job: TrainingJob | None) -> tuple[int, str] | None:
+    """``(job id, layout)`` the Training page needs for ``job`` now; None without a job.
+
+    The page's polling fragment compares this with the layout its page run drew and reruns the
+    page when they differ, so the page follows the job whatever a script run missed.
+    """
+    if job is None:
+        return None
+    if job.progress().active:
+        return job.id, WORKING
+    return job.id, LETTING_GO if job.alive else ENDED
 
 
 def heading(progress: Progress) -> str:
