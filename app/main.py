@@ -27,7 +27,11 @@ get_logger("aiortc")
 # for those imports (~0.5 s of CPU, more on a busy machine) with a line that says what happens and
 # the menu, rather than an empty page. Later visits find them imported.
 st.set_page_config(page_title="Emojify", layout="wide")
-starting = st.empty() if "pages.shared" not in sys.modules else None
+# The line's slot is taken in every run, not only in the first: Streamlit names a fragment after
+# its place on the page, so a slot in the first run alone renamed every fragment in the next one
+# and the browser's timed redraws of the old names were dropped (the Live panel could freeze).
+starting_slot = st.empty()
+starting = starting_slot if "pages.shared" not in sys.modules else None
 if starting is not None:
     starting.caption("Starting Emojify…")
 
