@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import re
 import threading
 import time
@@ -411,19 +412,33 @@ def validation_heavy_dataset(fer2013_dir: Path, root: Path) -> Path:
     return root
 
 
+#: The file that, while it exists, holds the served app's full page runs at their fragment clean-up
+#: (tests/held_page_runs/sitecustomize.py); in the ``served`` fixture's folder.
+HOLD_NAME = "hold-fragment-cleanup"
+
+
 @pytest.fixture(scope="module")
 def served(
     fer2013_dir: Path, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[tuple[Any, str, Path]]:
     """The real app with its own runs folder and the validation-heavy dataset as the default folder;
-    yields a Chromium page on the Training page and the runs folder."""
+    yields a Chromium page on the Training page and the runs folder. Its page runs can be held at
+    their fragment clean-up (HOLD_NAME beside the runs folder), which does nothing until a test
+    creates that file."""
     import browser
 
     if browser.missing_browser():
         pytest.skip(browser.missing_browser())
     root = tmp_path_factory.mktemp("served")
     data = validation_heavy_dataset(fer2013_dir, root / "data")
-    env = {RUNS_DIR_ENV: str(root / "runs"), "FER2013_DIR": str(data)}
+    env = {
+        RUNS_DIR_ENV: str(root / "runs"),
+        "FER2013_DIR": str(data),
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(REPO_ROOT / "tests" / "held_page_runs"), os.environ.get("PYTHONPATH")])
+        ),
+        "EMOJIFY_HOLD_FRAGMENT_CLEANUP": str(root / HOLD_NAME),
+    }
     chromium = request.getfixturevalue("chromium")  # only once the browser is known to be there
     with browser.streamlit_server(env=env) as url:
         context = chromium.new_context(viewport={"width": 1400, "height": 1400})
@@ -458,6 +473,12 @@ def start_run(page: Any, url: str, name: str) -> None:
     raise AssertionError(f"run {name} never started")
 
 
+def press_stop(page: Any) -> None:
+    """The page's Stop; while a script runs, Streamlit's toolbar shows a Stop button of its own (it
+    stops that script run, not the training), and on a busy machine one runs most of the time."""
+    page.get_by_role("main").get_by_role("button", name="Stop").first.click()
+
+
 @pytest.mark.browser
 def test_browser_stop_while_the_model_is_prepared_ends_at_once_and_says_nothing_was_kept(served) -> None:
     from playwright.sync_api import expect
@@ -467,7 +488,7 @@ def test_browser_stop_while_the_model_is_prepared_ends_at_once_and_says_nothing_
     progress = page.get_by_test_id("stProgress").first
     expect(progress).to_contain_text("Preparing the model", timeout=120_000)  # not a frozen "batch 0"
 
-    page.get_by_role("button", name="Stop").first.click()
+    press_stop(page)
 
     # At once (the 3 s the page allows itself, plus a busy machine's round trip).
     expect(page.get_by_role("heading", name="Run early: stopped")).to_be_visible(timeout=6_000)
@@ -496,7 +517,7 @@ def test_browser_stop_while_validating_keeps_the_epoch_and_a_resume_shows_its_pr
     progress = page.get_by_test_id("stProgress").first
     expect(progress).to_contain_text("Epoch 1 of 2: batch 2 of 2, validating", timeout=180_000)
 
-    page.get_by_role("button", name="Stop").first.click()
+    press_stop(page)
 
     # At once, as in every other phase (it used to wait for the whole validation).
     expect(page.get_by_role("heading", name="Run kept: stopped")).to_be_visible(timeout=6_000)
@@ -520,4 +541,46 @@ def test_browser_stop_while_validating_keeps_the_epoch_and_a_resume_shows_its_pr
     expect(success).to_contain_text(re.compile(r"the run now has 2 epochs .*This job trained epochs 2–2 in"))
     run = read_run(runs_dir / "kept")
     assert all(0 < row["val_accuracy"] <= 1 for row in run.history)  # epoch 1's measured by the resume
+    expect(page.locator("body")).not_to_contain_text("Traceback")
+
+
+@pytest.mark.browser
+def test_browser_resume_comes_after_a_stop_though_a_late_page_run_cleans_up_its_fragments(served) -> None:
+    """A busy machine (load 20-35) once left a stopped run without Resume for 10 minutes. A page run
+    of the training's layout, paused after drawing it, cleans up the fragments it did not draw once
+    it goes on, even after Stop's page run has drawn the stopped layout and its poll: that poll was
+    dropped while the browser kept asking for it ("fragment ... does not exist anymore"), and
+    nothing redrew the page when the job let go. The pause is forced here (HOLD_NAME)."""
+    from playwright.sync_api import expect
+
+    page, url, runs_dir = served
+    hold = runs_dir.parent / HOLD_NAME
+    waiting = hold.with_name(hold.name + ".waiting")
+    start_run(page, url, "late")
+    progress = page.get_by_test_id("stProgress").first
+    expect(progress).to_contain_text(re.compile("Epoch 1 of 2: .*validating|Epoch 2 of 2"), timeout=180_000)
+
+    def held_runs(count: int) -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if waiting.is_file() and len(waiting.read_text().splitlines()) >= count:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"{count} page run(s) never reached their fragment clean-up")
+
+    hold.touch()
+    try:
+        name = page.get_by_role("textbox", name="Run name")
+        name.fill("next")
+        name.press("Enter")  # a page run of the training's layout, held once drawn
+        held_runs(1)
+        press_stop(page)
+        expect(page.get_by_role("heading", name="Run late: stopped")).to_be_visible(timeout=60_000)
+        held_runs(2)  # Stop's page run has drawn the stopped layout, its poll included
+    finally:
+        hold.unlink(missing_ok=True)  # both runs go on: the late one cleans up after Stop's
+
+    # Once the job's thread lets go (one validation or training batch), Resume comes without a click.
+    expect(page.get_by_role("button", name="Resume")).to_be_visible(timeout=180_000)
+    expect(page.get_by_text(re.compile(r"^Status: stopped; TensorFlow finishes"))).to_have_count(0)
     expect(page.locator("body")).not_to_contain_text("Traceback")
