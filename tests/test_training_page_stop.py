@@ -32,6 +32,7 @@ from app.runs import (
     write_status,
 )
 from training.config import PRESETS, TrainConfig
+from training.job_view import ENDED, LETTING_GO, WORKING, page_phase
 from training.jobs import JobManager, TrainingJob, manager
 from training.train import TrainingStopped
 
@@ -168,7 +169,8 @@ def test_stop_while_validating_is_stopped_at_once_and_says_the_epochs_score_is_n
     # Its thread still finishes the validation batch under way: the run says so, and offers no Resume yet.
     statuses = [text.value for text in at.caption if text.value.startswith("Status")]
     assert statuses == [
-        "Status: stopped; TensorFlow finishes the step under way (a few seconds), then it can be resumed."
+        "Status: stopped; TensorFlow finishes the step under way, which it can't interrupt (seconds, "
+        "or minutes if it was preparing the model on a busy machine), then it can be resumed."
     ]
     assert not [button for button in at.button if button.key == "resume_newer"]
     assert at.dataframe[0].value.set_index("run").loc["newer", "best val. accuracy"] == "–"
@@ -198,6 +200,18 @@ def test_stop_is_not_lost_when_a_rerun_interrupts_the_run_carrying_the_click(
     assert job.stop_event.is_set(), "the Stop click was lost"
     stand_in.release.set()
     assert job.wait(30).state == "stopped"
+
+
+def test_page_phase_follows_the_job_until_its_thread_has_let_go(stand_in: StandIn) -> None:
+    """The layout the page's fragment compares with the one its page run drew."""
+    job = stand_in.job
+    assert page_phase(None) is None
+    assert page_phase(job) == (job.id, WORKING)
+    job.stop()
+    assert page_phase(job) == (job.id, LETTING_GO)  # its thread still finishes the step under way
+    stand_in.release.set()
+    job.wait(30)
+    assert page_phase(job) == (job.id, ENDED)
 
 
 def test_stop_of_an_older_job_never_stops_the_one_running_now(stand_in: StandIn) -> None:

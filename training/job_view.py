@@ -32,7 +32,10 @@ WAITING_WORDS = {
     "loading": "Loading the dataset…",
     "distilling": "The teacher labels the training images…",
     "revalidating": "Measuring the last epoch's validation score, which a Stop cut short…",
-    "preparing": "Preparing the model: the first batch builds TensorFlow's graph (about 20 s on a CPU)…",
+    "preparing": (
+        "Preparing the model: the first batch builds TensorFlow's graph (about 20 s on an idle CPU, "
+        "minutes on a busy one)…"
+    ),
 }
 
 
@@ -162,7 +165,8 @@ def run_status(run: Run, progress: Progress | None) -> str:
         return f"Status: {doing} now ({bar_text(progress)})."
     if letting_go(run, progress):
         return (
-            "Status: stopped; TensorFlow finishes the step under way (a few seconds), then it can be resumed."
+            "Status: stopped; TensorFlow finishes the step under way, which it can't interrupt (seconds, "
+            "or minutes if it was preparing the model on a busy machine), then it can be resumed."
         )
     if run.state == "running":
         return "Status: being trained by another process."
