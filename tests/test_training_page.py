@@ -520,7 +520,9 @@ def test_browser_trains_an_uploaded_zip_survives_a_reload_and_stops(
         expect(page.get_by_test_id("stVegaLiteChart").first).to_be_visible(timeout=120_000)  # epoch 1 done
         expect(page.get_by_test_id("stMetric").filter(has_text="Time left")).not_to_contain_text("–")
 
-        page.get_by_role("button", name="Stop").first.click()  # the top one; the picked run has one too
+        # The page's top Stop: the picked run has one too, and Streamlit's toolbar shows a Stop of its
+        # own (for the script run) whenever a run is under way, most of the time on a busy machine.
+        page.get_by_role("main").get_by_role("button", name="Stop").first.click()
         expect(page.get_by_role("heading", name=f"Run {run_name}: stopped")).to_be_visible(timeout=120_000)
         expect(page.get_by_test_id("stAlertContentWarning").first).to_contain_text("Resume it")
         # The charts come with the rerun after the heading's: wait for them, don't count at once.
