@@ -321,10 +321,11 @@ def job_section(drawn: tuple[int, str]) -> None:
     reruns once the job needs another layout than ``drawn`` (training.job_view.page_phase): the
     table of runs changes, a stopped run's Resume appears, and polling stops.
 
-    One fragment, called at the same place whatever the job does, so its id never changes: a page
-    run drawn for the previous layout that ends late on a busy machine cleans up the fragments it
-    did not draw, which once dropped a separate watch fragment while the browser kept polling for
-    it ("fragment ... does not exist anymore"), and Resume never came.
+    One fragment, called at the same place whatever the job does, so its id never changes. A page
+    run of the previous layout that goes on late (a busy machine pauses threads) keeps only the
+    fragments it drew: it dropped a separate watch that Stop's page run had just drawn, the browser
+    kept polling for it ("fragment ... does not exist anymore"), and Resume never came
+    (test_training_page_stop forces that pause).
     """
     job = manager().current()
     if page_phase(job) != drawn:
