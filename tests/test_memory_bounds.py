@@ -13,7 +13,7 @@ graphs and functions a real job traced once it has ended.
 
 An evaluation on the Analysis page ran the model in batches of 256, and what serves a model keeps
 memory sized for the largest batch it ran: a LiteRT interpreter its buffers (~200 MB, for as long
-as the model is cached), TensorFlow's oneDNN kernels theirs (~250 MB, for good). The last tests
+as the model is cached), TensorFlow's oneDNN allocator its pool (~250 MB, for good). The last tests
 hold both to small batches.
 """
 
@@ -170,4 +170,4 @@ def test_an_evaluation_gives_the_model_no_more_than_32_images_at_once(
     evaluation = job.future.result(timeout=600)
 
     assert len(evaluation.y_true) == sum(batches) == 280
-    assert max(batches) <= 32, "TensorFlow's oneDNN kernels keep memory sized for the largest batch"
+    assert max(batches) <= 32, "TensorFlow's oneDNN pool keeps memory sized for the largest batch"

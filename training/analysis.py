@@ -38,9 +38,10 @@ SPLIT_LABELS = {
     "test": "whole test folder",
     "train": "train",
 }
-#: Images per call of the model. TensorFlow's oneDNN kernels keep memory sized for the largest batch
-#: they ever ran, for the life of the process: an evaluation in batches of 256 left ~250 MB in the
-#: server, one in batches of 32 leaves ~30 MB, for ~5 % more CPU time per image (issue 23, item 20).
+#: Images per call of the model. TensorFlow's allocator for its oneDNN kernels keeps a pool sized
+#: for the largest batch they ever ran, for the life of the process: an evaluation in batches of 256
+#: left ~250 MB in the server, one in batches of 32 leaves ~30 MB, for ~5 % more CPU time per image
+#: (issue 23, item 20).
 PREDICT_BATCH = 32
 RESULT_KEYS = ("accuracy", "macro_f1", "balanced_accuracy", "n", "per_class", "confusion")
 METRIC_KEYS = ("precision", "recall", "f1")
