@@ -185,7 +185,9 @@ def stopped_then_resumed(name: str) -> Callable[[Page, str], str]:
         # Stopped while epoch 1 validates or once epoch 2 trains: either way epoch 1 is kept.
         kept = re.compile(r"Epoch 1 of 3: .*validating|Epoch 2 of 3: batch")
         expect(progress).to_contain_text(kept, timeout=TIMEOUT_MS)
-        page.get_by_role("button", name="Stop").first.click()
+        # The page's Stop, not the toolbar's (shown while any script run is under way: it stops
+        # that run, not the training).
+        page.get_by_role("main").get_by_role("button", name="Stop").first.click()
         expect(run_heading(page, name, "stopped")).to_be_visible(timeout=TIMEOUT_MS)
         resume = page.get_by_role("button", name="Resume")
         reloaded = ""
