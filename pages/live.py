@@ -178,7 +178,12 @@ def show_stats(stats: LiveStats, state: WebRtcStreamerState, verdict: Verdict, d
     (pages/live_watch.py) reads it to tell a live panel from one whose redraws have stopped.
     """
     if not state.playing and not state.signalling:
-        st.info("Press **Start** and allow the camera. Your video goes only to this app's server.")
+        # Worded to stay true for the moment after Start is pressed: the button reads Stop at once,
+        # while the run that draws "Connecting…" comes a server round trip later (0.3-0.9 s).
+        st.info(
+            "The video starts when you press **Start** and allow the camera. "
+            "It goes only to this app's server."
+        )
         return
     if not state.playing or stats.frame_age_s is None:
         detail = "The first frames take a few seconds to arrive."
@@ -245,7 +250,7 @@ if pipeline is not None and ice is not None:
         live_calibration_ui(processor.calibrator, state.playing, pipeline.classifier.name)
 
     # The panel first: the run that handles Start waits in webrtc_streamer for the connection's
-    # answer (seconds on a busy server), and the panel drawn after it said "Press Start" meanwhile.
+    # answer (seconds on a busy server), and the panel drawn after it asked for Start meanwhile.
     with panel_col:
         live_panel()
         presented_watch()  # the browser's view: says when the picture stops, revives a frozen panel

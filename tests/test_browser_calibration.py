@@ -42,7 +42,7 @@ def page(tmp_path: Path, app_url: str) -> Iterator[Page]:
 
 def test_calibrating_on_the_camera_face_says_for_whom_and_reset_makes_it_generic(page: Page) -> None:
     main = page.get_by_test_id("stMain")
-    expect(page.get_by_text("Press Start and allow the camera")).to_be_visible(timeout=120_000)
+    expect(page.get_by_text("when you press Start and allow the camera")).to_be_visible(timeout=120_000)
     browser.start_webrtc(page)
     expect(main.get_by_role("heading", name=EMOTION_HEADING)).to_be_visible(timeout=FIRST_RESULT_TIMEOUT_MS)
 

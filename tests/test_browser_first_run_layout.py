@@ -50,12 +50,12 @@ def test_the_first_run_in_a_fresh_server_keeps_the_live_panels_fragment_name(
             page = context.new_page()
             page.on("websocket", record)
             page.goto(f"{url}/live")  # the server's first run
-            expect(page.get_by_text("Press Start")).to_be_visible(timeout=FIRST_RUN_TIMEOUT_MS)
+            expect(page.get_by_text("when you press Start")).to_be_visible(timeout=FIRST_RUN_TIMEOUT_MS)
             browser.wait_until_idle(page)
             rerun_at = time.monotonic()
             page.get_by_text("Face boxes").click()  # a full rerun: no longer the server's first
             browser.wait_until_idle(page)
-            expect(page.get_by_text("Press Start")).to_be_visible()
+            expect(page.get_by_text("when you press Start")).to_be_visible()
     finally:
         context.close()
 

@@ -76,7 +76,7 @@ def open_live(page: Page, app_url: str) -> None:
 def test_before_start_the_panel_says_what_to_do(page: Page, app_url: str):
     open_live(page, app_url)
     # A fresh server loads the model first (the page says so meanwhile).
-    hint = page.get_by_text("Press Start and allow the camera")
+    hint = page.get_by_text("when you press Start and allow the camera")
     expect(hint).to_be_visible(timeout=FIRST_RESULT_TIMEOUT_MS)
 
 

@@ -105,7 +105,7 @@ CLEAR_CODES_JS = """() => {
 }"""
 
 #: Run in the page: the panel as shown (its data, its header, the bar drawn in the highlight
-#: colour, any "Press Start" note), the component's button, and the codes of the frames presented.
+#: colour, any note that asks for Start), the component's button, and the codes of the frames presented.
 READ_JS = """() => {
   const now = performance.timeOrigin + performance.now();
   const panel = document.querySelector('[data-testid=live-panel]');
@@ -192,7 +192,7 @@ class Stream:
         reading = self.page.evaluate(READ_JS)
         self.readings.append(reading)
         if reading["presented"]:
-            assert "Press Start" not in reading["info"], f"the video plays, the panel: {reading}"
+            assert "press Start" not in reading["info"], f"the video plays, the panel: {reading}"
         if reading["state"] == "face":
             assert reading["header"] == reading["emotion"], f"header and data differ: {reading}"
             assert reading["highlighted"] == [reading["emotion"]], f"header and chart differ: {reading}"
@@ -256,7 +256,7 @@ def test_panel_header_chart_and_video_show_one_verdict_through_stop_and_start(
         assert "happy" in sample_verdicts(start(page)), "she laughs"
 
         click(page, "stop")
-        expect(page.get_by_text("Press Start and allow the camera")).to_be_visible(timeout=30_000)
+        expect(page.get_by_text("when you press Start and allow the camera")).to_be_visible(timeout=30_000)
         sample_verdicts(start(page))
     finally:
         page.context.close()
