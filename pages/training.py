@@ -40,6 +40,7 @@ from training.form import (
     MAIN_FIELDS,
     Field,
     form_values,
+    in_form_words,
     preset_fields,
 )
 from training.job_view import (
@@ -274,7 +275,7 @@ def new_training_ui(runs_dir: Path) -> None:
             )
             manager().start(config)
     except START_ERRORS as err:
-        st.error(f"Can't start: {err}")
+        st.error(f"Can't start: {in_form_words(str(err))}")
         return
     st.session_state[NEW_NAME] = True
     st.rerun()

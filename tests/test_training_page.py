@@ -222,6 +222,17 @@ def test_validation_is_said_on_the_page_and_privatetest_only_when_chosen(
     assert read_run(runs_dir / "private").config["validation_split"] == "test"
 
 
+def test_a_setting_the_run_cannot_have_is_named_as_the_form_names_it(page: AppTest, runs_dir: Path) -> None:
+    # The CPU recipe warms up for 2 epochs; 1 epoch leaves no room for it.
+    page.radio(key="train_preset").set_value("cpu").run()
+    page.number_input(key="train_epochs").set_value(1)
+    page.button(key="train_start").click().run()
+    errors = [text for text in texts(page.error) if text.startswith(CANT_START)]
+    assert errors and "*Warm-up epochs* (Advanced settings) must be" in errors[0], errors
+    assert "warmup_epochs" not in errors[0]
+    assert list_runs(runs_dir) == []
+
+
 def server_path(at: AppTest, source: str, key: str, path: Path) -> None:
     at.radio(key="train_source").set_value(source).run()
     at.text_input(key=key).set_value(str(path))

@@ -7,6 +7,7 @@ the tests can read.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,18 @@ ADVANCED_FIELDS = (
 #: The form's widget keys, by the TrainConfig field each one sets (a preset sets them all).
 FIELD_KEYS = {spec.name: spec.key for spec in (*MAIN_FIELDS, *ADVANCED_FIELDS)}
 INTEGER_FIELDS = ("epochs", "batch_size", "warmup_epochs", "early_stopping_patience")
+
+
+def in_form_words(message: str) -> str:
+    """``message`` (TrainConfig's, which names its fields as the CLI does) with each field the form
+    sets called by its label: "warmup_epochs must be … below epochs" meant nothing on the page,
+    where the field is *Warm-up epochs* under Advanced settings."""
+    labels = {spec.name: f"*{spec.label}*" for spec in MAIN_FIELDS}
+    labels |= {spec.name: f"*{spec.label}* (Advanced settings)" for spec in ADVANCED_FIELDS}
+    names = "|".join(sorted(map(re.escape, labels), key=len, reverse=True))
+    return re.sub(rf"\b({names})\b", lambda match: labels[match.group(1)], message)
+
+
 FLOAT_FIELDS = ("learning_rate", "weight_decay", "random_erasing", "lighting", "label_smoothing")
 
 
