@@ -269,6 +269,11 @@ def delete_run(run_dir: Path, runs_dir: Path) -> bool:
     return was_active
 
 
+def epoch_count(count: int) -> str:
+    """``1 epoch``, ``3 epochs``: a run's statuses and messages read "1 epochs" otherwise."""
+    return f"{count} epoch" if count == 1 else f"{count} epochs"
+
+
 def format_duration(seconds: float | None) -> str:
     """Seconds as people read them: ``45 s``, ``3 min 20 s``, ``2 h 05 min``; ``–`` for None."""
     if seconds is None or math.isnan(seconds):

@@ -15,7 +15,16 @@ import streamlit as st
 from app.access import AccessError
 from app.emotions import DEFAULT_MODEL_PATH
 from app.model_summary import quality_warning
-from app.runs import Run, RunBusy, active_model_path, delete_run, list_runs, run_table_row, set_active_model
+from app.runs import (
+    Run,
+    RunBusy,
+    active_model_path,
+    delete_run,
+    epoch_count,
+    list_runs,
+    run_table_row,
+    set_active_model,
+)
 from training.curves import curve_charts
 from training.job_view import bar_text, heading, letting_go, run_status
 from training.jobs import JobBusy, Progress, TrainingJob, manager
@@ -139,7 +148,8 @@ def delete_ui(run: Run, active: Path, busy: bool) -> None:
         return
     with st.popover("Delete…", icon=":material/delete:"):
         is_active = run.best_model is not None and run.best_model.resolve() == active.resolve()
-        text = f"Delete run **{run.name}** and its files ({run.epochs_run} epoch(s))? This can't be undone."
+        files = f"its files ({epoch_count(run.epochs_run)})"
+        text = f"Delete run **{run.name}** and {files}? This can't be undone."
         if is_active:
             text += " Its model is the active one: the Photo and Live pages go back to the shipped model."
         st.markdown(text)

@@ -11,7 +11,7 @@ import math
 import os
 from collections.abc import Sequence
 
-from app.runs import Run, format_duration
+from app.runs import Run, epoch_count, format_duration
 from training.jobs import Progress, TrainingJob
 
 STATE_WORDS = {
@@ -106,12 +106,12 @@ def ended_banner(progress: Progress, run: Run | None) -> tuple[str, str]:
         if progress.action == "resume" and own:
             first, last = int(own[0]["epoch"]), int(own[-1]["epoch"])
             return "success", (
-                f"Finished: the run now has {run.epochs_run} epochs "
+                f"Finished: the run now has {epoch_count(run.epochs_run)} "
                 f"({format_duration(run.duration_s)} of training in all). This job trained epochs "
                 f"{first}–{last} in {own_time} ({with_loading} with loading the data)."
             )
         return "success", (
-            f"Finished: {run.epochs_run} epochs in {own_time} of training "
+            f"Finished: {epoch_count(run.epochs_run)} in {own_time} of training "
             f"({with_loading} with loading the data and preparing the model)."
         )
     if progress.state == "stopped":
@@ -135,7 +135,8 @@ def ended_banner(progress: Progress, run: Run | None) -> tuple[str, str]:
     text = f"The training failed: {progress.message}"
     if run is not None and run.history and resumable and run.state != "running":
         text += (
-            f" The run keeps its {run.epochs_run} finished epoch(s): resume it from the table of runs below."
+            f" The run keeps its finished epochs ({epoch_count(run.epochs_run)}): resume it from the "
+            "table of runs below."
         )
     return "error", text
 

@@ -56,7 +56,7 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from app.emotions import CLASS_NAMES, NUM_CLASSES
 from app.model_card import atomic_output, base_card, write_card
-from app.runs import LOCK_FILE, RunBusy, hold_run, is_held, read_history, write_status
+from app.runs import LOCK_FILE, RunBusy, epoch_count, hold_run, is_held, read_history, write_status
 from model.architectures import ARCHITECTURES, build_model
 from training.analysis import Progress
 from training.config import OPTIMIZERS, PRESETS, SCHEDULES, VALIDATION_SPLITS, TrainConfig
@@ -580,7 +580,7 @@ def _fit_holding(
         raise
     if stop.is_set() and len(history.rows) < config.epochs:  # stopped while validating: epoch kept
         return stopped(config, history.rows, first, fresh)
-    write_status(run_dir, "finished", f"{len(history.rows)} epochs")
+    write_status(run_dir, "finished", epoch_count(len(history.rows)))
     summary = checkpointer.card["training"]
     if checkpointer.best_epoch:
         print(
