@@ -266,6 +266,8 @@ def test_a_tiny_photo_is_enlarged_only_to_a_readable_size_with_its_label_whole(
     expect(face_card_title(photo_page, 1)).to_be_visible(timeout=RESULT_TIMEOUT_MS)
     browser.wait_until_idle(photo_page)
     photo = photo_page.get_by_test_id("stImage").locator("img").first
+    # The <img> is in the page before its picture has loaded (natural size 0 × 0 until then).
+    photo_page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=photo.element_handle())
     assert photo.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [240, 240]
     assert photo.bounding_box()["width"] <= 240
     with photo_page.expect_download() as download_info:
