@@ -61,5 +61,7 @@ def test_the_first_run_in_a_fresh_server_keeps_the_live_panels_fragment_name(
 
     first = {fragment for at, fragment in timed if at < rerun_at}
     later = {fragment for at, fragment in timed if at >= rerun_at}
-    assert first, "the first run armed no timed fragment"
-    assert later == first, f"fragments renamed by the second run: {first} -> {later}"
+    assert later, "the second run armed no timed fragment"
+    # The first run may also time one the second no longer draws (the model's loading note on a
+    # busy machine), but every fragment of the second run must have had its name in the first.
+    assert later <= first, f"fragments renamed by the second run: {first} -> {later}"
