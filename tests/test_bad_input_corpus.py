@@ -80,9 +80,9 @@ def test_the_corpus_is_what_its_script_makes_and_every_file_has_an_expectation()
     for name, data in made.items():
         committed_bytes = (CORPUS / name).read_bytes()
         if name.startswith("videos/"):
-            # x264's bytes depend on the CPU's instruction set (2 of 3,804 bytes differ between
-            # AVX2 and AVX-512 machines); the clip is the same size, cut off at the same place.
-            assert abs(len(committed_bytes) - len(data)) <= len(data) // 100, name
+            # x264's bytes vary between machines and runs (3,802, 3,804 and 3,842 bytes seen for
+            # the cut clip): the same container header, a clip of about the same size.
+            assert abs(len(committed_bytes) - len(data)) <= len(data) // 20, name
             assert committed_bytes[:64] == data[:64], name
         else:
             assert committed_bytes == data, name

@@ -28,6 +28,7 @@ from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
 
 #: TensorFlow may be imported by a first run on 2 busy cores.
 FIRST_RUN_TIMEOUT_MS = 180_000
+SECOND_RUN_TIMEOUT_S = 60.0
 
 
 def test_the_first_run_in_a_fresh_server_keeps_the_live_panels_fragment_name(
@@ -54,8 +55,12 @@ def test_the_first_run_in_a_fresh_server_keeps_the_live_panels_fragment_name(
             browser.wait_until_idle(page)
             rerun_at = time.monotonic()
             page.get_by_text("Face boxes").click()  # a full rerun: no longer the server's first
+            # Its panel arms its timer again; on a busy machine the run may start seconds later.
+            deadline = time.monotonic() + SECOND_RUN_TIMEOUT_S
+            while not any(at >= rerun_at for at, _ in timed) and time.monotonic() < deadline:
+                page.wait_for_timeout(100)
             browser.wait_until_idle(page)
-            expect(page.get_by_text("when you press Start")).to_be_visible()
+            page.wait_for_timeout(1000)  # the panel's own redraws after the run, if any
     finally:
         context.close()
 
