@@ -283,6 +283,20 @@ def fake_camera_args(y4m: Path) -> list[str]:
     ]
 
 
+#: The test clip, and the seconds of it in which she laughs: the fake webcam of the Live tests.
+FACE_VIDEO = REPO_ROOT / "tests" / "fixtures" / "video" / "pexels_woman_sad_to_happy.mp4"
+LAUGHING = (13.0, 16.5)
+
+
+@contextlib.contextmanager
+def laughing_camera_chromium(folder: Path) -> Iterator[Browser]:
+    """Chromium whose webcam plays the laughing part of the test clip (written into ``folder``)."""
+    camera = folder / "laughing.y4m"
+    assert write_y4m(FACE_VIDEO, camera, *LAUGHING) > 60
+    with chromium(fake_camera_args(camera)) as launched:
+        yield launched
+
+
 def start_webrtc(page: Page, timeout_ms: float = 60_000) -> None:
     """Press the streamlit-webrtc component's Start button (inside the component's iframe)."""
     import re

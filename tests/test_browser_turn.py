@@ -25,8 +25,6 @@ if (_reason := browser.missing_browser() or turn_relay.missing_coturn()) is not 
 
 from playwright.sync_api import Browser, Page, expect  # noqa: E402  (only once it is known to exist)
 
-VIDEO = Path(__file__).parent / "fixtures" / "video" / "pexels_woman_sad_to_happy.mp4"
-LAUGHING = (13.0, 16.5)  # seconds of the clip in which she laughs (as in test_browser_live)
 #: Connecting, loading TensorFlow in the server and the first frames: slow on 2 CI cores.
 FIRST_EMOJI_TIMEOUT_S = 120.0
 #: How long the relayed stream is watched once it shows emojis.
@@ -42,9 +40,7 @@ FAILURE_MESSAGE_TIMEOUT_MS = 30_000
 
 @pytest.fixture(scope="module")
 def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    camera = tmp_path_factory.mktemp("camera") / "laughing.y4m"
-    assert browser.write_y4m(VIDEO, camera, *LAUGHING) > 60
-    with browser.chromium(browser.fake_camera_args(camera)) as launched:
+    with browser.laughing_camera_chromium(tmp_path_factory.mktemp("camera")) as launched:
         yield launched
 
 

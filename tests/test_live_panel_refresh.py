@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -30,8 +29,6 @@ if (_reason := browser.missing_browser()) is not None:
 from playwright.sync_api import Browser, Page, WebSocketRoute, expect  # noqa: E402
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
 
-VIDEO = Path(__file__).parent / "fixtures" / "video" / "pexels_woman_sad_to_happy.mp4"
-LAUGHING = (13.0, 16.5)  # seconds of the clip in which she laughs
 #: A fresh server loads the model and the WebRTC libraries before the component shows.
 PAGE_READY_TIMEOUT_MS = 300_000
 #: Connecting and the first frames on 2 busy cores.
@@ -44,9 +41,7 @@ POLL_MS = 250
 
 @pytest.fixture(scope="module")
 def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    camera = tmp_path_factory.mktemp("camera") / "laughing.y4m"
-    assert browser.write_y4m(VIDEO, camera, *LAUGHING) > 60
-    with browser.chromium(browser.fake_camera_args(camera)) as launched:
+    with browser.laughing_camera_chromium(tmp_path_factory.mktemp("camera")) as launched:
         yield launched
 
 
