@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:  # Playwright is optional: imported only where a browser is really launched.
+    import pytest
     from playwright.sync_api import Browser, Locator, Page, Playwright
 
 T = TypeVar("T")
@@ -62,6 +63,20 @@ def missing_browser() -> str | None:
     if not CHROMIUM.is_file():
         return f"{CHROMIUM} is missing: apt-get install chromium (Playwright's own browsers are not used)"
     return None
+
+
+def browser_module(*other_needs: str | None) -> pytest.MarkDecorator:
+    """A browser test module's ``pytestmark``; skips the whole module where it cannot run.
+
+    Called while the module is imported, before it imports Playwright: a machine without a
+    browser, or without one of ``other_needs`` (each a skip reason, ``None`` when met), skips
+    the module with that reason instead of failing to import it.
+    """
+    import pytest
+
+    if (reason := missing_browser() or next(filter(None, other_needs), None)) is not None:
+        pytest.skip(reason, allow_module_level=True)
+    return pytest.mark.browser
 
 
 def chromium_available() -> bool:
@@ -288,13 +303,28 @@ FACE_VIDEO = REPO_ROOT / "tests" / "fixtures" / "video" / "pexels_woman_sad_to_h
 LAUGHING = (13.0, 16.5)
 
 
+def laughing_camera(folder: Path) -> Path:
+    """The laughing part of the test clip as a fake webcam's Y4M file, written into ``folder``."""
+    camera = folder / "laughing.y4m"
+    assert write_y4m(FACE_VIDEO, camera, *LAUGHING) > 60
+    return camera
+
+
 @contextlib.contextmanager
 def laughing_camera_chromium(folder: Path) -> Iterator[Browser]:
     """Chromium whose webcam plays the laughing part of the test clip (written into ``folder``)."""
-    camera = folder / "laughing.y4m"
-    assert write_y4m(FACE_VIDEO, camera, *LAUGHING) > 60
-    with chromium(fake_camera_args(camera)) as launched:
+    with chromium(fake_camera_args(laughing_camera(folder))) as launched:
         yield launched
+
+
+@contextlib.contextmanager
+def new_page(launched: Browser, width: int = 1400, height: int = 1000) -> Iterator[Page]:
+    """A page in a fresh context of ``launched`` (a new Streamlit session); the context is closed on exit."""
+    context = launched.new_context(viewport={"width": width, "height": height})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 def start_webrtc(page: Page, timeout_ms: float = 60_000) -> None:

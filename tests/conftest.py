@@ -4,8 +4,10 @@ Browser fixtures: ``app_url`` (the real app served by ``streamlit run``, with th
 test run started with) and ``chromium`` (headless Debian Chromium), one of each for the whole test
 run: starting a server loads TensorFlow and the model, which is most of a browser test's time on
 2 cores. Tests stay independent through a fresh browser context (a new Streamlit session) each and
-change nothing of the shared server beyond it. A module that needs other ones (its own settings, a
-fake camera, a fresh server per test) defines its own, which pytest then uses instead.
+change nothing of the shared server beyond it. The Live tests' fake webcam: ``laughing_chromium``
+(Chromium whose camera plays the laughing part of the test clip, one per module) and ``camera_page``
+(a fresh page in it). A module that needs other ones (its own settings, a fresh server per test)
+defines its own, which pytest then uses instead.
 
 TURN fixtures: ``turn_server`` (a static user) and ``turn_rest_server`` (a REST-API shared secret),
 Debian's coturn on a loopback port (tests/turn_relay.py), one of each per test module.
@@ -36,7 +38,7 @@ import streamlit_webrtc  # noqa: F401
 from app.emotions import CLASS_NAMES, REPO_ROOT
 
 if TYPE_CHECKING:  # Playwright is optional: the browser tests skip without it.
-    from playwright.sync_api import Browser
+    from playwright.sync_api import Browser, Page
     from turn_relay import TurnServer
 
 FER2013_ENV = "FER2013_DIR"
@@ -140,6 +142,25 @@ def chromium() -> Iterator[Browser]:
 
     with browser.chromium() as launched:
         yield launched
+
+
+@pytest.fixture(scope="module")
+def laughing_chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    """Chromium whose webcam plays the laughing part of the test clip, for a module's Live tests:
+    the fake camera is a launch switch, so it is a browser of its own."""
+    import browser
+
+    with browser.laughing_camera_chromium(tmp_path_factory.mktemp("camera")) as launched:
+        yield launched
+
+
+@pytest.fixture
+def camera_page(laughing_chromium: Browser) -> Iterator[Page]:
+    """A fresh page (a new Streamlit session) in ``laughing_chromium``."""
+    import browser
+
+    with browser.new_page(laughing_chromium) as page:
+        yield page
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,10 @@ from app.emotions import CLASS_NAMES
 
 import browser
 
-pytestmark = pytest.mark.browser
-if (_reason := browser.missing_browser()) is not None:
-    pytest.skip(_reason, allow_module_level=True)
+pytestmark = browser.browser_module()
 
 from playwright.sync_api import Browser, Page, expect  # noqa: E402  (only once it is known to exist)
 
-VIDEO = Path(__file__).parent / "fixtures" / "video" / "pexels_woman_sad_to_happy.mp4"
-LAUGHING = (13.0, 16.5)
 #: Loading TensorFlow in a fresh server and the first result: minutes when 2 cores are shared.
 FIRST_RESULT_TIMEOUT_MS = 150_000
 EMOTION_HEADING = re.compile(rf"^({'|'.join(CLASS_NAMES)})$")
@@ -28,16 +24,9 @@ EMOTION_HEADING = re.compile(rf"^({'|'.join(CLASS_NAMES)})$")
 @pytest.fixture
 def page(tmp_path: Path, app_url: str) -> Iterator[Page]:
     """The Live page with the laughing clip as the camera (a browser of its own for that switch)."""
-    camera = tmp_path / "laughing.y4m"
-    assert browser.write_y4m(VIDEO, camera, *LAUGHING) > 60
-    with browser.chromium(browser.fake_camera_args(camera)) as chromium:
-        context = chromium.new_context(viewport={"width": 1400, "height": 1000})
-        page = context.new_page()
+    with browser.laughing_camera_chromium(tmp_path) as chromium, browser.new_page(chromium) as page:
         page.goto(f"{app_url}/live")
-        try:
-            yield page
-        finally:
-            context.close()
+        yield page
 
 
 def test_calibrating_on_the_camera_face_says_for_whom_and_reset_makes_it_generic(page: Page) -> None:
@@ -65,9 +54,7 @@ def test_a_reference_photo_reads_a_closed_mouth_smile_as_happy_on_the_photo_page
     chromium: Browser, app_url: str
 ) -> None:
     faces = Path(__file__).parent / "fixtures" / "faces"
-    context = chromium.new_context(viewport={"width": 1400, "height": 1000})
-    try:
-        page = context.new_page()
+    with browser.new_page(chromium) as page:
         page.goto(f"{app_url}/photo")
         expect(page.get_by_test_id("stFileUploader").first).to_be_visible(timeout=120_000)
         browser.upload(page, faces / "london_016_happy.jpg")
@@ -80,5 +67,3 @@ def test_a_reference_photo_reads_a_closed_mouth_smile_as_happy_on_the_photo_page
         expect(page.get_by_text("Face 1: happy")).to_be_visible(timeout=FIRST_RESULT_TIMEOUT_MS)
         expect(page.get_by_role("button", name="Download my calibration")).to_be_visible()
         expect(page.get_by_test_id("stException")).to_have_count(0)
-    finally:
-        context.close()

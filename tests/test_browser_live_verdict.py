@@ -10,6 +10,7 @@ attributes. Each poll reads both in one call in the page, so they are from the s
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Iterator
@@ -22,14 +23,10 @@ from app.overlay import CODE_BLOCK, CODE_CHECK_BITS, CODE_FIELDS, CODE_SYNC, NO_
 
 import browser
 
-pytestmark = pytest.mark.browser
-if (_reason := browser.missing_browser()) is not None:
-    pytest.skip(_reason, allow_module_level=True)
+pytestmark = browser.browser_module()
 
 from playwright.sync_api import Browser, Page, expect  # noqa: E402  (only once it is known to exist)
 
-VIDEO = Path(__file__).parent / "fixtures" / "video" / "pexels_woman_sad_to_happy.mp4"
-LAUGHING = (13.0, 16.5)  # seconds of the clip in which she laughs
 #: Connecting, loading TensorFlow in the server and the first frames: slow on 2 CI cores.
 FIRST_RESULT_TIMEOUT_MS = 120_000
 #: The first visit to a fresh server loads TensorFlow and the model before the component shows.
@@ -129,31 +126,22 @@ READ_JS = """() => {
 
 
 @pytest.fixture(scope="module")
-def fake_camera(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("camera") / "laughing.y4m"
-    assert browser.write_y4m(VIDEO, path, *LAUGHING) > 60
-    return path
-
-
-@pytest.fixture(scope="module")
 def app_url() -> Iterator[str]:
     with browser.streamlit_server(env={"EMOJIFY_LIVE_VERDICT_CODE": "1"}) as url:
         yield url
 
 
-@pytest.fixture(scope="module")
-def chromium(fake_camera: Path) -> Iterator[Browser]:
-    with browser.chromium(browser.fake_camera_args(fake_camera)) as launched:
-        yield launched
-
-
-def open_page(chromium: Browser, app_url: str, width: int, height: int) -> Page:
-    page = chromium.new_context(viewport={"width": width, "height": height}).new_page()
-    page.goto(f"{app_url}/live", timeout=FIRST_RESULT_TIMEOUT_MS)
-    expect(page.get_by_role("heading", name="Live", exact=True)).to_be_visible(timeout=60_000)
-    start_button = browser.webrtc_frame(page).get_by_role("button", name=re.compile("^start$", re.IGNORECASE))
-    expect(start_button).to_be_visible(timeout=PAGE_READY_TIMEOUT_MS)
-    return page
+@contextlib.contextmanager
+def open_page(chromium: Browser, app_url: str, width: int, height: int) -> Iterator[Page]:
+    """The Live page in a fresh context of this size, once its Start button shows; closed on exit."""
+    with browser.new_page(chromium, width, height) as page:
+        page.goto(f"{app_url}/live", timeout=FIRST_RESULT_TIMEOUT_MS)
+        expect(page.get_by_role("heading", name="Live", exact=True)).to_be_visible(timeout=60_000)
+        start_button = browser.webrtc_frame(page).get_by_role(
+            "button", name=re.compile("^start$", re.IGNORECASE)
+        )
+        expect(start_button).to_be_visible(timeout=PAGE_READY_TIMEOUT_MS)
+        yield page
 
 
 def click(page: Page, name: str) -> None:
@@ -249,25 +237,21 @@ def sample_verdicts(stream: Stream) -> set[str]:
 
 
 def test_panel_header_chart_and_video_show_one_verdict_through_stop_and_start(
-    chromium: Browser, app_url: str
+    laughing_chromium: Browser, app_url: str
 ):
-    page = open_page(chromium, app_url, 1400, 1000)
-    try:
+    with open_page(laughing_chromium, app_url, 1400, 1000) as page:
         assert "happy" in sample_verdicts(start(page)), "she laughs"
 
         click(page, "stop")
         expect(page.get_by_text("when you press Start and allow the camera")).to_be_visible(timeout=30_000)
         sample_verdicts(start(page))
-    finally:
-        page.context.close()
 
 
 def test_on_a_narrow_screen_the_verdict_is_seen_with_the_video(
-    chromium: Browser, app_url: str, tmp_path: Path
+    laughing_chromium: Browser, app_url: str, tmp_path: Path
 ):
     height = 800
-    page = open_page(chromium, app_url, 400, height)
-    try:
+    with open_page(laughing_chromium, app_url, 400, height) as page:
         reading = start(page).readings[-1]
         compact = page.get_by_test_id("live-compact")
         expect(compact).to_be_visible()
@@ -287,5 +271,3 @@ def test_on_a_narrow_screen_the_verdict_is_seen_with_the_video(
             f"the verdict line {line} covers the video {video}"
         )
         assert video["y"] + video["height"] / 2 <= height, f"the video {video} is below the fold"
-    finally:
-        page.context.close()

@@ -11,17 +11,13 @@ browser's own getStats() reports is checked, and so is coturn's log.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import turn_relay
 
 import browser
 
-pytestmark = pytest.mark.browser
-if (_reason := browser.missing_browser() or turn_relay.missing_coturn()) is not None:
-    pytest.skip(_reason, allow_module_level=True)
+pytestmark = browser.browser_module(turn_relay.missing_coturn())
 
 from playwright.sync_api import Browser, Page, expect  # noqa: E402  (only once it is known to exist)
 
@@ -36,12 +32,6 @@ MIN_PRESENTED_FRAMES = 3
 STEP_TIMEOUT_MS = 120_000
 #: The Live page promises a reason within ~10 s of Start; the margin is for a busy CI machine.
 FAILURE_MESSAGE_TIMEOUT_MS = 30_000
-
-
-@pytest.fixture(scope="module")
-def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    with browser.laughing_camera_chromium(tmp_path_factory.mktemp("camera")) as launched:
-        yield launched
 
 
 def relay_app(tmp_path: Path, url: str, username: str, credential: str):
@@ -74,11 +64,11 @@ def wait_for_first_emoji(page: Page) -> dict:
 
 
 def test_frames_come_back_with_an_emoji_through_the_relay_only(
-    tmp_path: Path, turn_server: turn_relay.TurnServer, chromium: Browser
+    tmp_path: Path, turn_server: turn_relay.TurnServer, laughing_chromium: Browser
 ):
     allocations_before = len(turn_server.allocations())
     with relay_app(tmp_path, turn_server.url, turn_server.username, turn_server.password) as app_url:
-        page = open_live(chromium, app_url)
+        page = open_live(laughing_chromium, app_url)
         try:
             browser.start_live_probe(page)
             before = wait_for_first_emoji(page)
@@ -100,10 +90,10 @@ def test_frames_come_back_with_an_emoji_through_the_relay_only(
 
 
 def test_wrong_turn_password_is_reported_instead_of_a_spinner(
-    tmp_path: Path, turn_server: turn_relay.TurnServer, chromium: Browser
+    tmp_path: Path, turn_server: turn_relay.TurnServer, laughing_chromium: Browser
 ):
     with relay_app(tmp_path, turn_server.url, turn_server.username, "not-the-password") as app_url:
-        page = open_live(chromium, app_url)
+        page = open_live(laughing_chromium, app_url)
         try:
             browser.start_webrtc(page, timeout_ms=STEP_TIMEOUT_MS)
             message = page.get_by_text("The video cannot connect through the configured TURN server")

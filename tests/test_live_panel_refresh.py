@@ -16,17 +16,13 @@ again. Real Chromium, the real server, the face video as the camera.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-
-import pytest
+from collections.abc import Callable
 
 import browser
 
-pytestmark = pytest.mark.browser
-if (_reason := browser.missing_browser()) is not None:
-    pytest.skip(_reason, allow_module_level=True)
+pytestmark = browser.browser_module()
 
-from playwright.sync_api import Browser, Page, WebSocketRoute, expect  # noqa: E402
+from playwright.sync_api import Page, WebSocketRoute, expect  # noqa: E402
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
 
 #: A fresh server loads the model and the WebRTC libraries before the component shows.
@@ -37,21 +33,6 @@ PLAYING_TIMEOUT_MS = 120_000
 #: watch asks after 4 s of a frozen panel, plus a full run on a busy server.
 REVIVED_TIMEOUT_MS = 30_000
 POLL_MS = 250
-
-
-@pytest.fixture(scope="module")
-def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    with browser.laughing_camera_chromium(tmp_path_factory.mktemp("camera")) as launched:
-        yield launched
-
-
-@pytest.fixture
-def page(chromium: Browser) -> Iterator[Page]:
-    context = chromium.new_context(viewport={"width": 1400, "height": 1000})
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
 
 
 class TimerLoss:
@@ -114,28 +95,30 @@ def frames_counted(page: Page) -> int:
     return int(value.replace(",", ""))
 
 
-def test_the_panel_is_redrawn_when_its_timer_is_lost_at_start(page: Page, app_url: str):
+def test_the_panel_is_redrawn_when_its_timer_is_lost_at_start(camera_page: Page, app_url: str):
     loss = TimerLoss()
-    page.route_web_socket(re.compile(r".*/_stcore/stream$"), loss.route)
-    page.goto(f"{app_url}/live")
-    start = browser.webrtc_frame(page).get_by_role("button", name=re.compile("^start$", re.IGNORECASE))
+    camera_page.route_web_socket(re.compile(r".*/_stcore/stream$"), loss.route)
+    camera_page.goto(f"{app_url}/live")
+    start = browser.webrtc_frame(camera_page).get_by_role("button", name=re.compile("^start$", re.IGNORECASE))
     expect(start).to_be_visible(timeout=PAGE_READY_TIMEOUT_MS)
     loss.arm()
-    browser.start_live_probe(page)
-    wait_until(page, lambda: not loss.armed, PLAYING_TIMEOUT_MS, "the playing panel was drawn")
+    browser.start_live_probe(camera_page)
+    wait_until(camera_page, lambda: not loss.armed, PLAYING_TIMEOUT_MS, "the playing panel was drawn")
     assert loss.dropped, "no auto_rerun message was dropped: the test would prove nothing"
 
     # The video plays with emojis; the panel must follow it, not stay at the stream's first moment.
     wait_until(
-        page,
-        lambda: browser.read_live_probe(page)["emoji"] > 0,
+        camera_page,
+        lambda: browser.read_live_probe(camera_page)["emoji"] > 0,
         PLAYING_TIMEOUT_MS,
         "the video showed an emoji",
     )
-    panel = page.get_by_test_id("live-panel")
+    panel = camera_page.get_by_test_id("live-panel")
     expect(panel).to_have_attribute("data-state", "face", timeout=REVIVED_TIMEOUT_MS)
-    counted = frames_counted(page)
-    wait_until(page, lambda: frames_counted(page) > counted, REVIVED_TIMEOUT_MS, "the panel counted on")
-    fps = page.get_by_test_id("stMetric").first.get_by_test_id("stMetricValue")
+    counted = frames_counted(camera_page)
+    wait_until(
+        camera_page, lambda: frames_counted(camera_page) > counted, REVIVED_TIMEOUT_MS, "the panel counted on"
+    )
+    fps = camera_page.get_by_test_id("stMetric").first.get_by_test_id("stMetricValue")
     expect(fps).not_to_have_text("0", timeout=REVIVED_TIMEOUT_MS)
-    expect(page.get_by_text("Looking for a face")).to_have_count(0)
+    expect(camera_page.get_by_text("Looking for a face")).to_have_count(0)

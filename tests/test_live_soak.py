@@ -22,13 +22,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 import browser
 
-pytestmark = pytest.mark.browser
-if (_reason := browser.missing_browser()) is not None:
-    pytest.skip(_reason, allow_module_level=True)
+pytestmark = browser.browser_module()
 
 from benchmarks import live_browser  # noqa: E402  (only once the browser is known to exist)
 
@@ -40,8 +36,7 @@ LOG_TAIL_CHARS = 3000
 
 
 def test_returned_video_keeps_moving_for_two_minutes_beside_two_busy_processes(tmp_path: Path):
-    camera = tmp_path / "laughing.y4m"
-    assert browser.write_y4m(live_browser.DEFAULT_VIDEO, camera, *live_browser.DEFAULT_SPAN) > 60
+    camera = browser.laughing_camera(tmp_path)
     log = tmp_path / "server.log"
     with live_browser.busy_processes(BUSY):
         (result,) = live_browser.measure(camera, 1, SOAK_S, log=log)
