@@ -37,14 +37,12 @@ import argparse
 import contextlib
 import csv
 import dataclasses
-import errno
 import io
 import json
 import math
 import sys
 import threading
 import time
-import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +61,15 @@ from training.config import OPTIMIZERS, PRESETS, SCHEDULES, VALIDATION_SPLITS, T
 from training.data import Dataset, DatasetError, load_split
 from training.distill import TeacherError, training_targets
 from training.export import serving_model
+from training.outcomes import (
+    NOTHING_KEPT,
+    ResumeError,
+    TrainingStopped,
+    check_checkpoint,
+    disk_message,
+    nothing_new,
+    stopped_message,
+)
 from training.precision import choose_policy, dtype_policy, float32_config
 from training.validation import check_validation
 from training.votes import (
@@ -138,10 +145,6 @@ class HistoryWriter(keras.callbacks.Callback):
         writer.writerows(self.rows)
         with atomic_output(self.path) as tmp:
             tmp.write_text(buffer.getvalue(), encoding="utf-8")
-
-
-class TrainingStopped(Exception):
-    """Raised inside fit when a stop was asked for, so the unfinished epoch writes nothing."""
 
 
 class StopWhenAsked(keras.callbacks.Callback):
@@ -454,41 +457,6 @@ def teacher_targets(
     return training_targets(train_set, config.teacher, config.teacher_weight, on_progress=progress)
 
 
-class ResumeError(ValueError):
-    """The run folder cannot be resumed (nothing saved yet, or no epochs left to run)."""
-
-
-#: What a Stop before a new run's first finished epoch leaves: nothing (the folder goes too).
-NOTHING_KEPT = "stopped before the first epoch finished: nothing was trained, so no run was kept"
-
-
-def nothing_new(rows: Sequence[dict[str, float]], epochs: int) -> str:
-    """What a Stop before a resumed run's next epoch finished leaves: the run as it was."""
-    return (
-        f"stopped before epoch {len(rows) + 1} finished: the run is as it was, {len(rows)} of {epochs} epochs"
-    )
-
-
-def check_checkpoint(path: Path) -> None:
-    """ResumeError unless ``path`` is a complete .keras file (a zip whose every entry reads back).
-
-    Keras answers a truncated file with "File not found" although the file is there; this says
-    what is wrong, and before minutes of loading the data.
-    """
-    if not path.is_file():
-        raise ResumeError(f"{path.parent} has no last.keras: no epoch finished, start a new run instead")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            broken = archive.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError) as err:
-        broken = str(err)
-    if broken is not None:
-        raise ResumeError(
-            f"{path} is damaged (cut short or overwritten, e.g. by a full disk), so the run can't "
-            "go on from it; its best.keras, if any, is still usable"
-        )
-
-
 def load_checkpoint(path: Path) -> keras.Model:
     """``last.keras`` with its optimizer; ResumeError for a file this app did not write.
 
@@ -626,17 +594,6 @@ def revalidate(
     checkpointer.keep_if_best(epoch, float(scores["accuracy"]), model)
 
 
-def stopped_message(done: int, epochs: int, validation_cut: bool) -> str:
-    """What a Stop that kept epochs 1..``done`` says, and whether it cut the last one's validation."""
-    text = f"stopped after epoch {done} of {epochs}"
-    if validation_cut:
-        text += (
-            f"; the Stop cut epoch {done}'s validation short, so its score is not measured "
-            "(a resume measures it first)"
-        )
-    return text
-
-
 def stopped(config: TrainConfig, rows: Sequence[dict[str, float]], first: int, fresh: bool) -> Path:
     """Record a Stop; TrainingStopped when this job kept no epoch, saying what is left.
 
@@ -658,14 +615,6 @@ def stopped(config: TrainConfig, rows: Sequence[dict[str, float]], first: int, f
         raise TrainingStopped(nothing_new(rows, config.epochs))
     print(f"stopped after epoch {len(rows)}; continue with --resume {run_dir}")
     return run_dir
-
-
-def disk_message(err: OSError) -> str:
-    """A plain sentence for an OSError while writing a run (a full disk above all)."""
-    where = f" ({err.filename})" if err.filename else ""
-    if err.errno == errno.ENOSPC:
-        return f"the disk is full{where}: the run's files could not be written. Free some space and resume it"
-    return f"the run's files could not be written{where}: {err.strerror or err}"
 
 
 @contextlib.contextmanager
