@@ -1,4 +1,4 @@
-"""What the server lets go of: a model dropped from the cache, a training's model once its job ends.
+"""What the server lets go of: a model dropped from the cache, a training once its job ends.
 
 Every model load freezes whatever is alive at that moment (``gc.freeze`` in app.model_loading).
 Keras models are reference cycles that only the collector frees, so a model frozen while in use
@@ -8,8 +8,9 @@ reference to the model and check it is gone once its owner let go, without unfre
 themselves (that would hide the leak).
 
 A training's step graphs outlived it even once its model was freed: TensorFlow's gradient
-registry kept them (app.memory), ~150 MB per walk of three trainings. A test looks for the
-graphs and functions a real job traced once it has ended.
+registry kept them, ~150 MB per walk of three trainings, and TensorFlow's allocator kept what its
+largest batch took. A training now runs in a child process (training.jobs); a test looks for
+graphs and functions a real job left in the server once it has ended.
 
 An evaluation on the Analysis page ran the model in batches of 256, and what serves a model keeps
 memory sized for the largest batch it ran: a LiteRT interpreter its buffers (~200 MB, for as long
@@ -68,36 +69,6 @@ def test_a_model_dropped_from_the_cache_is_freed(tmp_path: Path) -> None:
     for path in others:  # each load freezes what is alive, the first model too
         model_loading.loaded(path)
     assert dropped() is None, "a model dropped from the cache stays in memory"
-
-
-def test_a_trainings_model_is_freed_when_its_job_ends_even_if_a_page_loaded_a_model_meanwhile(
-    fer2013_mini: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import keras
-
-    from training import train as train_module
-    from training.jobs import manager
-
-    [meanwhile] = small_models(tmp_path / "models", 1)
-    seen: list[weakref.ref[Any]] = []
-
-    class LoadMeanwhile(keras.callbacks.Callback):
-        """Holds the training's model weakly and loads a model as a page would while it trains."""
-
-        def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-            seen.append(weakref.ref(self.model))
-            model_loading.loaded(meanwhile)
-
-    real_train = train_module.train
-
-    def train(config: TrainConfig, callbacks: list[Any], **kwargs: Any) -> Path:
-        return real_train(config, [*callbacks, LoadMeanwhile()], **kwargs)
-
-    monkeypatch.setattr(train_module, "train", train)
-    progress = manager().start(tiny_run(fer2013_mini, tmp_path, "freed")).wait(timeout=600)
-    assert progress.state == "finished", progress.message
-    assert len(seen) == 1
-    assert seen[0]() is None, "the training's model outlives its job"
 
 
 def traced() -> list[Any]:

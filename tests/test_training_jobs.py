@@ -1,4 +1,4 @@
-"""training.jobs: real trainings in a worker thread, one at a time, watched through the progress channel.
+"""training.jobs: real trainings in a child process each, one at a time, watched through the progress channel.
 
 Each test gets its own JobManager, so they neither see nor block the server-wide one the Training
 page uses. The runs are real and tiny (40 FER2013 images per class, batch 16: 18 steps an epoch).
@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import json
 import math
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -19,9 +25,18 @@ import pytest
 from test_train_resume import STEPS_PER_EPOCH as STEPS
 from test_train_resume import tiny_config
 
+from app.emotions import REPO_ROOT
 from app.runs import read_run
 from training.data import DatasetError
-from training.jobs import JobBusy, JobError, JobManager, Progress, ProgressChannel, TrainingJob
+from training.jobs import (
+    JobBusy,
+    JobError,
+    JobManager,
+    Progress,
+    ProgressChannel,
+    TrainingJob,
+    in_this_process,
+)
 from training.validation import ValidationError
 
 JOB_TIMEOUT_S = 240
@@ -46,12 +61,18 @@ def watch(job: TrainingJob) -> list[Progress]:
     return seen
 
 
-def test_job_trains_in_a_thread_and_reports_every_batch(fer2013_dir: Path, tmp_path: Path) -> None:
+def test_job_trains_in_a_child_process_and_reports_every_batch(fer2013_dir: Path, tmp_path: Path) -> None:
+    """In a child, because what a training leaves in a process stays there (issue 23, item 20)."""
     jobs = JobManager()
     job = jobs.start(tiny_config(fer2013_dir, tmp_path, "watched", epochs=2))
     assert job.thread.daemon and job.thread is not threading.current_thread()
 
     seen = watch(job)
+
+    trainer = read_run(tmp_path / "watched").status["pid"]
+    assert trainer != os.getpid(), "the training ran in the server's own process"
+    with pytest.raises(ProcessLookupError):
+        os.kill(trainer, 0)  # and that process is gone with what it held
 
     final = seen[-1]
     assert (final.state, final.message) == ("finished", "2 epochs")
@@ -164,7 +185,7 @@ def test_stop_while_validating_ends_it_within_a_batch_keeps_the_epoch_and_a_resu
         return train(config, [*callbacks, presser], stop=stop, verbose=0, on_teacher=on_teacher)
 
     jobs = JobManager()
-    presser.job = job = TrainingJob("cut", config.run_dir, "train", 3, run)
+    presser.job = job = TrainingJob("cut", config.run_dir, "train", 3, in_this_process(run))
     jobs._launch(job, lambda: None)
     final = job.wait(JOB_TIMEOUT_S)
 
@@ -305,7 +326,7 @@ def test_a_full_disk_ends_the_job_with_a_plain_message() -> None:
     def run(callbacks: object, stop: threading.Event, on_teacher: object) -> Path:
         raise OSError(errno.ENOSPC, "No space left on device", "/runs/r/.last.123.tmp.keras")
 
-    job = TrainingJob("r", Path("r"), "train", 3, run)
+    job = TrainingJob("r", Path("r"), "train", 3, in_this_process(run))
     job.start()
 
     final = job.wait(JOB_TIMEOUT_S)
@@ -365,3 +386,55 @@ def test_delete_refuses_a_run_in_training_and_anything_that_is_not_a_run(tmp_pat
 
     assert delete_run(run_dir, tmp_path) is False
     assert [path.name for path in run_dir.iterdir()] == ["notes.txt"]
+
+
+def wait_for(job: TrainingJob, ready: Callable[[Progress], bool]) -> Progress:
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while not ready(progress := job.progress()) and job.alive and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert ready(progress), progress
+    return progress
+
+
+def test_a_training_process_that_dies_ends_the_job_as_failed_and_keeps_its_finished_epochs(
+    fer2013_dir: Path, tmp_path: Path
+) -> None:
+    """Killed (out of memory, by hand): the page must not show a training that runs for ever."""
+    jobs = JobManager()
+    job = jobs.start(tiny_config(fer2013_dir, tmp_path, "killed", epochs=3))
+    wait_for(job, lambda progress: progress.epochs_done >= 1)
+
+    os.kill(read_run(tmp_path / "killed").status["pid"], signal.SIGKILL)
+
+    final = job.wait(JOB_TIMEOUT_S)
+    assert not job.alive and final.state == "failed"
+    assert final.message.startswith("the training process ended unexpectedly (exit status -9)")
+    run = read_run(tmp_path / "killed")
+    assert run.state == "interrupted" and run.history[0]["epoch"] == 1 and run.resumable
+    assert jobs.running() is None  # another training may start
+
+
+def test_a_training_stops_when_its_server_is_gone(fer2013_dir: Path, tmp_path: Path) -> None:
+    """The child's input ends with the server, however the server ends: it stops like a Stop."""
+    config = tiny_config(fer2013_dir, tmp_path, "orphan", epochs=3)
+    job = {"run_name": "orphan", "run_dir": str(config.run_dir), "action": "train", "epochs": 3}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "training.job_process"],
+        cwd=REPO_ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    child.stdin.write(json.dumps({"action": "train", "config": config.to_dict(), "job": job}) + "\n")
+    child.stdin.flush()
+    for line in child.stdout:
+        report = json.loads(line)
+        if report.get("progress", {}).get("epochs_done") == 1:
+            break
+
+    child.stdin.close()
+
+    *_, last = [json.loads(line) for line in child.stdout]
+    assert child.wait(JOB_TIMEOUT_S) == 0
+    assert last["end"][0] == "stopped" and last["end"][1].startswith("stopped after epoch 1 of 3")
+    assert [row["epoch"] for row in read_run(config.run_dir).history] == [1]

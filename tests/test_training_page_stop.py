@@ -33,7 +33,7 @@ from app.runs import (
 )
 from training.config import PRESETS, TrainConfig
 from training.job_view import ENDED, LETTING_GO, WORKING, page_phase
-from training.jobs import JobManager, TrainingJob, manager
+from training.jobs import JobManager, TrainingJob, in_this_process, manager
 from training.train import TrainingStopped
 
 MAIN = str(REPO_ROOT / "app" / "main.py")
@@ -66,7 +66,7 @@ class StandIn:
     def __init__(self, runs_dir: Path, name: str) -> None:
         self.run_dir = runs_dir / name
         self.release = threading.Event()
-        self.job = TrainingJob(name, self.run_dir, "train", EPOCHS, self._work)
+        self.job = TrainingJob(name, self.run_dir, "train", EPOCHS, in_this_process(self._work))
 
     def _work(self, callbacks: Any, stop: threading.Event, on_teacher: Any) -> Path:
         write_run(self.run_dir, 0, "running")

@@ -1,18 +1,25 @@
-"""Trainings started from the app: one at a time per server, in a worker thread, watched through a channel.
+"""Trainings started from the app: one at a time per server, each in a child process, watched by a channel.
 
 A Streamlit script run lasts a moment and is thrown away on every click, rerun or page switch, so
 a training cannot live in it. :class:`JobManager` runs :func:`training.train.train` or
-:func:`~training.train.resume` (the very code of the CLI) in a daemon thread of the server
-process, and keeps the job in a module-level registry (:func:`manager`): every session of the
-server, a reloaded browser tab included, finds the same job there.
+:func:`~training.train.resume` (the very code of the CLI) in a child process
+(:mod:`training.job_process`), watched by a daemon thread of the server, and keeps the job in a
+module-level registry (:func:`manager`): every session of the server, a reloaded browser tab
+included, finds the same job there. A child, because what a training leaves behind in a process
+stays there: TensorFlow's allocator keeps the memory of the largest batch its kernels ran, and
+its traced step graphs hang on in process-wide registries. In the server that was hundreds of
+megabytes a training, for good (``python -m benchmarks.memory_walk``); a child takes it all with
+it when it exits. :func:`in_this_process` runs the same work in a thread of this process instead,
+which is what the child does and what tests use to reach into a job.
 
-The worker reports through a :class:`ProgressChannel`, a Keras callback whose state is read by
-the page as an immutable :class:`Progress` snapshot (epoch, batch, phase, timings) under a lock,
-so a reader never sees half an update. Per-epoch numbers are not copied into it: they are in the
-run's ``history.csv`` the moment an epoch ends, which the page reads like any other run's.
+The work reports through a :class:`ProgressChannel`, whose state is read by the page as an
+immutable :class:`Progress` snapshot (epoch, batch, phase, timings) under a lock, so a reader
+never sees half an update; a child's channel sends every change to the server's. Per-epoch
+numbers are not copied into it: they are in the run's ``history.csv`` the moment an epoch ends,
+which the page reads like any other run's.
 
 Stop takes effect at once in every phase: what it keeps is decided the moment it is pressed, so
-the job reports itself stopped, saying what was kept, and its thread lets go after the step under
+the job reports itself stopped, saying what was kept, and the work lets go after the step under
 way, which TensorFlow can't interrupt (the first batch traces the graph: ~20 s on a CPU; a batch
 on a busy machine took 40 s). While the data loads, the teacher labels it or the model is
 prepared nothing new can be kept: no run folder is left behind (a resumed run is left as it
@@ -20,24 +27,22 @@ was). During an epoch's training batches the unfinished epoch writes nothing; ev
 it is on disk. Once its training batches are done the epoch is on disk before its validation
 starts (training.train), so a Stop while validating keeps it, and its validation, cut after the
 batch under way, is recorded as not measured (a resume measures it first: ``revalidating``).
-Until the thread has let go, a new start is refused with a message that says so.
+Until the work has let go, a new start is refused with a message that says so.
 
 Only one training runs at a time, because two would share (and halve) the CPU or GPU and make
 both slow; a second start raises :class:`JobBusy` saying which run is in the way. Everything that
 can be checked quickly (the config, the run name, the dataset's layout, whether a run can be
-resumed) is checked before the thread starts, so the page can answer Start with the problem at
+resumed) is checked before the work starts, so the page can answer Start with the problem at
 once; what needs the images decoded fails inside the job and ends up in its ``message``.
 
-Streamlit calls ``keras.backend.clear_session()`` after every script run; that would replace
-Keras' per-thread state under a training thread building its model, so the worker imports Keras
-through :func:`app.keras_env.import_keras`, which makes that call a no-op for the server.
-
-Keras is imported only inside the worker (and by that guard), so importing this module stays cheap.
+Keras is imported only by the work (in the child, or by :func:`in_this_process`), so importing
+this module stays cheap and the server never loads TensorFlow for a training.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import threading
 import time
@@ -47,16 +52,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app import memory
 from app.keras_env import import_keras
 from app.runs import read_run
 from training.config import TrainConfig
 from training.data import DatasetError, check_dataset
+from training.outcomes import (
+    NOTHING_KEPT,
+    ResumeError,
+    TrainingStopped,
+    check_checkpoint,
+    disk_message,
+    nothing_new,
+    stopped_message,
+)
 from training.validation import ValidationError, check_validation
 from training.votes import VotesError, find_votes
 
 #: ``(done, total)``: how far the teacher has labelled the training images (see training.distill).
 TeacherProgress = Callable[[int, int], None]
+#: A training as the CLI runs it: ``(callbacks, stop, on_teacher) -> run folder``, raising the
+#: training module's errors (see :func:`in_this_process`).
+Run = Callable[[Sequence[Any], threading.Event, TeacherProgress], Path]
 #: Phases of a job while its thread lives.
 ACTIVE_STATES = (
     "starting",
@@ -168,12 +184,22 @@ class ProgressChannel:
             return self._progress
 
     def update(self, **changes: Any) -> None:
-        """Replace some fields at once; once ended (a Stop ends a job at once), no phase replaces that."""
+        """Replace some fields at once; once ended (a Stop ends a job at once), no phase replaces
+        that, nor the message that says what the Stop kept."""
         with self._lock:
             settled = self._progress.state in FINAL_STATES
             if settled and changes.get("state") in ACTIVE_STATES:
                 del changes["state"]
+                changes.pop("message", None)
             self._progress = dataclasses.replace(self._progress, **changes)
+
+    def end(self, state: str, message: str) -> None:
+        """The work's own account is the truth, even after a quick stop already showed one; the
+        end time stays the moment the page first showed the job ended."""
+        with self._lock:
+            progress = self._progress
+            ended = progress.ended if progress.ended is not None else time.monotonic()
+            self._progress = dataclasses.replace(progress, state=state, message=message, ended=ended)
 
     def finish_epoch(self, epoch: int) -> None:
         """Record that epoch ``epoch`` (1-based) ended now."""
@@ -239,28 +265,67 @@ class ProgressChannel:
         return _Report()
 
 
-class TrainingJob:
-    """One training or resume in its worker thread; ``progress()`` says how it goes.
+#: A job's work: does the training, reports on the channel, ends it there (``end``) whatever
+#: happens, and lets go soon after the event is set (see the module docstring).
+Work = Callable[[ProgressChannel, threading.Event], None]
 
-    ``run`` is the function that does the work: ``(callbacks, stop, on_teacher) -> run folder``,
-    raising the training module's errors; :class:`JobManager` builds it from a config or a run folder.
-    """
+
+def in_this_process(run: Run) -> Work:
+    """Work that calls ``run`` in the job's own thread: what the child process does
+    (:mod:`training.job_process`), and what tests use to reach into a training."""
+    return functools.partial(_run_here, run)
+
+
+def _run_here(run: Run, channel: ProgressChannel, stop: threading.Event) -> None:
+    from training.distill import TeacherError
+    from training.warm_start import WarmStartError
+
+    import_keras()  # Keras' global state kept from Streamlit's clean-up (app.keras_env)
+    channel.update(state="loading")
+    try:
+        run_dir = run([channel.keras_callback()], stop, channel.teacher_progress)
+    except TrainingStopped as err:
+        channel.end("stopped", str(err) or "stopped")
+    except DatasetError as err:  # found only by decoding every image: after the quick check
+        channel.end("failed", f"the dataset can't be used, nothing was trained: {err}")
+    except (
+        FileExistsError,
+        ResumeError,
+        TeacherError,
+        VotesError,
+        ValidationError,
+        WarmStartError,
+    ) as err:
+        channel.end("failed", str(err))
+    except OSError as err:  # a full disk above all; last.keras is written atomically, so it holds
+        channel.end("failed", f"{disk_message(err)}. Every epoch that finished before is kept.")
+    except Exception as err:  # a job must always end with a state the page can show
+        traceback.print_exc()
+        channel.end("failed", f"{type(err).__name__}: {err}")
+    else:
+        found = read_run(run_dir)
+        state = found.state if found is not None and found.state in FINAL_STATES else "failed"
+        channel.end(state, found.message if found is not None else "the run folder is unreadable")
+
+
+def in_a_child_process(task: dict[str, Any]) -> Work:
+    """Work that runs ``task`` (see :mod:`training.job_process`) in a child process of its own."""
+    from training.job_process import run_child
+
+    return functools.partial(run_child, task)
+
+
+class TrainingJob:
+    """One training or resume, watched by a thread of its own; ``progress()`` says how it goes."""
 
     _ids = itertools.count(1)
 
-    def __init__(
-        self,
-        run_name: str,
-        run_dir: Path,
-        action: str,
-        epochs: int,
-        run: Callable[[Sequence[Any], threading.Event, TeacherProgress], Path],
-    ) -> None:
+    def __init__(self, run_name: str, run_dir: Path, action: str, epochs: int, work: Work) -> None:
         self.id = next(self._ids)
         self.stop_event = threading.Event()
         self.channel = ProgressChannel(run_name, run_dir, action, epochs)
-        self._run = run
-        self.thread = threading.Thread(target=self._train, name=f"training-{run_name}", daemon=True)
+        self._work = work
+        self.thread = threading.Thread(target=self._watch, name=f"training-{run_name}", daemon=True)
 
     def progress(self) -> Progress:
         """Where the job stands now (see :class:`Progress`)."""
@@ -268,13 +333,13 @@ class TrainingJob:
 
     @property
     def alive(self) -> bool:
-        """Whether the worker thread still runs: a Stop or a failure takes it a moment to end."""
+        """Whether the work still runs: a Stop or a failure takes it a moment to end."""
         return self.thread.is_alive()
 
     def stop(self) -> None:
         """End the job now, keeping every epoch whose training is done, and say what it kept.
 
-        What is kept is on disk already, so the job reads as stopped at once; its thread lets go
+        What is kept is on disk already, so the job reads as stopped at once; the work lets go
         after the step under way (see the module docstring), and its own account, when it ends,
         is the final word.
         """
@@ -284,8 +349,6 @@ class TrainingJob:
         progress = self.progress()
         if not progress.active:
             return
-        from training.train import stopped_message
-
         if progress.state == "validating":  # the epoch is kept, its validation cut
             message = stopped_message(progress.epoch, progress.epochs, validation_cut=True)
         elif progress.state == "training" and progress.first_epoch <= progress.epochs_done:
@@ -295,8 +358,6 @@ class TrainingJob:
         self.channel.update(state="stopped", message=message, ended=time.monotonic())
 
     def _nothing_kept(self) -> str:
-        from training.train import NOTHING_KEPT, nothing_new
-
         if self.progress().action == "train":
             return NOTHING_KEPT
         run = read_run(self.channel.snapshot().run_dir)
@@ -309,55 +370,15 @@ class TrainingJob:
         return self.progress()
 
     def start(self) -> None:
-        """Start the worker thread, with Keras' global state kept from Streamlit's clean-up."""
-        import_keras()
+        """Start the work."""
         self.thread.start()
 
-    def _train(self) -> None:
-        from training.distill import TeacherError
-        from training.train import ResumeError, TrainingStopped
-        from training.warm_start import WarmStartError
-
-        self.channel.update(state="loading")
+    def _watch(self) -> None:
         try:
-            with memory.custom_gradients_dropped():  # else the run's step graphs stay (app.memory)
-                run_dir = self._run(
-                    [self.channel.keras_callback()], self.stop_event, self.channel.teacher_progress
-                )
-        except TrainingStopped as err:
-            self._end("stopped", str(err) or "stopped")
-        except DatasetError as err:  # found only by decoding every image: after the quick check
-            self._end("failed", f"the dataset can't be used, nothing was trained: {err}")
-        except (
-            FileExistsError,
-            ResumeError,
-            TeacherError,
-            VotesError,
-            ValidationError,
-            WarmStartError,
-        ) as err:
-            self._end("failed", str(err))
-        except OSError as err:  # a full disk above all; last.keras is written atomically, so it holds
-            from training.train import disk_message
-
-            self._end("failed", f"{disk_message(err)}. Every epoch that finished before is kept.")
+            self._work(self.channel, self.stop_event)
         except Exception as err:  # a job must always end with a state the page can show
             traceback.print_exc()
-            self._end("failed", f"{type(err).__name__}: {err}")
-        else:
-            run = read_run(run_dir)
-            state = run.state if run is not None and run.state in FINAL_STATES else "failed"
-            self._end(state, run.message if run is not None else "the run folder is unreadable")
-        finally:
-            memory.release()  # the run's model, data and tensors are garbage now (app.memory)
-
-    def _end(self, state: str, message: str) -> None:
-        """The worker's own account is the truth, even after a quick stop already showed one; the
-        end time stays the moment the page first showed the job ended."""
-        ended = self.progress().ended
-        self.channel.update(
-            state=state, message=message, ended=ended if ended is not None else time.monotonic()
-        )
+            self.channel.end("failed", f"{type(err).__name__}: {err}")
 
 
 class JobManager:
@@ -391,11 +412,6 @@ class JobManager:
     def start(self, config: TrainConfig) -> TrainingJob:
         """Start a new run; JobBusy while another runs, FileExistsError or DatasetError at once."""
 
-        def run(callbacks: Sequence[Any], stop: threading.Event, on_teacher: TeacherProgress) -> Path:
-            from training.train import train
-
-            return train(config, callbacks, stop=stop, verbose=0, on_teacher=on_teacher)
-
         def check() -> None:
             if config.run_dir.exists():
                 name, where = config.run_name, config.runs_dir
@@ -405,17 +421,13 @@ class JobManager:
             if config.labels != "fer2013":
                 find_votes(config.votes, config.data_dir)
 
-        return self._launch(TrainingJob(config.run_name, config.run_dir, "train", config.epochs, run), check)
+        work = in_a_child_process({"action": "train", "config": config.to_dict()})
+        return self._launch(TrainingJob(config.run_name, config.run_dir, "train", config.epochs, work), check)
 
     def resume(self, run_dir: Path, epochs: int | None = None) -> TrainingJob:
         """Continue a run from its last checkpoint, optionally to ``epochs`` in all; JobError if it can't."""
         found = read_run(run_dir)
         planned = epochs if epochs is not None else (found.epochs_planned if found else 0)
-
-        def run(callbacks: Sequence[Any], stop: threading.Event, on_teacher: TeacherProgress) -> Path:
-            from training.train import resume
-
-            return resume(run_dir, epochs, callbacks, stop=stop, verbose=0, on_teacher=on_teacher)
 
         def check() -> None:
             if found is None:
@@ -425,8 +437,6 @@ class JobManager:
                 raise JobError(f"run {found.name!r} is still being trained (by process {pid})")
             if not (run_dir / "last.keras").is_file():
                 raise JobError(f"run {found.name!r} has no checkpoint yet: no epoch finished")
-            from training.train import ResumeError, check_checkpoint
-
             try:
                 check_checkpoint(run_dir / "last.keras")
             except ResumeError as err:
@@ -440,7 +450,8 @@ class JobManager:
             if data_dir:
                 check_dataset(data_dir, ("train", found.config.get("validation_split", "public_test")))
 
-        return self._launch(TrainingJob(run_dir.name, run_dir, "resume", planned, run), check)
+        work = in_a_child_process({"action": "resume", "run_dir": str(run_dir), "epochs": epochs})
+        return self._launch(TrainingJob(run_dir.name, run_dir, "resume", planned, work), check)
 
     def _launch(self, job: TrainingJob, check: Callable[[], None]) -> TrainingJob:
         with self._lock:
