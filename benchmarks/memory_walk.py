@@ -12,8 +12,10 @@ first epoch is validating then resumed to its end, one finished; then the Analys
 evaluated on the slice's PrivateTest and compared with the first training, then the second
 training compared with the third. After every step it prints the server process's resident
 memory (VmRSS, split into its anonymous and file-backed parts) and its peak (VmHWM) from /proc,
-and the load average; the Analysis step also after each evaluation. Bounded caches show as a line
-that rises through the first walk and stays flat through the next ones.
+the highest the server and its child processes (a training runs in one) held together during
+the step, sampled four times a second, and the load average; the Analysis step also after each
+evaluation. Bounded caches show as a line that rises through the first walk and stays flat
+through the next ones.
 
 Every run is on the server in local mode (training open to whoever runs it, as on your own
 machine). Needs Debian's Chromium and Playwright, like the browser tests; Linux only.
@@ -27,6 +29,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -287,6 +290,50 @@ def resident_parts_mb(pid: int) -> tuple[float, float]:
     return int(fields["RssAnon"].split()[0]) / 1024, int(fields["RssFile"].split()[0]) / 1024
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (a training's, while one runs)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):  # it has just exited
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+class FamilyPeak:
+    """The most resident memory the server and its children held together, sampled in a thread."""
+
+    def __init__(self, pid: int, every_s: float = 0.25) -> None:
+        self.pid, self.every_s = pid, every_s
+        self._peak = 0.0
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        threading.Thread(target=self._sample, name="family-peak", daemon=True).start()
+
+    def _sample(self) -> None:
+        while not self._done.wait(self.every_s):
+            total = 0.0
+            for member in (self.pid, *children(self.pid)):
+                try:
+                    total += memory_mb(member)[0]
+                except (OSError, KeyError):  # it has just exited
+                    continue
+            with self._lock:
+                self._peak = max(self._peak, total)
+
+    def take(self) -> float:
+        """The peak since the last take, in MB."""
+        with self._lock:
+            peak, self._peak = self._peak, 0.0
+        return peak
+
+    def close(self) -> None:
+        self._done.set()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.memory_walk", description=__doc__.splitlines()[0]
@@ -315,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         ):
             pid = server_pid(url)
             started = time.monotonic()
+            family = FamilyPeak(pid)
 
             def report(step: str) -> None:
                 rss, peak = memory_mb(pid)
@@ -322,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
                 elapsed = time.monotonic() - started
                 print(
                     f"{step:<48} RSS {rss:6.0f} MB (anon {anon:5.0f}, files {files:4.0f})   "
-                    f"peak {peak:6.0f} MB   {elapsed:6.0f} s   load {os.getloadavg()[0]:5.2f}",
+                    f"peak {peak:6.0f} MB   with children {family.take():6.0f} MB   "
+                    f"{elapsed:6.0f} s   load {os.getloadavg()[0]:5.2f}",
                     flush=True,
                 )
 
@@ -344,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
                 for step in steps:
                     report(f"walk {walk}: {step(page, url)}")
                 context.close()
+            family.close()
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
     return 0
 
