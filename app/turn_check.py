@@ -220,7 +220,7 @@ def connection_problem(
         return ConnectionProblem(
             f"{waited}. With no TURN server configured only direct connections work (this computer "
             "or your local network); behind NAT, e.g. on Streamlit Community Cloud, configure one "
-            "(README: Live video on a server)."
+            '(README: "Share it: public mode, TURN, Streamlit Community Cloud").'
         )
     if any(check is None for check in turn):
         return ConnectionProblem(f"{waited}; checking the configured TURN server…")
