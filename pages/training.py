@@ -1,6 +1,6 @@
 """Training page: train a model on FER2013, watch it learn, stop or resume it, choose the app's model.
 
-The training itself runs in a worker thread of the server (:mod:`training.jobs`), never in this
+The training itself runs in a child process of the server (:mod:`training.jobs`), never in this
 script, so clicks, reruns, page switches and reloads leave it alone: the job lives in the server's
 job registry and this page finds it there again. A fragment polls it every second for the
 progress bar, elapsed time and ETA, and redraws the loss and accuracy curves from the run's
@@ -318,7 +318,7 @@ def job_panel(job: TrainingJob) -> None:
 
 @st.fragment(run_every=REFRESH_S)
 def job_section(drawn: tuple[int, str]) -> None:
-    """The job's panel, redrawn every REFRESH_S seconds until its thread has let go; the whole page
+    """The job's panel, redrawn every REFRESH_S seconds until its training has let go; the whole page
     reruns once the job needs another layout than ``drawn`` (training.job_view.page_phase): the
     table of runs changes, a stopped run's Resume appears, and polling stops.
 

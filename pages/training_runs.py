@@ -96,7 +96,7 @@ def resume_ui(run: Run, progress: Progress | None) -> None:
     if progress is not None and progress.active and progress.run_name == run.name:
         return  # live_run_progress says what it is doing
     if letting_go(run, progress):
-        return  # its status line says Resume comes once its thread has let go
+        return  # its status line says Resume comes once its training has let go
     if run.state == "running":
         st.caption("Another process is training this run now.")
         return
@@ -200,7 +200,7 @@ def runs_ui(runs_dir: Path, job: TrainingJob | None) -> None:
     progress = job.progress() if job is not None else None
     runs = list_runs(runs_dir)
     if progress is not None and not progress.active and progress.action == "train" and job.alive:
-        # A run stopped before its first epoch: its thread removes the folder when it lets go.
+        # A run stopped before its first epoch: its training removes the folder when it lets go.
         runs = [run for run in runs if run.path.resolve() != progress.run_dir.resolve() or run.history]
     if not runs:
         st.info(f"No runs in `{runs_dir}` yet.")

@@ -40,7 +40,7 @@ WAITING_WORDS = {
 
 
 #: The Training page's layouts for the current job: its progress while it works, its banner while
-#: its thread lets go of the CPU after it ended (no Resume yet), and its banner once it has let go.
+#: its training lets go of the CPU after it ended (no Resume yet), and its banner once it has let go.
 WORKING, LETTING_GO, ENDED = "working", "letting go", "ended"
 
 
@@ -149,7 +149,7 @@ def sentence(text: str) -> str:
 
 def letting_go(run: Run, progress: Progress | None) -> bool:
     """Whether ``run`` is the one this server's job was training when a Stop ended it at once,
-    while its thread still finishes the TensorFlow step under way (training.jobs)."""
+    while its training process still finishes the TensorFlow step under way (training.jobs)."""
     return (
         progress is not None
         and not progress.active
