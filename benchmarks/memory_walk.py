@@ -11,11 +11,12 @@ the Training page (Tutorial CNN, ``Images per class`` 40): one finished, one sto
 first epoch is validating then resumed to its end, one finished; then the Analysis page: the shipped model
 evaluated on the slice's PrivateTest and compared with the first training, then the second
 training compared with the third. After every step it prints the server process's resident
-memory (VmRSS, split into its anonymous and file-backed parts) and its peak (VmHWM) from /proc,
-the highest the server and its child processes (a training runs in one) held together during
-the step, sampled four times a second, and the load average; the Analysis step also after each
-evaluation. Bounded caches show as a line that rises through the first walk and stays flat
-through the next ones.
+memory (VmRSS, split into its anonymous and file-backed parts) and its peak (VmHWM) from /proc;
+the most the server and its child processes (a training runs in one) held together during the
+step, sampled four times a second as their proportional set size (PSS: a library page both map
+counts half to each, so the sum is what the machine gave them); and the load average. The
+Analysis step reports also after each evaluation. Bounded caches show as a line that rises
+through the first walk and stays flat through the next ones.
 
 Every run is on the server in local mode (training open to whoever runs it, as on your own
 machine). Needs Debian's Chromium and Playwright, like the browser tests; Linux only.
@@ -303,8 +304,16 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def proportional_mb(pid: int) -> float:
+    """``pid``'s proportional set size in MB (the pages it shares count by their share)."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(f"no Pss in /proc/{pid}/smaps_rollup")
+
+
 class FamilyPeak:
-    """The most resident memory the server and its children held together, sampled in a thread."""
+    """The most memory the server and its children held together (PSS), sampled in a thread."""
 
     def __init__(self, pid: int, every_s: float = 0.25) -> None:
         self.pid, self.every_s = pid, every_s
@@ -318,7 +327,7 @@ class FamilyPeak:
             total = 0.0
             for member in (self.pid, *children(self.pid)):
                 try:
-                    total += memory_mb(member)[0]
+                    total += proportional_mb(member)
                 except (OSError, KeyError):  # it has just exited
                     continue
             with self._lock:
@@ -370,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
                 elapsed = time.monotonic() - started
                 print(
                     f"{step:<48} RSS {rss:6.0f} MB (anon {anon:5.0f}, files {files:4.0f})   "
-                    f"peak {peak:6.0f} MB   with children {family.take():6.0f} MB   "
+                    f"peak {peak:6.0f} MB   with children (PSS) {family.take():6.0f} MB   "
                     f"{elapsed:6.0f} s   load {os.getloadavg()[0]:5.2f}",
                     flush=True,
                 )
