@@ -37,6 +37,7 @@ from training.jobs import (
     TrainingJob,
     in_this_process,
 )
+from training.outcomes import NOTHING_KEPT
 from training.validation import ValidationError
 
 JOB_TIMEOUT_S = 240
@@ -146,6 +147,27 @@ def test_stop_while_the_model_is_prepared_takes_effect_at_once_and_keeps_no_run(
     final = job.wait(JOB_TIMEOUT_S)
     assert (final.state, final.message) == (now.state, now.message)
     assert not (tmp_path / "early").exists()
+
+
+def test_stop_while_the_model_is_prepared_interrupts_the_trace_rather_than_waiting_for_it(
+    fer2013_dir: Path, tmp_path: Path
+) -> None:
+    """The resnet's first batch traces for seconds (3.5 s on a quiet CPU, 7-11 s on a busy one),
+    and until the training process has let go a new Start is refused: Stop cuts the trace short."""
+    jobs = JobManager()
+    config = dataclasses.replace(tiny_config(fer2013_dir, tmp_path, "cut-trace", epochs=3), arch="resnet")
+    job = jobs.start(config)
+    wait_for(job, lambda progress: progress.state == "preparing")
+
+    job.stop()
+    pressed = time.monotonic()
+    final = job.wait(JOB_TIMEOUT_S)
+
+    let_go = time.monotonic() - pressed
+    assert let_go < 2.0, f"the training process took {let_go:.1f} s to let go"
+    assert (final.state, final.message) == ("stopped", NOTHING_KEPT)
+    assert not (tmp_path / "cut-trace").exists()
+    assert jobs.running() is None
 
 
 class StopWhileValidating(keras.callbacks.Callback):
