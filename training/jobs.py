@@ -172,7 +172,7 @@ class Progress:
 
 
 class ProgressChannel:
-    """The thread-safe mailbox between a job's worker thread (writer) and the pages (readers)."""
+    """The thread-safe mailbox between a job's work (writer) and the pages (readers)."""
 
     def __init__(self, run_name: str, run_dir: Path, action: str, epochs: int) -> None:
         self._lock = threading.Lock()

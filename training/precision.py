@@ -49,8 +49,9 @@ def choose_policy(mixed: bool) -> tuple[str, str]:
 def dtype_policy(name: str) -> Iterator[None]:
     """Build models under policy ``name``, restoring the previous global policy afterwards.
 
-    The policy is process-global, and the app serves models in the same process as a Training
-    page's worker thread: it must not stay changed after the model is built.
+    The policy is process-global, and a model may be served in the process that built one (a
+    training run in a test or a notebook, next to the app's model): it must not stay changed after
+    the model is built.
     """
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(name)

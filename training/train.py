@@ -22,7 +22,7 @@ history, optionally for more epochs than it first asked for:
 Validation is PublicTest, unless the user chooses the whole test folder (``--validation test``):
 PrivateTest stays unseen for the final report (training.evaluate), and a dataset without PublicTest
 images is refused rather than validated on PrivateTest behind the user's back (training.validation).
-``train()`` is the whole job, so the CLI and a Streamlit worker thread (training.jobs) run the
+``train()`` is the whole job, so the CLI and the Training page's training process (training.jobs) run the
 same code.
 
 With more than one device visible (``keras.distribution.list_devices()``: several GPUs, or CPUs
