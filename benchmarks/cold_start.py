@@ -101,7 +101,7 @@ def one_run(chromium: browser.Browser, photo: Path) -> tuple[dict[str, float], s
 def _line(times: dict[str, float]) -> str:
     browser_side = " / ".join(f"{times[step]:5.1f}" for step in STEPS)
     server_side = " / ".join(f"{times[step]:5.1f}" if step in times else "    -" for step in SERVER_STEPS)
-    return f"{browser_side}   server {server_side}   blank {times['blank']:4.1f}"
+    return f"{browser_side}   server {server_side}   blank {times['blank']:5.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:

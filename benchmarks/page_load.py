@@ -181,9 +181,9 @@ def main(argv: list[str] | None = None) -> int:
                 clicked = time_navigation(page, url, key)
             context.close()
             print(
-                f"{key:<9} cold {' / '.join(f'{t:4.1f}' for t in cold)}   "
-                f"warm {' / '.join(f'{t:4.1f}' for t in warm)}   "
-                f"clicked {clicked.blank:4.1f} / {clicked.title:4.1f}   "
+                f"{key:<9} cold {' / '.join(f'{t:5.2f}' for t in cold)}   "
+                f"warm {' / '.join(f'{t:5.2f}' for t in warm)}   "
+                f"clicked {clicked.blank:5.2f} / {clicked.title:5.2f}   "
                 f"load average {os.getloadavg()[0]:.2f}",
                 flush=True,
             )
