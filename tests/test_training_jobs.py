@@ -460,3 +460,17 @@ def test_a_training_stops_when_its_server_is_gone(fer2013_dir: Path, tmp_path: P
     assert child.wait(JOB_TIMEOUT_S) == 0
     assert last["end"][0] == "stopped" and last["end"][1].startswith("stopped after epoch 1 of 3")
     assert [row["epoch"] for row in read_run(config.run_dir).history] == [1]
+
+
+def test_a_line_from_the_training_process_that_is_not_a_report_goes_to_the_log(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from training.job_process import _relay
+
+    channel = ProgressChannel("r", Path("r"), "train", 3)
+
+    assert not _relay("Using TensorFlow backend\n", channel)
+    assert "Using TensorFlow backend" in capsys.readouterr().err
+    assert channel.snapshot().state == "starting"
+    assert _relay(json.dumps({"end": ["finished", "3 epochs"]}) + "\n", channel)
+    assert (channel.snapshot().state, channel.snapshot().message) == ("finished", "3 epochs")

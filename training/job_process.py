@@ -63,23 +63,38 @@ def run_child(task: dict[str, Any], channel: ProgressChannel, stop: threading.Ev
     stopper = threading.Thread(target=_pass_stop, args=(child, stop), name="training-stop", daemon=True)
     stopper.start()
     ended = False
-    for line in child.stdout:
-        report = json.loads(line)
-        if "progress" in report:
-            fields = report["progress"]
-            channel.update(**{**fields, "epoch_seconds": tuple(fields["epoch_seconds"])})
-        elif "end" in report:
-            channel.end(*report["end"])
-            ended = True
-    status = child.wait()
-    stopper.join()
-    child.stdin.close()
+    try:
+        for line in child.stdout:
+            ended = _relay(line, channel) or ended
+        status = child.wait()
+    finally:
+        if child.poll() is None:  # this thread failed: the training must not go on unwatched
+            child.kill()
+            status = child.wait()
+        stopper.join()
+        child.stdin.close()
     if not ended:
         channel.end(
             "failed",
             f"the training process ended unexpectedly (exit status {status}); "
             "every epoch that finished before is kept",
         )
+
+
+def _relay(line: str, channel: ProgressChannel) -> bool:
+    """Pass one line of the child's reports on to ``channel``; whether it was the job's end."""
+    try:
+        report = json.loads(line)
+    except ValueError:  # not a report: a library wrote to the channel before main() moved it
+        sys.stderr.write(line)
+        return False
+    if "progress" in report:
+        fields = report["progress"]
+        channel.update(**{**fields, "epoch_seconds": tuple(fields["epoch_seconds"])})
+    elif "end" in report:
+        channel.end(*report["end"])
+        return True
+    return False
 
 
 def _pass_stop(child: subprocess.Popen[str], stop: threading.Event) -> None:
