@@ -56,6 +56,24 @@ LOGGED_ERRORS = 5
 #: the page takes one every half second while it shows the panel; a page that stopped asking (a
 #: hidden tab, a busy browser) must not freeze the emojis.
 MAX_VERDICT_HOLD_S = 1.5
+#: How much later a frame reaches the user's screen than the panel's redraw does, counted from the
+#: moment the frame callback finished drawing it: the VP8 encoder, the network, the browser's jitter
+#: buffer and decoder, less the panel's own way (the websocket and React). Fixed, and measured
+#: (benchmarks.live_verdict_lag, 2-core Xeon, browser and server on one computer): a verdict shown
+#: in the panel as it was taken reached the video 99-135 ms (median) after the panel, the wait for
+#: the next frame and its processing included; waiting for that frame and then 0.1 s, the panel
+#: changed within 4 ms of the video (median, load 1.3-3.5) and 26 ms after it at load 6-7. Neither
+#: aiortc nor streamlit-webrtc tells the server when the browser shows a frame, and RTCP's round
+#: trip (~1 ms on one computer) misses the jitter buffer, the largest part. A browser on another
+#: computer gets the panel and the video over the same network, so its delay mostly cancels; a TURN
+#: relay's detour delays the video alone, and the panel then leads by that.
+SCREEN_DELAY_S = 0.1
+#: The longest the panel waits for the first frame to draw a verdict it took: a stream that is
+#: slow or has stopped must not hold up the panel's redraw; the panel then shows the verdict still
+#: on the frames.
+FIRST_DRAWN_WAIT_S = 0.2
+#: How many verdict changes the processor remembers (the panel needs the last few hundred ms).
+DRAWN_KEPT = 16
 
 Clock = Callable[[], float]
 
@@ -403,6 +421,9 @@ class LiveProcessor:
         self._hold_verdicts = hold_verdicts
         self._verdict = Verdict()
         self._verdict_at = -math.inf
+        # (when the first frame drawing it was finished, verdict), oldest first: what the video shows when
+        self._drawn_log: deque[tuple[float, Verdict]] = deque(maxlen=DRAWN_KEPT)
+        self._frame_drawn = threading.Condition(self._lock)
 
     def reset(self) -> None:
         """Forget every face, as for a new stream."""
@@ -415,17 +436,52 @@ class LiveProcessor:
             # Numbers go on counting: a frame of the old stream still on its way is never taken
             # for one of the new stream's.
             self._verdict, self._verdict_at = Verdict(self._verdict.number), -math.inf
+            self._drawn_log.clear()
             if self._background is not None:
                 self._background.discard()
 
     def take_verdict(self) -> Verdict:
         """A new verdict from the tracked faces now; the frames processed from now on draw it.
 
-        The page calls this when it redraws the panel and shows exactly what it returns, so the
-        panel and the video change together (the video a frame later, plus its network delay).
+        The page calls this when it redraws the panel, then shows :meth:`on_screen`'s verdict,
+        which becomes this one once the video shows it.
         """
         with self._lock:
             return self._next_verdict(self.tracker.shown(self.settings), self.clock())
+
+    def on_screen(
+        self, taken: Verdict, delay_s: float = SCREEN_DELAY_S, wait_s: float = FIRST_DRAWN_WAIT_S
+    ) -> Verdict:
+        """The verdict on the frames the user sees once the caller's redraw arrives, ``taken`` if it can.
+
+        Waits (at most ``wait_s``) for the first frame drawn with ``taken``, then ``delay_s`` more,
+        the time such a frame needs to reach the screen beyond the panel's own redraw
+        (:data:`SCREEN_DELAY_S`); then returns the newest verdict drawn at least ``delay_s`` ago.
+        Shown at once, a taken verdict reached the panel 99-135 ms (median) before the video, and
+        while she went from sad to happy 2-3 % of the frames presented showed another emotion than
+        the panel. A stream that draws no frame in time keeps the panel on the verdict its frames
+        still carry.
+        """
+        with self._frame_drawn:
+            self._frame_drawn.wait_for(lambda: self._first_drawn(taken.number) is not None, wait_s)
+            drawn_at = self._first_drawn(taken.number)
+        if drawn_at is not None:
+            time.sleep(max(0.0, drawn_at + delay_s - self.clock()))
+        return self.drawn_before(self.clock() - delay_s)
+
+    def drawn_before(self, moment: float) -> Verdict:
+        """The newest verdict whose first frame was drawn by ``moment``: the one on screen then.
+
+        Before any, the oldest one drawn (the video shows it in a moment), or the current verdict.
+        """
+        with self._lock:
+            seen = [verdict for drawn_at, verdict in self._drawn_log if drawn_at <= moment]
+            if seen:
+                return seen[-1]
+            return self._drawn_log[0][1] if self._drawn_log else self._verdict
+
+    def _first_drawn(self, number: int) -> float | None:
+        return next((drawn_at for drawn_at, verdict in self._drawn_log if verdict.number == number), None)
 
     def _next_verdict(self, faces: Sequence[SmoothedFace], now: float) -> Verdict:
         self._verdict = Verdict(self._verdict.number + 1, tuple(faces))
@@ -463,6 +519,8 @@ class LiveProcessor:
         with self._lock:
             try:
                 annotated, faces, detected = self._process(frame, settings, now, started)
+                if self._hold_verdicts:
+                    self._note_drawn()
             except Exception as err:  # one bad frame must never end the stream
                 self.errors += 1
                 if self.errors <= LOGGED_ERRORS:
@@ -470,6 +528,12 @@ class LiveProcessor:
                 message = f"{type(err).__name__}: {err}"
                 return frame, Snapshot((), self.clock() - started, now, error=message)
         return annotated, Snapshot(tuple(faces), self.clock() - started, now, detected)
+
+    def _note_drawn(self) -> None:
+        """Remember when the held verdict's first frame was finished, and wake :meth:`on_screen`."""
+        if not self._drawn_log or self._drawn_log[-1][1].number != self._verdict.number:
+            self._drawn_log.append((self.clock(), self._verdict))
+            self._frame_drawn.notify_all()
 
     def _process(
         self, frame: np.ndarray, settings: LiveSettings, now: float, started: float

@@ -170,7 +170,7 @@ def stream_state() -> WebRtcStreamerState:
 
 
 def show_stats(stats: LiveStats, state: WebRtcStreamerState, verdict: Verdict, drawn: int) -> None:
-    """The side panel: the verdict the video draws now, and how fast the server keeps up.
+    """The side panel: the verdict on the frames the user sees, and how fast the server keeps up.
 
     The component's own state decides between idle and connecting (Start pressed, the connection
     not yet made), so the panel never asks for Start while the button already reads Stop.
@@ -243,8 +243,9 @@ if pipeline is not None and ice is not None:
         if not state.playing and not state.signalling:
             processor.reset()
             results.reset()
-        # The verdict is taken here, where it is shown: the frames processed next draw it too.
-        verdict = processor.take_verdict() if state.playing else Verdict()
+        # The verdict is taken here: the frames processed next draw it, and the panel shows it once
+        # they reach the screen (until then, the verdict the frames on screen still carry).
+        verdict = processor.on_screen(processor.take_verdict()) if state.playing else Verdict()
         drawn = st.session_state.live_panel_drawn = st.session_state.get("live_panel_drawn", 0) + 1
         show_stats(results.read(), state, verdict, drawn)
         live_calibration_ui(processor.calibrator, state.playing, pipeline.classifier.name)

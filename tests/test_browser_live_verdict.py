@@ -252,10 +252,10 @@ class Stream:
     """One stream as the user sees it: reads the page, checks each reading, keeps what it saw.
 
     ``panel_said`` maps each verdict number the panel showed to its verdict; every presented frame
-    whose code carries that number must carry that verdict. A verdict reaches the video a moment
-    after the panel shows it (the frames' way through the encoder, network and the browser, which
-    on a busy machine grows to seconds), so each frame is compared with the panel's verdict of its
-    own number rather than with whatever the panel shows at that instant.
+    whose code carries that number must carry that verdict. The panel waits for a verdict's frames
+    to reach the screen, but their way through the encoder, network and browser jitters (and on a
+    busy machine grows to seconds), so here each frame is compared with the panel's verdict of its
+    own number; the frame-by-frame test times the two.
     """
 
     def __init__(self, page: Page) -> None:

@@ -18,7 +18,7 @@ from app.classifier import EmotionClassifier
 from app.detection import Box, DetectorSettings, FaceDetector
 from app.emotions import CLASS_NAMES, DEFAULT_MODEL_PATH
 from app.images import read_image, to_gray
-from app.live import MAX_VERDICT_HOLD_S, LiveProcessor, LiveResults, LiveSettings, Snapshot
+from app.live import MAX_VERDICT_HOLD_S, LiveProcessor, LiveResults, LiveSettings, Snapshot, Verdict
 from app.overlay import CODE_BLOCK, CODE_CHECK_BITS, CODE_FIELDS, CODE_SYNC, NO_FACE_CODE
 from app.pipeline import Pipeline
 from app.video import video_frames
@@ -473,6 +473,47 @@ def test_the_verdict_code_in_the_corner_is_the_verdict_drawn(pipeline, crying):
     assert verdicts(snapshot.faces) == verdicts(verdict.faces)
     processor.reset()
     assert processor.take_verdict().number == verdict.number + 1  # numbers never repeat in a session
+
+
+def test_the_panel_shows_a_verdict_once_the_frames_drawing_it_reach_the_screen(pipeline, crying):
+    """The panel follows the video: a taken verdict is on screen only a moment after its first frame."""
+    now = [0.0]
+    processor = LiveProcessor(pipeline, clock=lambda: now[0], hold_verdicts=True)
+    for t, rgb in crying[:12]:
+        now[0] = t
+        processor.process(rgb, timestamp=t)
+    before = processor.take_verdict()
+    now[0] = 0.52
+    processor.process(crying[12][1], timestamp=0.52)
+    taken = processor.take_verdict()  # taken at 0.52, first drawn by the frame at 0.56
+    assert processor.drawn_before(0.55) == before
+    now[0] = 0.56
+    processor.process(crying[13][1], timestamp=0.56)
+    assert processor.drawn_before(0.559) == before  # the frames on screen still carry the old one
+    assert processor.drawn_before(0.56) == taken
+    processor.reset()
+    assert processor.drawn_before(1.0) == Verdict(taken.number)  # nothing of the old stream is on screen
+
+
+def test_the_panel_waits_for_the_first_frame_of_its_verdict_and_no_longer_than_it_may(pipeline, crying):
+    """on_screen on the real clock: waits for the frame callback's thread, then the way to the screen."""
+    processor = LiveProcessor(pipeline, hold_verdicts=True)
+    for _, rgb in crying[:12]:
+        processor.process(rgb)
+    earlier = processor.take_verdict()
+    processor.process(crying[12][1])
+    taken = processor.take_verdict()
+    frame = threading.Timer(0.1, processor.process, (crying[13][1],))
+    started = time.monotonic()
+    frame.start()
+    assert processor.on_screen(taken, delay_s=0.05, wait_s=1.0) == taken
+    assert time.monotonic() - started >= 0.15  # the frame came after 0.1 s, on screen 0.05 s later
+    frame.join()
+
+    started = time.monotonic()
+    assert processor.on_screen(processor.take_verdict(), delay_s=0.05, wait_s=0.1) == taken  # no frame came
+    assert 0.1 <= time.monotonic() - started < 0.5
+    assert earlier.number < taken.number
 
 
 def read_verdict_code(image: np.ndarray) -> tuple[int, str | None, int]:
