@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 
 from app.emotions import CLASS_NAMES, REPO_ROOT
 from app.runs import RUNS_DIR_ENV
-from benchmarks.server_memory import memory_mb, server_pid
+from benchmarks.server_memory import children, memory_mb, proportional_mb, server_pid
 
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 import browser  # the browser tests' helpers: server, Chromium, fake camera
@@ -289,27 +289,6 @@ def resident_parts_mb(pid: int) -> tuple[float, float]:
         line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
     )
     return int(fields["RssAnon"].split()[0]) / 1024, int(fields["RssFile"].split()[0]) / 1024
-
-
-def children(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (a training's, while one runs)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):  # it has just exited
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
-def proportional_mb(pid: int) -> float:
-    """``pid``'s proportional set size in MB (the pages it shares count by their share)."""
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1]) / 1024
-    raise KeyError(f"no Pss in /proc/{pid}/smaps_rollup")
 
 
 class FamilyPeak:

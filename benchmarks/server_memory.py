@@ -52,6 +52,27 @@ def memory_mb(pid: int) -> tuple[float, float]:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (a training's, while one runs)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):  # it has just exited
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def proportional_mb(pid: int) -> float:
+    """``pid``'s proportional set size in MB (the pages it shares count by their share)."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(f"no Pss in /proc/{pid}/smaps_rollup")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.server_memory", description=__doc__.splitlines()[0]
