@@ -30,7 +30,7 @@ from app.runs import (
     read_run,
 )
 from pages.shared import access, model_choices, owner_unlocked
-from pages.training_runs import REFRESH_S, START_ERRORS, curves, runs_ui, stop_button
+from pages.training_runs import REFRESH_S, START_ERRORS, curves, live_job, runs_ui, stop_button
 from training.archive import stored_upload
 from training.config import LABEL_WORDS, PRESETS, VALIDATION_SPLITS, TrainConfig
 from training.form import (
@@ -49,6 +49,7 @@ from training.job_view import (
     bar_text,
     best_measured,
     ended_banner,
+    epochs_done,
     finished_epochs,
     heading,
     page_phase,
@@ -69,6 +70,10 @@ DEFAULT_PRESET = "cpu"
 NEW_NAME = "train_new_name"
 #: The run name this page last suggested, told apart from one the user typed.
 SUGGESTED = "train_suggested_name"
+#: The id of the job this session's Start began: its progress and Stop are drawn by the button.
+STARTED = "train_started_job"
+#: Set by Start for the page run after it: that one scrolls the job's progress and Stop into view.
+REVEAL = "train_reveal_started"
 LABEL_NAMES = {"fer2013": "FER2013 labels", "ferplus": "FER+ votes", "blend": "A blend"}
 VALIDATION_NAMES = {"public_test": "PublicTest", "test": "The whole test folder (PrivateTest included)"}
 NO_TEACHER = "None: learn from the labels alone"
@@ -254,6 +259,11 @@ def new_training_ui(runs_dir: Path) -> None:
     limit, seed = quick_trial_ui()
     suggest_run_name()
     run_name = st.text_input("Run name", key="train_run_name", help="The run's folder in the runs folder.")
+    job = manager().current()
+    if job is not None and job.id == st.session_state.get(STARTED) and job.progress().active:
+        # Where the user pressed Start, above the button (as by a run resumed in the table): the
+        # panel at the top of the page is out of view down here.
+        live_job(job, "start_", f"Run `{job.progress().run_name}`", st.session_state.pop(REVEAL, False))
     if not st.button("Start training", type="primary", key="train_start", icon=":material/play_arrow:"):
         return
     if data is None:
@@ -273,11 +283,11 @@ def new_training_ui(runs_dir: Path) -> None:
                 **labels,
                 **distillation,
             )
-            manager().start(config)
+            st.session_state[STARTED] = manager().start(config).id
     except START_ERRORS as err:
         st.error(f"Can't start: {in_form_words(str(err))}")
         return
-    st.session_state[NEW_NAME] = True
+    st.session_state[NEW_NAME] = st.session_state[REVEAL] = True
     st.rerun()
 
 
@@ -292,7 +302,7 @@ def running_panel(progress: Progress, history: Sequence[dict[str, float]]) -> No
     eta.metric(
         "Time left", format_duration(progress.eta_s()), help="At most: early stopping may end it sooner."
     )
-    done.metric("Epochs done", f"{len(history)} / {progress.epochs}")
+    done.metric("Epochs done", f"{epochs_done(progress, history)} / {progress.epochs}")
     best_accuracy = best_measured(history)
     best.metric("Best val. accuracy", "–" if best_accuracy is None else f"{best_accuracy:.1%}")
 

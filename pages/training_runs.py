@@ -22,11 +22,10 @@ from app.runs import (
     delete_run,
     epoch_count,
     list_runs,
-    run_table_row,
     set_active_model,
 )
 from training.curves import curve_charts
-from training.job_view import bar_text, heading, letting_go, run_status
+from training.job_view import bar_text, heading, letting_go, run_status, table_rows
 from training.jobs import JobBusy, Progress, TrainingJob, manager
 
 #: Seconds between two looks at a running job.
@@ -34,6 +33,10 @@ REFRESH_S = 1.0
 PICK_KEY = "runs_pick"
 #: The (job id, active) the run picker last followed: it follows each change once, then the user.
 PICKED_FOR = "runs_picked_for"
+#: Scrolls the keyed container KEY into view once drawn (Streamlit has no call for it).
+REVEAL_JS = """<script>
+setTimeout(() => document.querySelector(".st-key-KEY")?.scrollIntoView({block: "nearest"}), 300);
+</script>"""
 #: Errors that mean "this cannot start as asked"; anything else is a bug and shows as one.
 START_ERRORS = (ValueError, FileExistsError, JobBusy, AccessError, OSError)
 
@@ -45,16 +48,49 @@ def curves(history: Sequence[dict[str, float]], key: str) -> None:
 
 
 @st.fragment(run_every=REFRESH_S)
-def live_run_progress(run_name: str) -> None:
-    """The picked run's progress under the table while the job trains it: a resume started down
-    there used to show its progress only at the top of the page, out of view."""
+def live_run_progress(run_name: str, label: str = "Status") -> None:
+    """The job's progress where its training was started, under ``label``: a resume started under
+    the table of runs, or a new run started at the bottom of the form, showed its progress only
+    at the top of the page, out of view."""
     job = manager().current()
     progress = job.progress() if job is not None else None
     if progress is None or progress.run_name != run_name or not progress.active:
         st.rerun()
         return
     st.progress(progress.run_fraction, text=bar_text(progress))
-    st.caption(f"Status: {heading(progress).split(': ', 1)[1]} now; its curves are in the panel at the top.")
+    st.caption(f"{label}: {heading(progress).split(': ', 1)[1]} now; its curves are in the panel at the top.")
+
+
+def live_job(job: TrainingJob, where: str, label: str = "Status", reveal: bool = False) -> None:
+    """Stop and the progress of ``job``'s run, drawn where the user started it (see live_run_progress).
+
+    ``reveal`` scrolls the page just enough to show them: drawn where Start was, with the button
+    at the bottom edge of the window they fell below it (the browser keeps what is above in place).
+    """
+    key = f"live_{where}{job.id}"
+    with st.container(key=key):
+        stop_button(job, where)
+        live_run_progress(job.progress().run_name, label)
+    if reveal:
+        st.html(REVEAL_JS.replace("KEY", key), unsafe_allow_javascript=True)
+
+
+def runs_table(runs: Sequence[Run]) -> None:
+    """The table of runs, with the run the current job works on as the job is now (table_rows)."""
+    rows = table_rows(runs, manager().current())
+    columns = list(
+        max(rows, key=len, default={})
+    )  # a new run's row holds only what its job knows, until its folder
+    st.dataframe(
+        pd.DataFrame(rows, columns=columns).fillna("–"),
+        hide_index=True,
+        column_config={"data": st.column_config.TextColumn(width="large")},
+    )
+
+
+#: The table while a job trains: redrawn every REFRESH_S seconds, so its run's row follows the job
+#: (a page run is only at the job's start and end), a new run's epochs included.
+live_runs_table = st.fragment(runs_table, run_every=REFRESH_S)
 
 
 def stop_button(job: TrainingJob, where: str) -> None:
@@ -123,13 +159,19 @@ def resume_ui(run: Run, progress: Progress | None) -> None:
             st.rerun()
 
 
-def use_ui(run: Run, best: Path, active: Path) -> None:
-    """Make the run's model the pages' one, warning first when it is weak."""
+def use_ui(run: Run, best: Path, active: Path, training: bool) -> None:
+    """Make the run's model the pages' one, warning first when it is weak; not while it trains."""
     if best.resolve() == active.resolve():
         st.success("This run's model is the active one.")
         warning = quality_warning(run.best_val_accuracy, run.config.get("labels", "fer2013"))
         if warning:
             st.warning(warning)
+        return
+    if training:
+        st.caption(
+            "Its model can be used in Photo and Live once it no longer trains: its best epoch, and "
+            "so the model, may still change."
+        )
         return
     warning = quality_warning(run.best_val_accuracy, run.config.get("labels", "fer2013"))
     if warning:
@@ -202,22 +244,21 @@ def runs_ui(runs_dir: Path, job: TrainingJob | None) -> None:
     if progress is not None and not progress.active and progress.action == "train" and job.alive:
         # A run stopped before its first epoch: its training removes the folder when it lets go.
         runs = [run for run in runs if run.path.resolve() != progress.run_dir.resolve() or run.history]
-    if not runs:
+    names = [row["run"] for row in table_rows(runs, job)]  # the job's new run too, before its folder
+    if not names:
         st.info(f"No runs in `{runs_dir}` yet.")
         return
-    st.dataframe(
-        pd.DataFrame([run_table_row(run) for run in runs]),
-        hide_index=True,
-        column_config={"data": st.column_config.TextColumn(width="large")},
-    )
-    names = [run.name for run in runs]
+    working = progress is not None and progress.active
+    (live_runs_table if working else runs_table)(runs)
     follow_job(names)
-    run = runs[names.index(st.selectbox("Run", names, key=PICK_KEY))]
-    training_it = progress is not None and progress.active and progress.run_name == run.name
+    picked = st.selectbox("Run", names, key=PICK_KEY)
+    training_it = working and progress.run_name == picked
     if training_it:
-        stop_button(job, "run_")
-        live_run_progress(run.name)
-    else:
+        live_job(job, "run_")
+    run = next((run for run in runs if run.name == picked), None)
+    if run is None:  # the job's new run, whose folder holds nothing to show yet
+        return
+    if not training_it:
         st.caption(run_status(run, progress))
     resume_col, use_col, more_col = st.columns(3)
     with resume_col:
@@ -227,7 +268,7 @@ def runs_ui(runs_dir: Path, job: TrainingJob | None) -> None:
     best = run.best_model
     if best is not None:
         with use_col:
-            use_ui(run, best, active)
+            use_ui(run, best, active, training_it)
         with more_col:
             downloads_ui(run, best)
     if run.history and not training_it:

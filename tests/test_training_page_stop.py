@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -407,6 +408,93 @@ def test_the_run_being_trained_shows_its_progress_where_it_is_picked_and_cannot_
     assert not any("finished" in text.value for text in at.caption if text.value.startswith("Status"))
     assert not [button for button in at.button if button.key == "delete_newer"]
     assert at.button(key=f"stop_run_{stand_in.job.id}")  # Stop is there as well
+
+
+def run_row(at: AppTest, name: str) -> dict[str, str]:
+    """Run ``name``'s row of the table of runs."""
+    return dict(at.dataframe[0].value.set_index("run").loc[name])
+
+
+def test_the_table_reads_the_run_being_trained_as_its_job_is_not_as_its_status_json_was(
+    stand_in: StandIn, runs_dir: Path
+) -> None:
+    """The table is drawn when the page runs, and the page run after Train on read status.json
+    before the training process rewrote it: the row said "finished | 2 / 3" while it trained on."""
+    wait_for_folder(stand_in)
+    finished_run(runs_dir, "newer", 0.6)
+    stand_in.job.channel.update(epochs=4, epoch=3, epochs_done=2, first_epoch=3, batch=1)  # on to 4
+    at = open_page()
+
+    row = run_row(at, "newer")
+    assert (row["status"], row["epochs"], row["best val. accuracy"]) == ("training", "2 / 4", "60.0%")
+    # Not made the app's model while it trains: a better epoch may still replace it.
+    assert not [button for button in at.button if button.key == "use_newer"]
+    assert any(
+        text.value.startswith("Its model can be used in Photo and Live once it") for text in at.caption
+    )
+
+    stand_in.job.channel.update(state="validating", batch=BATCHES)
+    at.run()
+    assert (run_row(at, "newer")["status"], run_row(at, "newer")["epochs"]) == (
+        "training (validating)",
+        "2 / 4",
+    )
+
+    at.button(key=f"stop_{stand_in.job.id}").click().run()  # stopped; its work still lets go
+    assert run_row(at, "newer")["status"] == "stopped"
+
+
+def test_a_new_run_is_in_the_table_while_it_trains_before_its_folder_exists(
+    stand_in: StandIn, runs_dir: Path
+) -> None:
+    """The page run after Start comes before the training process makes the run's folder: the
+    table said "No runs … yet" for the whole job, even once epochs were saved."""
+    wait_for_folder(stand_in)
+    shutil.rmtree(stand_in.run_dir)  # as just after Start
+    at = open_page()
+
+    assert not at.info
+    assert [dict(row) for _, row in at.dataframe[0].value.iterrows()] == [
+        {"run": "newer", "status": "training", "epochs": "0 / 3"}  # all the job knows
+    ]
+    assert at.selectbox(key="runs_pick").value == "newer"
+    assert at.button(key=f"stop_run_{stand_in.job.id}")
+    assert any(text.value.startswith("Status: training now") for text in at.caption)
+
+    write_run(stand_in.run_dir, 1, "running")  # its folder, and its first epoch
+    stand_in.job.channel.update(epoch=2, epochs_done=1, batch=0)
+    at.run()
+    row = run_row(at, "newer")
+    assert (row["status"], row["epochs"], row["architecture"]) == ("training", "1 / 3", "classic")
+
+
+def test_start_shows_the_new_jobs_stop_and_progress_where_it_was_pressed(
+    runs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Start is at the bottom of the form; the job's panel is at the top of the page, out of view."""
+    started: list[StandIn] = []
+
+    def start(self: JobManager, config: TrainConfig) -> TrainingJob:
+        started.append(StandIn(config.runs_dir, config.run_name))
+        return started[-1].launch()
+
+    monkeypatch.setattr(JobManager, "start", start)
+    at = open_page()
+    try:
+        at.text_input(key="train_run_name").set_value("fresh")
+        at.button(key="train_start").click().run()
+
+        assert not at.exception
+        (stand,) = started
+        keys = [button.key for button in at.button]
+        assert keys.index(f"stop_start_{stand.job.id}") == keys.index("train_start") - 1  # just above
+        assert any(re.match(r"Run `fresh`: .* now", text.value) for text in at.caption)
+        assert len(at.get("progress")) == 3  # at the top, by Start, and by the run in the table
+    finally:
+        for stand in started:
+            stand.job.stop()
+            stand.release.set()
+            stand.job.wait(30)
 
 
 # --- in a real browser: Stop in each phase, and a resume followed where it was started -----------------

@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from typing import Any
 
-from app.runs import Run, epoch_count, format_duration
+from app.runs import Run, epoch_count, format_duration, read_run, run_table_row
 from training.jobs import Progress, TrainingJob
 
 STATE_WORDS = {
@@ -82,6 +83,15 @@ def finished_epochs(progress: Progress, history: Sequence[dict[str, float]]) -> 
     kept as validation begins), but it is not done, and its validation numbers are still to come."""
     validating = progress.epoch if progress.state == "validating" else None
     return [row for row in history if row["epoch"] != validating]
+
+
+def epochs_done(progress: Progress, history: Sequence[dict[str, float]]) -> int:
+    """How many of the run's epochs are done, as the job counts them once its fit began: an epoch's
+    row is in ``history`` from the end of its training batches, before its validation has even
+    begun (the table said "1 / 2" then); before the fit (and once the job ended), ``history``'s."""
+    if progress.active and progress.epoch:
+        return progress.epochs_done
+    return len(finished_epochs(progress, history))
 
 
 def best_measured(history: Sequence[dict[str, float]]) -> float | None:
@@ -173,3 +183,44 @@ def run_status(run: Run, progress: Progress | None) -> str:
         return "Status: being trained by another process."
     text = f"Status: {run.state}"
     return f"{text}: {run.message}" if run.message else text
+
+
+def table_state(progress: Progress) -> str:
+    """The table's status of the run a job works on: ``training``, with the phase when it is
+    another (``training (validating)``), or how the job ended while its work lets go."""
+    if not progress.active or progress.state == "training":
+        return progress.state
+    return f"training ({progress.state})"
+
+
+def job_row(progress: Progress, run: Run | None) -> dict[str, Any]:
+    """The table's row of the run ``progress``'s job works on, as the job is now: its status.json
+    still says what it said before the job (``finished`` during a Train on) until the training
+    process rewrites it, and a new run has no folder before the process makes one (``run`` None):
+    its row holds only what the job knows."""
+    row = run_table_row(run) if run is not None else {}
+    done = epochs_done(progress, run.history if run is not None else [])
+    return row | {
+        "run": progress.run_name,
+        "status": table_state(progress),
+        "epochs": f"{done} / {progress.epochs}",
+    }
+
+
+def table_rows(runs: Sequence[Run], job: TrainingJob | None) -> list[dict[str, Any]]:
+    """The table of runs' rows, ``runs``' order; the run the job works on (its folder read now) as
+    :func:`job_row` says, added first while it trains a run ``runs`` lacks (no folder yet)."""
+    rows = [run_table_row(run) for run in runs]
+    if job is None or not job.alive:  # its work has let go: the run's own files tell the truth
+        return rows
+    progress = job.progress()
+    here = progress.run_dir.resolve()
+    index = next((i for i, run in enumerate(runs) if run.path.resolve() == here), None)
+    if index is None and not progress.active:  # a new run stopped before its first epoch: going
+        return rows
+    row = job_row(progress, read_run(progress.run_dir))
+    if index is None:
+        rows.insert(0, row)
+    else:
+        rows[index] = row
+    return rows
