@@ -565,14 +565,51 @@ def start_run(page: Any, url: str, name: str) -> None:
     page.get_by_role("textbox", name="Run name").fill(name)
     heading = page.get_by_role("heading", name=re.compile(f"^Run {name}: "))
     letting_go = page.get_by_text("still letting go of the CPU")
+    start = page.get_by_role("button", name="Start training")
     for _ in range(20):  # a stopped run's thread may still be letting go of the CPU: "try again"
-        page.get_by_role("button", name="Start training").click()
+        start.evaluate("button => button.scrollIntoView({block: 'end'})")  # as a user scrolls to it
+        start.click()
         # "Checking the dataset…" alone took over 10 s on a busy machine: wait for the answer.
         expect(heading.or_(letting_go).first).to_be_visible(timeout=120_000)
         if heading.count():
             return
         time.sleep(2)
     raise AssertionError(f"run {name} never started")
+
+
+#: How many of the elements are wholly in the window.
+IN_VIEW_JS = """els => els.filter((e) => {
+    const r = e.getBoundingClientRect();
+    return r.height && r.top >= 0 && r.bottom <= innerHeight;
+}).length"""
+
+
+def expect_in_view(locator: Any, timeout_s: float = 30) -> None:
+    """Until one of ``locator``'s elements is wholly in the browser's window (not just on the page)."""
+    deadline = time.monotonic() + timeout_s
+    while not locator.evaluate_all(IN_VIEW_JS):
+        assert time.monotonic() < deadline, f"none of {locator} is in view"
+        time.sleep(0.2)
+
+
+def table_row(page: Any, name: str) -> list[str]:
+    """Run ``name``'s row of the table of runs, its cells' texts; [] when it has none."""
+    for row in page.get_by_test_id("stDataFrame").locator("tbody tr").all():
+        cells = row.locator("td").all_text_contents()
+        if cells and cells[0] == name:
+            return cells
+    return []
+
+
+def expect_row(page: Any, name: str, status: str, epochs: str = "", timeout_s: float = 120) -> None:
+    """Until run ``name``'s row of the table has a status matching ``status`` (a pattern) and, if
+    given, ``epochs``; the table is redrawn every second while a job works."""
+    deadline = time.monotonic() + timeout_s
+    row = table_row(page, name)
+    while not (row and re.fullmatch(status, row[1]) and (not epochs or epochs in row)):
+        assert time.monotonic() < deadline, f"run {name}'s row is {row}, not {status} with {epochs!r}"
+        time.sleep(0.2)
+        row = table_row(page, name)
 
 
 def press_stop(page: Any) -> None:
@@ -586,7 +623,17 @@ def test_browser_stop_while_the_model_is_prepared_ends_at_once_and_says_nothing_
     from playwright.sync_api import expect
 
     page, url, runs_dir = served
+    size = page.viewport_size
+    page.set_viewport_size(
+        {"width": size["width"], "height": 900}
+    )  # the audit's window, not as tall as the form
     start_run(page, url, "early")
+    # Where Start was pressed, at the bottom of the window: the job's panel is at the top, out of view.
+    main = page.get_by_role("main")
+    expect_in_view(main.get_by_role("button", name="Stop"))
+    expect_in_view(main.get_by_test_id("stProgress"))
+    page.set_viewport_size(size)
+    expect_row(page, "early", r"training \(preparing\)")  # listed, though the page ran before its folder
     progress = page.get_by_test_id("stProgress").first
     expect(progress).to_contain_text("Preparing the model", timeout=120_000)  # not a frozen "batch 0"
 
@@ -618,6 +665,7 @@ def test_browser_stop_while_validating_keeps_the_epoch_and_a_resume_shows_its_pr
     start_run(page, url, "kept")
     progress = page.get_by_test_id("stProgress").first
     expect(progress).to_contain_text("Epoch 1 of 2: batch 2 of 2, validating", timeout=180_000)
+    expect_row(page, "kept", r"training \(validating\)", "0 / 2")  # the table follows the job
 
     press_stop(page)
 
@@ -638,6 +686,9 @@ def test_browser_stop_while_validating_keeps_the_epoch_and_a_resume_shows_its_pr
     expect(page.get_by_test_id("stProgress")).to_have_count(2, timeout=60_000)
     expect(page.get_by_text(re.compile(r"^Status: .* now"))).to_be_visible()
     expect(page.get_by_text(re.compile(r"^Status: stopped"))).to_have_count(0)
+    expect_row(
+        page, "kept", r"training( \(.*\))?", "1 / 2", timeout_s=300
+    )  # not "stopped", its status.json's
     expect(page.get_by_role("heading", name="Run kept: finished")).to_be_visible(timeout=300_000)
     success = page.get_by_test_id("stAlertContentSuccess").first
     expect(success).to_contain_text(re.compile(r"the run now has 2 epochs .*This job trained epochs 2–2 in"))
