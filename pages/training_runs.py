@@ -64,8 +64,8 @@ def live_run_progress(run_name: str, label: str = "Status") -> None:
 def live_job(job: TrainingJob, where: str, label: str = "Status", reveal: bool = False) -> None:
     """Stop and the progress of ``job``'s run, drawn where the user started it (see live_run_progress).
 
-    ``reveal`` scrolls the page just enough to show them: drawn where Start was, with the button
-    at the bottom edge of the window they fell below it (the browser keeps what is above in place).
+    ``reveal`` scrolls the page just enough to show them: drawn where Start was, they fell below
+    the window when the button was at its bottom edge (the browser keeps what is above in place).
     """
     key = f"live_{where}{job.id}"
     with st.container(key=key):
@@ -78,9 +78,8 @@ def live_job(job: TrainingJob, where: str, label: str = "Status", reveal: bool =
 def runs_table(runs: Sequence[Run]) -> None:
     """The table of runs, with the run the current job works on as the job is now (table_rows)."""
     rows = table_rows(runs, manager().current())
-    columns = list(
-        max(rows, key=len, default={})
-    )  # a new run's row holds only what its job knows, until its folder
+    # The fullest row's columns: a new run's row holds only what its job knows until its folder does.
+    columns = list(max(rows, key=len, default={}))
     st.dataframe(
         pd.DataFrame(rows, columns=columns).fillna("–"),
         hide_index=True,
