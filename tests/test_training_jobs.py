@@ -13,8 +13,6 @@ import math
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -25,7 +23,6 @@ import pytest
 from test_train_resume import STEPS_PER_EPOCH as STEPS
 from test_train_resume import tiny_config
 
-from app.emotions import REPO_ROOT
 from app.runs import read_run
 from training.data import DatasetError
 from training.jobs import (
@@ -440,13 +437,9 @@ def test_a_training_stops_when_its_server_is_gone(fer2013_dir: Path, tmp_path: P
     """The child's input ends with the server, however the server ends: it stops like a Stop."""
     config = tiny_config(fer2013_dir, tmp_path, "orphan", epochs=3)
     job = {"run_name": "orphan", "run_dir": str(config.run_dir), "action": "train", "epochs": 3}
-    child = subprocess.Popen(
-        [sys.executable, "-m", "training.job_process"],
-        cwd=REPO_ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    from training.job_process import spawn
+
+    child = spawn()
     child.stdin.write(json.dumps({"action": "train", "config": config.to_dict(), "job": job}) + "\n")
     child.stdin.flush()
     for line in child.stdout:

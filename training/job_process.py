@@ -44,10 +44,9 @@ STOP_POLL_S = 0.1
 INTERRUPTIBLE = ("preparing",)
 
 
-def run_child(task: dict[str, Any], channel: ProgressChannel, stop: threading.Event) -> None:
-    """Run ``task`` in a child process, relaying its reports to ``channel`` and a Stop to it, until
-    it exits; a child that ends without its account (killed, out of memory) ends the job as failed."""
-    child = subprocess.Popen(
+def spawn() -> subprocess.Popen[str]:
+    """A training process, waiting for its task on its standard input."""
+    return subprocess.Popen(
         [sys.executable, "-m", "training.job_process"],
         cwd=REPO_ROOT,
         stdin=subprocess.PIPE,
@@ -55,6 +54,12 @@ def run_child(task: dict[str, Any], channel: ProgressChannel, stop: threading.Ev
         text=True,
         bufsize=1,
     )
+
+
+def run_child(task: dict[str, Any], channel: ProgressChannel, stop: threading.Event) -> None:
+    """Run ``task`` in a child process, relaying its reports to ``channel`` and a Stop to it, until
+    it exits; a child that ends without its account (killed, out of memory) ends the job as failed."""
+    child = spawn()
     assert child.stdin is not None and child.stdout is not None
     job = channel.snapshot()
     header = {"run_name": job.run_name, "run_dir": str(job.run_dir), "action": job.action}

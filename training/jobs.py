@@ -54,17 +54,9 @@ from typing import Any
 
 from app.keras_env import import_keras
 from app.runs import read_run
+from training import outcomes
 from training.config import TrainConfig
 from training.data import DatasetError, check_dataset
-from training.outcomes import (
-    NOTHING_KEPT,
-    ResumeError,
-    TrainingStopped,
-    check_checkpoint,
-    disk_message,
-    nothing_new,
-    stopped_message,
-)
 from training.validation import ValidationError, check_validation
 from training.votes import VotesError, find_votes
 
@@ -284,13 +276,13 @@ def _run_here(run: Run, channel: ProgressChannel, stop: threading.Event) -> None
     channel.update(state="loading")
     try:
         run_dir = run([channel.keras_callback()], stop, channel.teacher_progress)
-    except TrainingStopped as err:
+    except outcomes.TrainingStopped as err:
         channel.end("stopped", str(err) or "stopped")
     except DatasetError as err:  # found only by decoding every image: after the quick check
         channel.end("failed", f"the dataset can't be used, nothing was trained: {err}")
     except (
         FileExistsError,
-        ResumeError,
+        outcomes.ResumeError,
         TeacherError,
         VotesError,
         ValidationError,
@@ -298,7 +290,7 @@ def _run_here(run: Run, channel: ProgressChannel, stop: threading.Event) -> None
     ) as err:
         channel.end("failed", str(err))
     except OSError as err:  # a full disk above all; last.keras is written atomically, so it holds
-        channel.end("failed", f"{disk_message(err)}. Every epoch that finished before is kept.")
+        channel.end("failed", f"{outcomes.disk_message(err)}. Every epoch that finished before is kept.")
     except Exception as err:  # a job must always end with a state the page can show
         traceback.print_exc()
         channel.end("failed", f"{type(err).__name__}: {err}")
@@ -350,19 +342,19 @@ class TrainingJob:
         if not progress.active:
             return
         if progress.state == "validating":  # the epoch is kept, its validation cut
-            message = stopped_message(progress.epoch, progress.epochs, validation_cut=True)
+            message = outcomes.stopped_message(progress.epoch, progress.epochs, validation_cut=True)
         elif progress.state == "training" and progress.first_epoch <= progress.epochs_done:
-            message = stopped_message(progress.epochs_done, progress.epochs, validation_cut=False)
+            message = outcomes.stopped_message(progress.epochs_done, progress.epochs, validation_cut=False)
         else:  # nothing this job trained has been kept yet
             message = self._nothing_kept()
         self.channel.update(state="stopped", message=message, ended=time.monotonic())
 
     def _nothing_kept(self) -> str:
         if self.progress().action == "train":
-            return NOTHING_KEPT
+            return outcomes.NOTHING_KEPT
         run = read_run(self.channel.snapshot().run_dir)
         rows = run.history if run is not None else []
-        return nothing_new(rows, run.epochs_planned if run is not None else 0)
+        return outcomes.nothing_new(rows, run.epochs_planned if run is not None else 0)
 
     def wait(self, timeout: float | None = None) -> Progress:
         """Block until the job ends (or ``timeout`` passes); the progress then."""
@@ -438,8 +430,8 @@ class JobManager:
             if not (run_dir / "last.keras").is_file():
                 raise JobError(f"run {found.name!r} has no checkpoint yet: no epoch finished")
             try:
-                check_checkpoint(run_dir / "last.keras")
-            except ResumeError as err:
+                outcomes.check_checkpoint(run_dir / "last.keras")
+            except outcomes.ResumeError as err:
                 raise JobError(str(err)) from err
             if planned <= found.epochs_run:
                 raise JobError(
