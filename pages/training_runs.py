@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -75,9 +76,8 @@ def live_job(job: TrainingJob, where: str, label: str = "Status", reveal: bool =
         st.html(REVEAL_JS.replace("KEY", key), unsafe_allow_javascript=True)
 
 
-def runs_table(runs: Sequence[Run]) -> None:
-    """The table of runs, with the run the current job works on as the job is now (table_rows)."""
-    rows = table_rows(runs, manager().current())
+def runs_table(rows: Sequence[dict[str, Any]]) -> None:
+    """The table of runs, rows from :func:`training.job_view.table_rows`."""
     # The fullest row's columns: a new run's row holds only what its job knows until its folder does.
     columns = list(max(rows, key=len, default={}))
     st.dataframe(
@@ -87,9 +87,11 @@ def runs_table(runs: Sequence[Run]) -> None:
     )
 
 
-#: The table while a job trains: redrawn every REFRESH_S seconds, so its run's row follows the job
-#: (a page run is only at the job's start and end), a new run's epochs included.
-live_runs_table = st.fragment(runs_table, run_every=REFRESH_S)
+@st.fragment(run_every=REFRESH_S)
+def live_runs_table(runs: Sequence[Run]) -> None:
+    """The table while a job trains, redrawn every REFRESH_S seconds, so its run's row follows the
+    job (a page run is only at the job's start and end), a new run's epochs included."""
+    runs_table(table_rows(runs, manager().current()))
 
 
 def stop_button(job: TrainingJob, where: str) -> None:
@@ -243,12 +245,16 @@ def runs_ui(runs_dir: Path, job: TrainingJob | None) -> None:
     if progress is not None and not progress.active and progress.action == "train" and job.alive:
         # A run stopped before its first epoch: its training removes the folder when it lets go.
         runs = [run for run in runs if run.path.resolve() != progress.run_dir.resolve() or run.history]
-    names = [row["run"] for row in table_rows(runs, job)]  # the job's new run too, before its folder
+    rows = table_rows(runs, job)
+    names = [row["run"] for row in rows]  # the job's new run too, before its folder
     if not names:
         st.info(f"No runs in `{runs_dir}` yet.")
         return
     working = progress is not None and progress.active
-    (live_runs_table if working else runs_table)(runs)
+    if working:
+        live_runs_table(runs)
+    else:
+        runs_table(rows)
     follow_job(names)
     picked = st.selectbox("Run", names, key=PICK_KEY)
     training_it = working and progress.run_name == picked
