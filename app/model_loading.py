@@ -107,7 +107,7 @@ def load_now_if_light(path: str | Path) -> None:
     For the very start of a server's first script run, before its imports: the model is then
     ready by the time the first page asks, so that page never says it loads. A model that needs
     Keras is left to :func:`load_in_background` after the page is drawn: TensorFlow's import would
-    slow the page down, and must not run before aiortc's (app/main.py).
+    slow the page down, and must not run before aiortc's (app/streamlit_app.py).
     """
     path = Path(path)
     with contextlib.suppress(OSError):

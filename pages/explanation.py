@@ -2,7 +2,7 @@
 
 Both show a face crop under its heatmap (:mod:`app.explain`) for the predicted emotion or any
 other one the user picks, so a student can compare what argued for the model's verdict with what
-would have argued for the right answer. Not a page: ``app/main.py`` lists the pages.
+would have argued for the right answer. Not a page: ``app/streamlit_app.py`` lists the pages.
 """
 
 from __future__ import annotations

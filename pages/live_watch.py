@@ -14,7 +14,7 @@ frontend reruns every half second from a timer, armed by each full run of the pa
 timer is lost, nothing reruns the fragment again and the panel keeps showing the moment it was
 last drawn ("Looking for a face… 0 frames/s" for a whole minute while the video came back with
 emojis). The cause seen was a fresh server's first run, which named the fragment differently from
-later runs (fixed in app/main.py); this watch is the safety net for any other. Each redraw numbers
+later runs (fixed in app/streamlit_app.py); this watch is the safety net for any other. Each redraw numbers
 the panel element (``data-drawn``, pages/live_panel.py); while the video presents frames and
 that number (or the lack of a panel) has not changed for ``PANEL_STALE_AFTER_S``, the watch asks
 for a full rerun (a trigger value), which redraws the panel and arms its timer again; it asks

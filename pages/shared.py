@@ -296,7 +296,7 @@ def secrets_and_environment() -> dict[str, Any]:
 def access() -> Access:
     """This deployment's access rules (public mode, owner password, data root); see app.access.
 
-    Every script run reads them here first (app/main.py), so this is also where the rules' effects
+    Every script run reads them here first (app/streamlit_app.py), so this is also where the rules' effects
     on the whole process are kept in step with them: reads under the data root stay in it
     (training.data), and a public deployment shows visitors no error details. Streamlit's
     ``client.showErrorDetails`` is one setting for the whole server, which is right here since

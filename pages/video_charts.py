@@ -2,7 +2,7 @@
 
 Every emotion is shown by name with its emoji *picture*, as on the other pages, never by emoji
 character: where no colour-emoji font is installed, characters in a chart's axis, tooltip or a
-table come out as outlines or empty boxes. Not a page: ``app/main.py`` lists the pages.
+table come out as outlines or empty boxes. Not a page: ``app/streamlit_app.py`` lists the pages.
 """
 
 from __future__ import annotations

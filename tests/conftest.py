@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 # Before anything imports TensorFlow: aiortc's SRTP library segfaults the process when it is
-# imported after TensorFlow, and AppTest runs app/main.py (which imports it) inside pytest.
+# imported after TensorFlow, and AppTest runs app/streamlit_app.py (which imports it) inside pytest.
 import streamlit_webrtc  # noqa: F401
 
 from app.emotions import CLASS_NAMES, REPO_ROOT

@@ -53,7 +53,7 @@ from training.votes import SHIPPED_VOTES, read_votes
 
 import browser
 
-MAIN = str(REPO_ROOT / "app" / "main.py")
+MAIN = str(REPO_ROOT / "app" / "streamlit_app.py")
 PAGE = str(REPO_ROOT / "pages" / "analysis.py")
 TIMEOUT_S = 180
 

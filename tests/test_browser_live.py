@@ -58,7 +58,7 @@ def test_laughing_face_from_the_camera_reaches_the_panel_as_happy_and_the_video_
     camera_page: Page, app_url: str
 ):
     # A photo first on this fresh server, as a visitor might: TensorFlow is then loaded before
-    # the WebRTC libraries, an order that once crashed the server (see app/main.py).
+    # the WebRTC libraries, an order that once crashed the server (see app/streamlit_app.py).
     camera_page.goto(f"{app_url}/photo")
     browser.upload(camera_page, PHOTO)
     expect(camera_page.get_by_text("Face 1:")).to_be_visible(timeout=FIRST_RESULT_TIMEOUT_MS)

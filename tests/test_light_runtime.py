@@ -167,8 +167,8 @@ def test_deleting_a_run_deletes_the_litert_files_derived_from_its_models(tmp_pat
 
 #: The server imports streamlit-webrtc (aiortc) before TensorFlow, whose bundled crypto libraries
 #: clash with aiortc's SRTP library the other way round (a segfault). A LiteRT model starts loading
-#: before that import (app/main.py), so LiteRT comes before aiortc too; TensorFlow comes later for
-#: Grad-CAM, or before the model's load when something else (training) had imported it.
+#: before that import (app/streamlit_app.py), so LiteRT comes before aiortc too; TensorFlow comes
+#: later for Grad-CAM, or before the model's load when something else (training) had imported it.
 BOTH_RUNTIMES = """
 import json, os, sys
 import numpy as np

@@ -15,7 +15,7 @@ from app.model_loading import loaded
 from app.runs import set_active_model
 
 ROOT = Path(__file__).resolve().parent.parent
-MAIN = str(ROOT / "app" / "main.py")
+MAIN = str(ROOT / "app" / "streamlit_app.py")
 PAGES = ROOT / "pages"
 
 

@@ -316,7 +316,7 @@ def test_the_training_page_says_how_long_to_wait_and_then_lets_the_owner_in(
     monkeypatch.setenv("EMOJIFY_PUBLIC", "true")
     monkeypatch.setenv("EMOJIFY_OWNER_PASSWORD", "owner-secret")
     monkeypatch.setenv("EMOJIFY_RUNS_DIR", str(tmp_path / "runs"))
-    at = AppTest.from_file(str(REPO_ROOT / "app" / "main.py"), default_timeout=120)
+    at = AppTest.from_file(str(REPO_ROOT / "app" / "streamlit_app.py"), default_timeout=120)
     at.run()
     at.switch_page(str(REPO_ROOT / "pages" / "training.py")).run()
 
@@ -356,7 +356,7 @@ def test_the_model_card_on_analysis_shows_visitors_no_server_paths(
     monkeypatch.setenv("EMOJIFY_PUBLIC", "true")
     monkeypatch.setenv("EMOJIFY_OWNER_PASSWORD", "owner-secret")
     monkeypatch.setenv("EMOJIFY_RUNS_DIR", str(tmp_path / "runs"))
-    at = AppTest.from_file(str(REPO_ROOT / "app" / "main.py"), default_timeout=120)
+    at = AppTest.from_file(str(REPO_ROOT / "app" / "streamlit_app.py"), default_timeout=120)
     at.run()
     at.switch_page(str(REPO_ROOT / "pages" / "analysis.py")).run()
 
@@ -393,7 +393,7 @@ def test_a_link_out_of_the_data_root_stops_a_training_on_start(
     monkeypatch.setenv("EMOJIFY_DATA_ROOT", str(data_root))
     monkeypatch.setenv("EMOJIFY_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.delenv("FER2013_DIR", raising=False)
-    at = AppTest.from_file(str(REPO_ROOT / "app" / "main.py"), default_timeout=120)
+    at = AppTest.from_file(str(REPO_ROOT / "app" / "streamlit_app.py"), default_timeout=120)
     at.run()
     at.switch_page(str(REPO_ROOT / "pages" / "training.py")).run()
     at.text_input(key="owner_password").set_value("owner-secret").run()

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
 ROOT = Path(__file__).resolve().parent.parent
-MAIN = str(ROOT / "app" / "main.py")
+MAIN = str(ROOT / "app" / "streamlit_app.py")
 TRAINING_PAGE = str(ROOT / "pages" / "training.py")
 JOB_TIMEOUT_S = 600  # a tiny run; the margin is for a machine busy with other work
 #: The dataset sources offered by the page (its radio's labels).

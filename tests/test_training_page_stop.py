@@ -37,7 +37,7 @@ from training.job_view import ENDED, LETTING_GO, WORKING, page_phase
 from training.jobs import JobManager, TrainingJob, in_this_process, manager
 from training.train import TrainingStopped
 
-MAIN = str(REPO_ROOT / "app" / "main.py")
+MAIN = str(REPO_ROOT / "app" / "streamlit_app.py")
 TRAINING_PAGE = str(REPO_ROOT / "pages" / "training.py")
 EPOCHS, BATCHES = 3, 6
 #: Seconds of training the stand-in's history.csv records: the table of runs shows this.
