@@ -6,7 +6,8 @@ For each page: start ``streamlit run app/main.py``, open the page in Debian's Ch
 after the server answers its health check (a cold start: nothing imported or loaded yet), and
 time from navigation to (1) the page's title, (2) its first control a user acts on (an uploader,
 the Start button), (3) for pages that use the model, the moment it is loaded and nothing is
-running any more. Then the same page is opened again on that warm server. Last, on another fresh
+running any more. Then the same page is opened again on that warm server, and by a new visitor
+(a browser context with nothing cached, as most visitors of a running server). Last, on another fresh
 server, a visitor reads the Home page (the Photo page for Home itself) and clicks the page in the
 sidebar: a first visit by navigation.
 
@@ -155,6 +156,13 @@ def time_navigation(page: browser.Page, url: str, key: str) -> Drawn:
     return drawn(page, title, since_click=True)
 
 
+def new_visitor(chromium: browser.Browser) -> browser.Page:
+    """A page in a browser context of its own: nothing cached, no session."""
+    context = chromium.new_context(viewport={"width": 1400, "height": 1000})
+    context.add_init_script(SEEN)
+    return context.new_page()
+
+
 #: How long the visitor of :func:`time_navigation` reads the first page before clicking.
 READING_MS = 3000
 
@@ -168,21 +176,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cpu cores {os.cpu_count()}, load average {os.getloadavg()[0]:.2f} at the start")
     print("seconds from navigation: blank / title / first control / model loaded and idle;")
     print("clicked in the sidebar on a fresh server: blank / title, from the click")
-    print("(blank: the longest time the main block showed no words; warm: the same page again)")
+    print("(blank: the longest time the main block showed no words; warm: the same page again;")
+    print(" new visitor: the page in a browser with nothing cached, on the server that served it)")
     with browser.chromium() as chromium:
         for key in args.pages:
-            context = chromium.new_context(viewport={"width": 1400, "height": 1000})
-            context.add_init_script(SEEN)
-            page = context.new_page()
+            page, newcomer = new_visitor(chromium), new_visitor(chromium)
             with browser.streamlit_server() as url:
                 cold = time_page(page, url, key)
                 warm = time_page(page, url, key)
+                new = time_page(newcomer, url, key)
             with browser.streamlit_server() as url:
                 clicked = time_navigation(page, url, key)
-            context.close()
+            page.context.close()
+            newcomer.context.close()
             print(
                 f"{key:<9} cold {' / '.join(f'{t:5.2f}' for t in cold)}   "
                 f"warm {' / '.join(f'{t:5.2f}' for t in warm)}   "
+                f"new visitor {' / '.join(f'{t:5.2f}' for t in new)}   "
                 f"clicked {clicked.blank:5.2f} / {clicked.title:5.2f}   "
                 f"load average {os.getloadavg()[0]:.2f}",
                 flush=True,
