@@ -115,14 +115,26 @@ def _read(file: BinaryIO) -> np.ndarray:
                 return _to_rgb_array(image)
     except ImageError:
         raise
-    except Image.DecompressionBombError as err:
-        raise ImageError(
-            f"the image is far too large; the limit is {MAX_PIXELS / 1e6:.0f} megapixels"
-        ) from err
+    except Image.DecompressionBombError as err:  # Pillow's own refusal, past 2 × its pixel limit
+        raise ImageError(f"the image is far too large; {_limits(head)}") from err
     except UnidentifiedImageError as err:
         raise _unidentified(head) from err
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise ImageError(f"the image is damaged or truncated ({err})") from err
+
+
+def _sniffed_format(head: bytes) -> str | None:
+    """The format ``head``, a file's first bytes, begins, whether or not Pillow can open it."""
+    return next((name for name, test in _SIGNATURES.items() if test(head)), None)
+
+
+def _limits(head: bytes) -> str:
+    """The pixel limit that applies to a file of ``head``'s format, as the other messages say it."""
+    fmt = _sniffed_format(head)
+    if fmt in (None, "JPEG"):
+        return f"the limit is {MAX_PIXELS / 1e6:.0f} megapixels"
+    colour = MAX_DECODED_BYTES / 4 / _DECODE_COPIES.get(fmt.upper(), 1) / 1e6
+    return f"the limit is {colour:.0f} megapixels for a {fmt} in colour (JPEG: {MAX_PIXELS / 1e6:.0f})"
 
 
 def _unidentified(head: bytes) -> ImageError:
@@ -131,7 +143,7 @@ def _unidentified(head: bytes) -> ImageError:
     Pillow says only "cannot identify image file" for both a text file and a PNG with one bad
     checksum; the file's first bytes tell them apart.
     """
-    fmt = next((name for name, test in _SIGNATURES.items() if test(head)), None)
+    fmt = _sniffed_format(head)
     if fmt is None:
         return ImageError(f"this is not an image format we can read (use {format_names()})")
     size = _declared_size(fmt, head)
@@ -153,16 +165,18 @@ def _to_rgb_array(image: Image.Image) -> np.ndarray:
     width, height = image.size
     if width < 1 or height < 1:
         raise ImageError("the image has no pixels")
+    image.seek(0)  # first frame of animated GIF/WebP/PNG
+    if isinstance(image, JpegImagePlugin.JpegImageFile):  # JPEG and MPO (phone photos)
+        # JPEG decodes straight to 1/2, 1/4 or 1/8 scale: a 100 MP photo costs what a 16 MP one does.
+        image.draft("RGB", _shrunk_size(width, height))
+    # First, since a format decoded whole has the lower limit (a colour PNG: 75 megapixels): the
+    # general one below would quote 120 to a PNG of 121.
+    _check_decoded_size(image, width, height)
     if width * height > MAX_PIXELS:
         raise ImageError(
             f"the image is {width}×{height} ({width * height / 1e6:.0f} megapixels); "
             f"the limit is {MAX_PIXELS / 1e6:.0f} megapixels"
         )
-    image.seek(0)  # first frame of animated GIF/WebP/PNG
-    if isinstance(image, JpegImagePlugin.JpegImageFile):  # JPEG and MPO (phone photos)
-        # JPEG decodes straight to 1/2, 1/4 or 1/8 scale: a 100 MP photo costs what a 16 MP one does.
-        image.draft("RGB", _shrunk_size(width, height))
-    _check_decoded_size(image, width, height)
     image.load()
     orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
     pixels = _shrunk_rgb(image)

@@ -22,7 +22,7 @@ from app.images import (
     to_gray,
 )
 
-from bad_inputs import FIXTURES, cases
+from bad_inputs import FIXTURES, _png_header_only, cases
 
 CASES = cases()
 
@@ -136,3 +136,13 @@ def _save(picture: Image.Image, fmt: str) -> bytes:
     data = io.BytesIO()
     picture.save(data, fmt)
     return data.getvalue()
+
+
+@pytest.mark.parametrize("side", [11_000, 100_000], ids=["121 MP", "far too large"])
+def test_a_colour_png_over_its_limit_is_told_that_limit_whatever_its_size(side: int) -> None:
+    """A colour PNG is decoded whole: its limit is 75 megapixels, and every refusal says so (a
+    121 MP one was told "the limit is 120 megapixels", the JPEG limit, as was a 10,000 MP one)."""
+    with pytest.raises(ImageError) as refused:
+        read_image(_png_header_only(side, side, color_type=2))
+    assert "75 megapixels" in str(refused.value), refused.value
+    assert "limit is 120" not in str(refused.value), refused.value
