@@ -360,6 +360,19 @@ def test_results_channel_reports_rate_and_latest_across_threads():
     assert results.read().frame_age_s is None and results.read().snapshot is None
 
 
+def test_a_streams_first_burst_is_not_read_as_a_high_frame_rate():
+    """A stream's first frames come together (the camera's queue): 5 within 0.14 s, read half a
+    second after the first, are 8 frames a second, not the 29 the burst's own span gave."""
+    clock_now = [10.0]
+    results = LiveResults(window_s=2.0, clock=lambda: clock_now[0])
+    for i in range(5):
+        clock_now[0] = 10 + i * 0.035
+        results.publish(Snapshot((), latency_s=0.01, timestamp=i * 0.035))
+    clock_now[0] = 10.5
+    stats = results.read()
+    assert stats.frames == 5 and stats.fps == pytest.approx(8)
+
+
 def test_streams_in_parallel_threads_share_the_model_but_not_their_faces(pipeline, crying):
     """Two browser sessions: each stream's processor on its own thread, one shared pipeline."""
     unmirrored = LiveSettings(mirror=False)
