@@ -20,6 +20,12 @@ def test_the_shipped_model_is_described_against_the_annotators_majority_with_the
     assert f"on {private['ferplus_majority']['n']:,} images" in help_text
 
 
+def test_the_whole_test_folder_is_named_as_both_halves_not_as_a_third_test_set():
+    metrics = {name: help_text for name, _, help_text in summarize(DEFAULT_MODEL_PATH).metrics}
+    assert list(metrics) == ["Public Test", "Both tests", "Private Test"], list(metrics)
+    assert metrics["Both tests"].startswith("PublicTest and PrivateTest together")
+
+
 def test_a_vote_trained_run_meets_the_shipped_models_majority_accuracy_not_its_label_accuracy():
     public = json.loads(DEFAULT_MODEL_PATH.with_suffix(".json").read_text(encoding="utf-8"))["evaluation"][
         "public_test"
