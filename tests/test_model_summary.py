@@ -38,3 +38,11 @@ def test_a_vote_trained_run_meets_the_shipped_models_majority_accuracy_not_its_l
     assert warning is not None and f"{majority:.1%}" in warning and "annotators' majority" in warning
     assert quality_warning(weak_vote_run, "fer2013") is None
     assert quality_warning(majority - 0.02, "ferplus") is None
+
+
+def test_the_near_chance_warning_says_which_data_its_baseline_holds_for():
+    """A run validated on a folder with as many faces of each emotion scores 14 % by answering
+    *happy* to all: the 25 % the warning quoted holds for FER2013's PublicTest only."""
+    warning = quality_warning(0.143)
+    assert warning is not None and "near chance" in warning
+    assert "random guess scores 14 %" in warning and "25 % on FER2013's PublicTest" in warning
