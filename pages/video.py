@@ -276,14 +276,15 @@ def show_job(job: VideoJob, made_with: dict[str, object], uploaded: bool) -> Non
     if not job.done.is_set():
         progress_ui(job)
         return
+    # Without an upload (after a reload) there is no Start button: the video must come first.
+    apply = "press **Start**" if uploaded else "upload it again and press **Start**"
     if job.cancelled:
-        st.warning("Processing stopped before the end (Cancel). Press **Start** to run it again.")
+        st.warning(f"Processing stopped before the end (Cancel). To run **{job.name}** again, {apply}.")
         return
     if job.problem is not None:
         st.error(f"**{job.name}**: {job.problem}.")
     if job.processed is None:
         return
-    apply = "press **Start**" if uploaded else "upload it again and press **Start**"
     if not uploaded:
         st.caption(f"The result for **{job.name}**, kept from before this page was reloaded.")
     if changed := changed_settings(job.made_with, made_with):

@@ -1,0 +1,79 @@
+"""What the Video page says about a stopped or damaged job must be true of what the user sees.
+
+AppTest runs the page in this process, so a job processed here with :mod:`app.video_jobs` is the
+one the page finds through its URL, as after a reload, when the uploader is empty. Things the page
+once said that were not so: "Press Start" after a cancelled job, where no Start button is shown
+without an upload; and, for a video damaged partway, a raw decoder error ("[Errno 1094995529] …
+'avcodec_send_packet()'") above a summary of its readable first 0.8 s that read as the whole 3 s
+("Face on screen 100%", "held steady all through", downloads named as the whole video's).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app import video_jobs
+from app.classifier import EmotionClassifier
+from app.detection import FaceDetector
+from app.emotions import DEFAULT_MODEL_PATH, REPO_ROOT
+from app.pipeline import Pipeline
+from app.video import process_video
+from app.video_jobs import Processed, VideoJob
+
+from bad_inputs import FIXTURES
+
+MAIN = str(REPO_ROOT / "app" / "streamlit_app.py")
+PAGE = str(REPO_ROOT / "pages" / "video.py")
+CUT_OFF = FIXTURES / "bad" / "videos" / "cut-off.mp4"  # 3.0 s at 12 fps, unreadable after 0.8 s
+TIMEOUT_S = 180
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> Pipeline:
+    return Pipeline(FaceDetector(), EmotionClassifier.load(DEFAULT_MODEL_PATH))
+
+
+def kept(job: VideoJob) -> Iterator[VideoJob]:
+    """``job``, done, kept by app.video_jobs (as a worker keeps it) for the page to find."""
+    job.done.set()
+    with video_jobs._lock:
+        video_jobs._jobs[job.id] = job
+    yield job
+    with video_jobs._lock:
+        video_jobs._jobs.pop(job.id, None)
+
+
+@pytest.fixture
+def cancelled_job(pipeline: Pipeline) -> Iterator[VideoJob]:
+    """The cut-off clip, cancelled at its third frame."""
+    asked = itertools.count()
+    result = process_video(CUT_OFF, pipeline, should_stop=lambda: next(asked) >= 3)
+    job = VideoJob("test-cancelled", "cut-off", CUT_OFF.name, {})
+    job.processed = Processed(result, b"", b"")
+    yield from kept(job)
+
+
+def reloaded_page(job: VideoJob) -> AppTest:
+    """The Video page with ``job`` in its URL and nothing uploaded: the page after a reload."""
+    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT_S)
+    at.run()
+    at.switch_page(PAGE)
+    at.query_params["video_job"] = job.id
+    at.run()
+    assert not at.exception
+    return at
+
+
+def test_a_cancelled_job_after_a_reload_asks_for_the_upload_that_start_needs(cancelled_job: VideoJob):
+    assert cancelled_job.cancelled
+    at = reloaded_page(cancelled_job)
+
+    assert [button.label for button in at.button if button.label == "Start"] == []
+    (warning,) = at.warning
+    assert "Processing stopped before the end" in warning.value
+    assert "upload it again and press **Start**" in warning.value
+    assert "Press **Start**" not in warning.value
