@@ -52,6 +52,11 @@ def shipped_accuracy(labels: str = "fer2013") -> float | None:
     return float(accuracy) if isinstance(accuracy, int | float) else None
 
 
+def validation_truth(labels: str) -> str:
+    """What a run that learnt from ``labels`` (its config's ``labels``) is validated against."""
+    return "the FER+ annotators' majority" if labels == "ferplus" else "FER2013's labels"
+
+
 def quality_warning(accuracy: float | None, labels: str = "fer2013") -> str | None:
     """Why to be wary of a model with validation accuracy ``accuracy``, or None when it is fine.
 
@@ -67,7 +72,7 @@ def quality_warning(accuracy: float | None, labels: str = "fer2013") -> str | No
         )
     reference = shipped_accuracy(labels)
     if reference is not None and accuracy < reference - FAR_BELOW:
-        truth = "the FER+ annotators' majority" if labels == "ferplus" else "FER2013's labels"
+        truth = validation_truth(labels)
         return (
             f"Its validation accuracy ({accuracy:.1%}) is far below the shipped model's "
             f"({reference:.1%} on PublicTest against {truth}): expect many more wrong emojis."

@@ -180,6 +180,10 @@ def test_default_model_shows_its_card_without_the_dataset(default_with_card: Pat
     assert any("from the model card" in caption.value for caption in at.caption)
     assert not errors(at) and not at.info  # no "evaluate it" prompt: the card had the split
     assert "Evaluate on PrivateTest to see the images" in [button.label for button in at.button]
+    # The shipped model is two models averaged: its card's own training is the first one's alone.
+    training = next(caption.value for caption in at.caption if "Its card says" in caption.value)
+    assert "2 models averaged" in training and "`scv2`" in training and "`ftv1`" in training
+    assert "against the FER+ annotators' majority" in training
 
     at.toggle(key="normalised").set_value(True).run()
     shares = chart_data(at, "matrix").set_index(["true", "predicted"])["value"]

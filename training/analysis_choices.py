@@ -15,6 +15,7 @@ from typing import Any
 
 from app import emotions
 from app.emotions import CLASS_NAMES, REPO_ROOT
+from app.model_summary import validation_truth
 from app.runs import Run, active_model_path, list_runs, read_run
 from training.analysis import Evaluation
 from training.data import Dataset
@@ -109,18 +110,39 @@ def source_stamp(path: Path) -> int:
 
 
 def training_facts(card: Mapping[str, Any] | None) -> str | None:
-    """What a model card says about its training, in a sentence; None when it says nothing."""
+    """What a model card says about its training, in a sentence; None when it says nothing.
+
+    An ensemble's card (``export.members``, as the shipped model's) describes each member: its
+    own ``training`` is the first member's alone.
+    """
+    members = ((card or {}).get("export") or {}).get("members")
+    if isinstance(members, list) and len(members) > 1 and all(isinstance(m, dict) for m in members):
+        described = [
+            f"`{(m.get('training') or {}).get('config', {}).get('run_name', number)}` "
+            f"({', '.join(_member_facts(m.get('training') or {}, m.get('architecture', '?')))})"
+            for number, m in enumerate(members, start=1)
+        ]
+        return f"{len(members)} models averaged: " + " and ".join(described)
     training = (card or {}).get("training") or {}
     if not training:
         return None
-    facts = [f"architecture `{(card or {}).get('architecture', '?')}`"]
+    return ", ".join(_member_facts(training, (card or {}).get("architecture", "?")))
+
+
+def _member_facts(training: Mapping[str, Any], architecture: str) -> list[str]:
+    """One trained model's facts: architecture, epochs, best validation accuracy (against the
+    truth it learnt) and time."""
+    config = training.get("config") or {}
+    facts = [f"architecture `{architecture}`"]
     if "epochs_run" in training:
-        facts.append(f"{training['epochs_run']} epochs")
+        start = f", fine-tuned from `{config['init_from']}` as it was then" if config.get("init_from") else ""
+        facts.append(f"{training['epochs_run']} epochs{start}")
     if isinstance(training.get("best_val_accuracy"), int | float):
-        facts.append(f"best validation accuracy {training['best_val_accuracy']:.1%}")
+        truth = validation_truth(config.get("labels", "fer2013"))
+        facts.append(f"best validation accuracy {training['best_val_accuracy']:.1%} against {truth}")
     if isinstance(training.get("duration_s"), int | float):
         facts.append(f"{training['duration_s'] / 60:.0f} min of training")
-    return ", ".join(facts)
+    return facts
 
 
 def cell_title(true: int | None, predicted: int | None) -> str:
