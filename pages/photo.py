@@ -37,6 +37,8 @@ from pages.shared import (
 SMALL_PHOTO_SIDE = 320
 #: ...but at most this many times: further, it is only bigger blocks of the same few pixels.
 MAX_ENLARGE = 8
+#: Session key: which input, "upload" or "snapshot", the user changed last (see photo_input_ui).
+LATEST_SOURCE = "photo_latest_source"
 NO_FACE_TIPS = """
 **No face found.** The detector looks for upright faces seen from the front. Try:
 - a photo where the face is well lit and not turned more than ~30° away;
@@ -54,8 +56,18 @@ class Photo:
     data: bytes
 
 
+def changed_last(source: str) -> None:
+    """An input's on_change: its new photo (or its clearing) is the user's latest word."""
+    st.session_state[LATEST_SOURCE] = source
+
+
 def photo_input_ui() -> Photo | None:
-    """An uploaded file or a camera snapshot."""
+    """The photo the user gave last: an uploaded file or a camera snapshot, whichever changed last.
+
+    Both inputs keep their photo while the other gets one (they sit in tabs), so the newer one is
+    analysed, and the page says so: the upload always won, and a snapshot taken after it was shown
+    above results that were still the upload's. Clearing the newer one brings back the other.
+    """
     upload_tab, camera_tab = st.tabs(
         [":material/upload: Upload a photo", ":material/photo_camera: Take a photo"]
     )
@@ -65,10 +77,21 @@ def photo_input_ui() -> Photo | None:
             type=list(PHOTO_EXTENSIONS),
             key="photo_upload",
             help=f"{format_names()}. Phone photos are turned upright from their EXIF tag.",
+            on_change=changed_last,
+            args=("upload",),
         )
     with camera_tab:
-        snapshot = st.camera_input("Smile (or frown) at your camera", key="photo_camera")
-    chosen = upload or snapshot
+        snapshot = st.camera_input(
+            "Smile (or frown) at your camera", key="photo_camera", on_change=changed_last, args=("snapshot",)
+        )
+    if upload is not None and snapshot is not None:
+        if st.session_state.get(LATEST_SOURCE) == "snapshot":
+            chosen, said = snapshot, f"your snapshot, the newer photo: clear it to see those of {upload.name}"
+        else:
+            chosen, said = upload, f"{upload.name}, the newer photo: clear it to see those of your snapshot"
+        st.caption(f"The results are for {said}.")
+    else:
+        chosen = upload or snapshot
     return Photo(chosen.file_id, chosen.name, chosen.getvalue()) if chosen else None
 
 

@@ -1,0 +1,93 @@
+"""What the Photo page says about the user's choices is true (Streamlit's AppTest, and Chromium
+with a fake camera where the real camera input matters).
+
+Which photo the results are for when both an upload and a snapshot are there.
+Which emotion the shipped model picks is never assumed: only whether a face was found.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app.images import encode_image, read_image
+
+import browser
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+#: One face (the browser tests find exactly one in it).
+SMILING = ("smiling.jpg", (FIXTURES / "faces" / "london_009_happy.jpg").read_bytes(), "image/jpeg")
+#: Another photo of one face, uploaded later: a new upload of its own.
+OTHER_FACE = ("other.jpg", (FIXTURES / "faces" / "london_013_happy.jpg").read_bytes(), "image/jpeg")
+#: No face: a camera snapshot is a JPEG, so the coffee cup is taken as one.
+NO_FACE_SNAPSHOT = (
+    "image.jpg",
+    encode_image(read_image((FIXTURES / "coffee.png").read_bytes()), "jpg"),
+    "image/jpeg",
+)
+
+
+@pytest.fixture
+def photo_page() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=120)
+    at.run()
+    at.switch_page(str(ROOT / "pages" / "photo.py")).run()
+    assert not at.exception
+    return at
+
+
+def results(at: AppTest) -> str:
+    """Which result the page shows: the face count's heading, or that no face was found."""
+    assert not at.exception and not at.error
+    if any("No face found" in info.value for info in at.info):
+        return "no face"
+    headings = [heading.value for heading in at.subheader if heading.value.endswith(("face", "faces"))]
+    assert len(headings) == 1, headings
+    return headings[0]
+
+
+def captions(at: AppTest) -> str:
+    return "\n".join(caption.value for caption in at.caption)
+
+
+def test_the_results_are_for_the_photo_given_last_and_say_which(photo_page: AppTest) -> None:
+    at = photo_page
+    at.file_uploader(key="photo_upload").set_value(SMILING).run()
+    assert results(at) == "1 face"
+    assert "results are for" not in captions(at)  # one photo: nothing to tell apart
+
+    at.camera_input(key="photo_camera").set_value(NO_FACE_SNAPSHOT).run()
+    assert results(at) == "no face"  # the snapshot, taken after the upload
+    assert "results are for your snapshot" in captions(at)
+
+    at.file_uploader(key="photo_upload").set_value(OTHER_FACE).run()
+    assert results(at) == "1 face"  # a new upload after the snapshot
+    assert "results are for other.jpg" in captions(at)
+
+    at.file_uploader(key="photo_upload").set_value(None).run()
+    assert results(at) == "no face"  # the upload cleared: the snapshot is what is left
+    assert "results are for" not in captions(at)
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(browser.missing_browser() is not None, reason=str(browser.missing_browser()))
+def test_a_snapshot_taken_after_an_upload_is_what_the_page_analyses(camera_page, app_url: str) -> None:
+    """The real camera input (the laughing clip as the webcam) after a photo without a face."""
+    from playwright.sync_api import expect
+
+    page = camera_page
+    page.goto(f"{app_url}/photo")
+    expect(page.get_by_test_id("stFileUploader").first).to_be_visible(timeout=120_000)
+    browser.upload(page, FIXTURES / "coffee.png")
+    expect(page.get_by_text("No face found")).to_be_visible(timeout=150_000)
+
+    page.get_by_role("tab", name=re.compile("Take a photo")).click()
+    page.get_by_role("button", name=re.compile("Take Photo", re.IGNORECASE)).click(timeout=60_000)
+
+    expect(page.get_by_role("heading", name=re.compile(r"^\d+ faces?$"))).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("The results are for your snapshot")).to_be_visible()
+    expect(page.get_by_text("No face found")).to_have_count(0)
