@@ -269,7 +269,8 @@ def calibrate_photos(
         gray = to_gray(rgb)
         boxes = pipeline.detector.detect(gray, settings)
         if not boxes:
-            raise CalibrationError(f"no face found in reference photo {number}")
+            which = f"reference photo {number} of {len(photos)}" if len(photos) > 1 else "the reference photo"
+            raise CalibrationError(f"no face found in {which}")
         looks.append(photo_looks(pipeline.classifier, gray, boxes[0]))
     if not looks:
         raise CalibrationError("give at least one reference photo")

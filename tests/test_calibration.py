@@ -102,8 +102,13 @@ def test_a_shown_smile_lowers_the_bar_for_happy_and_a_neutral_example_is_refused
 
 
 def test_no_face_in_a_reference_photo_is_refused(pipeline: Pipeline) -> None:
-    with pytest.raises(CalibrationError, match="no face found in reference photo 1"):
+    """The one photo a page takes is "the reference photo", not "reference photo 1"; of several,
+    the message says which."""
+    with pytest.raises(CalibrationError, match=r"^no face found in the reference photo$"):
         calibrate_photos(pipeline, [read_image(FIXTURES / "coffee.png")])
+    face = read_image(FIXTURES / "faces" / "london_018_neutral.jpg")
+    with pytest.raises(CalibrationError, match=r"^no face found in reference photo 2 of 2$"):
+        calibrate_photos(pipeline, [face, read_image(FIXTURES / "coffee.png")])
 
 
 def sample() -> Calibration:
