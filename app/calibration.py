@@ -436,8 +436,8 @@ class LiveCalibrator:
             else:
                 assert self._calibration is not None
                 self._calibration = self._calibration.with_example(collect.expression, looks)
-        except CalibrationError as err:
-            self._failure = f"{err}."
+        except CalibrationError as err:  # its message is a clause; here it is the panel's sentence
+            self._failure = f"{str(err)[:1].upper()}{str(err)[1:]}."
 
 
 @dataclass
@@ -454,14 +454,16 @@ class _Collection:
     other: int = 0
 
     def skipped(self) -> str:
+        """Why frames were not used, each reason with its count ("17 with no face" alone left the
+        reader to guess 17 of what)."""
         parts = []
         if self.several:
-            parts.append(f"{self.several} frames skipped: several faces in view")
+            parts.append(f"{self.several} with several faces in view")
         if self.none:
             parts.append(f"{self.none} with no face")
         if self.other:
             parts.append(f"{self.other} with another face than the one calibrated")
-        return "; ".join(parts) + ("." if parts else "")
+        return f"Frames skipped: {'; '.join(parts)}." if parts else ""
 
 
 def calibrate_largest(faces: Sequence[Face], calibration: Calibration | None) -> list[Face]:

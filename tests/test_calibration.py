@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -197,9 +198,27 @@ def test_live_calibration_with_several_faces_in_view_says_so_and_keeps_nothing()
 
     status = calibrator.status()
     assert status.phase == "failed" and status.calibration is None
-    assert "several faces in view" in status.message
+    assert re.search(r"Frames skipped: \d+ with several faces in view\.$", status.message), status.message
     with pytest.raises(CalibrationError, match="neutral face first"):
         calibrator.start("happy")
+
+
+def test_live_calibration_messages_are_sentences_that_say_what_was_skipped() -> None:
+    """The panel's lines: "Frames skipped: 17 with no face." (it read "17 with no face."), and a
+    refused expression starts with a capital like every other line of the panel."""
+    neutral = np.array([0.05, 0.01, 0.05, 0.04, 0.7, 0.1, 0.05])
+    calibrator = LiveCalibrator()
+    calibrator.start("neutral", seconds=1.0)
+    now = feed(calibrator, 0.3, {}, start=0.0)
+    assert calibrator.status().message == "Frames skipped: 3 with no face."
+    now = feed(calibrator, 1.0, {4: neutral}, start=now)
+    assert calibrator.status().phase == "calibrated"
+
+    calibrator.start("happy", seconds=1.0)
+    feed(calibrator, 1.15, {4: neutral}, start=now)
+    status = calibrator.status()
+    assert status.phase == "failed"
+    assert status.message.startswith("That happy face looks like the neutral one"), status.message
 
 
 def emojify(*args: str | Path) -> subprocess.CompletedProcess:
