@@ -46,6 +46,8 @@ NO_FACE_TIPS = """
 - cropping the photo closer to the face.
 """
 
+NOTHING_DRAWN = "Nothing is drawn on the photo: turn on an overlay in the sidebar to download it emojified."
+
 
 @dataclass(frozen=True)
 class Photo:
@@ -148,6 +150,11 @@ def download_ui(name: str, annotated: np.ndarray) -> None:
     )
 
 
+def draws_anything(options: OverlayOptions) -> bool:
+    """Whether the overlay draws over a face: with everything off there is nothing to download."""
+    return options.emoji or options.labels or options.boxes
+
+
 def display_scale(rgb: np.ndarray) -> int:
     """How many times to enlarge a photo for the page: small ones by a whole factor, up to
     :data:`MAX_ENLARGE`, so they are not a thumbnail and a face's label fits over them."""
@@ -185,7 +192,10 @@ def show_result(
     annotated = pipeline.annotate(shown, shown_faces, options)
     image_col, faces_col = st.columns([3, 2])
     with image_col:
-        download_ui(photo.name, annotated)
+        if draws_anything(options):
+            download_ui(photo.name, annotated)
+        else:  # the "emojified" download would be the photo as given
+            st.caption(NOTHING_DRAWN)
         st.image(annotated, width="content")
     with faces_col:
         st.subheader(f"{len(faces)} face{'s' if len(faces) > 1 else ''}")

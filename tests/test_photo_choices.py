@@ -1,7 +1,8 @@
 """What the Photo page says about the user's choices is true (Streamlit's AppTest, and Chromium
 with a fake camera where the real camera input matters).
 
-Which photo the results are for when both an upload and a snapshot are there.
+Which photo the results are for when both an upload and a snapshot are there, and whether the
+download holds a drawing.
 Which emotion the shipped model picks is never assumed: only whether a face was found.
 """
 
@@ -91,3 +92,19 @@ def test_a_snapshot_taken_after_an_upload_is_what_the_page_analyses(camera_page,
     expect(page.get_by_role("heading", name=re.compile(r"^\d+ faces?$"))).to_be_visible(timeout=60_000)
     expect(page.get_by_text("The results are for your snapshot")).to_be_visible()
     expect(page.get_by_text("No face found")).to_have_count(0)
+
+
+def test_no_download_of_a_photo_with_nothing_drawn_on_it(photo_page: AppTest) -> None:
+    at = photo_page
+    at.file_uploader(key="photo_upload").set_value(SMILING).run()
+    assert results(at) == "1 face"
+    assert [button.label for button in at.download_button] == ["Download the emojified photo"]
+
+    at.toggle(key="show_emoji").set_value(False)
+    at.toggle(key="show_labels").set_value(False).run()
+    assert results(at) == "1 face"
+    assert not at.download_button  # it would be the photo as uploaded
+    assert "Nothing is drawn" in captions(at)
+
+    at.toggle(key="show_boxes").set_value(True).run()
+    assert [button.label for button in at.download_button] == ["Download the emojified photo"]
