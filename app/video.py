@@ -27,6 +27,7 @@ import argparse
 import contextlib
 import csv
 import itertools
+import logging
 import math
 import secrets
 import signal
@@ -49,6 +50,7 @@ from app.emotions import CLASS_NAMES, DEFAULT_MODEL_PATH
 from app.live import LiveProcessor, LiveSettings, SmoothedFace
 from app.pipeline import OverlayOptions, Pipeline
 
+LOGGER = logging.getLogger(__name__)
 #: A file path, or the bytes of an upload as a seekable binary file: uploads never touch the disk.
 VideoSource = str | Path | BinaryIO
 #: Videos are processed and written with their long side at most this: faces stay far larger than
@@ -98,6 +100,22 @@ CSV_COLUMNS = ["frame", "time_s", "face", "emotion", "confidence", "x", "y", "w"
 
 class VideoError(ValueError):
     """An input that is not a usable video; the message is meant for the user."""
+
+
+class CutShort(VideoError):
+    """Decoding failed partway: the first ``seconds`` of the video could be read, no more."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the video is damaged after {seconds:.1f} s and can't be read beyond that")
+        self.seconds = seconds
+
+
+def logged(error: VideoError, cause: av.FFmpegError) -> VideoError:
+    """``error``, for the user, with FFmpeg's own words in the server log: an errno and the internal
+    function that failed ("[Errno 1094995529] … 'avcodec_send_packet()'") mean nothing to a user,
+    and help whoever looks into the file."""
+    LOGGER.warning("%s: %s", error, cause)
+    return error
 
 
 class VideoDamaged(VideoError):
@@ -259,7 +277,8 @@ class Summary:
 
 @dataclass(frozen=True)
 class VideoResult:
-    """Everything processing found; ``cancelled`` when it was stopped before the end."""
+    """Everything processing found; ``cancelled`` when it was stopped before the end,
+    ``damaged_after_s`` when the video could be read only that far (:class:`VideoDamaged`)."""
 
     info: VideoInfo
     step: int
@@ -267,6 +286,16 @@ class VideoResult:
     elapsed_s: float
     cancelled: bool = False
     errors: int = 0
+    damaged_after_s: float | None = None
+
+    @property
+    def covered_s(self) -> float | None:
+        """Seconds from the video's start that the result covers when it stops short of the end
+        (damaged partway, or cancelled), else ``None``: whatever shows such a result, its summary
+        above all, must say it is of that part only."""
+        if self.damaged_after_s is not None:
+            return self.damaged_after_s
+        return len(self.frames) * self.frame_s if self.cancelled else None
 
     @property
     def frame_s(self) -> float:
@@ -387,7 +416,7 @@ def process_video(
     total = math.ceil(info.frames / step)
     frames: list[FrameResult] = []
     errors, cancelled, started = 0, False, time.perf_counter()
-    damage: VideoError | None = None
+    damage: CutShort | None = None
     with mp4_writer(output, size, info.fps / step) as write:
         try:
             for index, seconds, rgb in _decode(source, size, step):
@@ -403,7 +432,7 @@ def process_video(
                 if progress is not None:
                     done = len(frames) + backfill.held
                     progress(Progress(done, max(total, done), seconds, time.perf_counter() - started))
-        except VideoError as err:
+        except CutShort as err:
             if not frames and not backfill.held:
                 raise  # nothing done to keep
             damage = err
@@ -411,7 +440,8 @@ def process_video(
             write(drawn)
             frames.append(finished)
     elapsed = time.perf_counter() - started
-    result = VideoResult(info, step, rejoin_tracks(frames), elapsed, cancelled, errors)
+    damaged_after_s = None if damage is None else damage.seconds
+    result = VideoResult(info, step, rejoin_tracks(frames), elapsed, cancelled, errors, damaged_after_s)
     if damage is not None:
         raise VideoDamaged(str(damage), result) from damage
     return result
@@ -601,7 +631,7 @@ def _info(container: av.container.InputContainer) -> VideoInfo:
     try:
         first = next(container.decode(stream), None)
     except av.FFmpegError as err:
-        raise VideoError(f"the video stream can't be decoded ({err})") from err
+        raise logged(VideoError("the video stream can't be decoded"), err) from err
     if first is None:
         raise VideoError("the video has no frames")
     width, height = (first.height, first.width) if abs(first.rotation) == 90 else (first.width, first.height)
@@ -627,8 +657,9 @@ def _decode(
                 index, frame = next(frames)
             except StopIteration:
                 return
-            except av.FFmpegError as err:
-                raise VideoError(f"the video is damaged after {seconds:.1f} s ({err})") from err
+            except av.FFmpegError as err:  # up to the end of the last frame read, if any
+                read_s = 0.0 if first is None else seconds + 1 / fps
+                raise logged(CutShort(read_s), err) from err
             seconds = frame.time if frame.time is not None else index / fps
             first = seconds if first is None else first
             seconds -= first

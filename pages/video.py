@@ -30,6 +30,7 @@ from app.video import (
     VIDEO_EXTENSIONS,
     VIDEO_SETTINGS,
     VideoError,
+    VideoResult,
     expected_seconds,
     probe,
 )
@@ -113,9 +114,21 @@ def changed_settings(before: dict[str, object], now: dict[str, object]) -> list[
     return [SETTING_NAMES[key] for key in SETTING_NAMES if before.get(key) != now.get(key)]
 
 
+def part_covered(result: VideoResult) -> str | None:
+    """``"the first 0.9 s of 3.0 s"`` for a result that stops short of the video's end (damaged
+    partway), else ``None``: its summary, 100% of a readable second, must not read as the whole."""
+    if (covered_s := result.covered_s) is None:
+        return None
+    whole = f" of {result.info.duration_s:.1f} s" if result.info.duration_s > covered_s else ""
+    return f"the first {covered_s:.1f} s{whole}"
+
+
 def show_summary(processed: Processed) -> None:
     result = processed.result
     summary = result.summary()
+    part = part_covered(result)
+    if part is not None:
+        st.markdown(f"#### Summary of {part} only\nThe video, the CSV and the charts stop there too.")
     if summary.dominant is None:
         st.warning(NO_FACE_TIPS)
         return
@@ -130,7 +143,9 @@ def show_summary(processed: Processed) -> None:
         help=f"{summary.seconds_with_face:.1f} s of {summary.seconds:.1f} s",
     )
     speed.metric(
-        "Processing", f"{result.fps:.0f} frames/s", help=f"{result.elapsed_s:.1f} s for the whole video"
+        "Processing",
+        f"{result.fps:.0f} frames/s",
+        help=f"{result.elapsed_s:.1f} s for {part or 'the whole video'}",
     )
     st.markdown("**Share of time per emotion** (the largest face)")
     st.altair_chart(share_chart(summary.share), width="stretch")
@@ -138,7 +153,9 @@ def show_summary(processed: Processed) -> None:
         st.markdown("**Moments of change**")
         st.html(moments_html(summary.changes))
     else:
-        st.caption("The emotion held steady all through: no moments of change.")
+        st.caption(
+            f"The emotion held steady {f'through {part}' if part else 'all through'}: no moments of change."
+        )
 
 
 def show_timelines(processed: Processed) -> None:
@@ -163,6 +180,8 @@ def show_timelines(processed: Processed) -> None:
 def show_result(name: str, processed: Processed) -> None:
     result = processed.result
     stem = Path(name).stem or "video"
+    if (covered_s := result.covered_s) is not None:  # a part must not be saved as the whole video's
+        stem += f"_first_{covered_s:.1f}s"
     if result.errors:
         st.warning(f"{result.errors} frame(s) could not be processed and were written as they came.")
     video_col, summary_col = st.columns([3, 2])
@@ -185,9 +204,11 @@ def show_result(name: str, processed: Processed) -> None:
             key="video_csv",
             icon=":material/download:",
         )
+        part = part_covered(result)
         st.caption(
             f"{len(result.frames):,} frames processed (every {result.step}), "
-            f"{result.info.width}×{result.info.height} at {float(result.info.fps):.1f} fps."
+            f"{result.info.width}×{result.info.height} at {float(result.info.fps):.1f} fps"
+            + (f": {part} only." if part else ".")
         )
     with summary_col:
         show_summary(processed)

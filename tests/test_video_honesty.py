@@ -11,9 +11,12 @@ without an upload; and, for a video damaged partway, a raw decoder error ("[Errn
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator
 
 import pytest
+from streamlit.runtime.media_file_storage import MediaFileKind
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from app import video_jobs
@@ -21,7 +24,7 @@ from app.classifier import EmotionClassifier
 from app.detection import FaceDetector
 from app.emotions import DEFAULT_MODEL_PATH, REPO_ROOT
 from app.pipeline import Pipeline
-from app.video import process_video
+from app.video import VIDEO_SETTINGS, process_video
 from app.video_jobs import Processed, VideoJob
 
 from bad_inputs import FIXTURES
@@ -77,3 +80,44 @@ def test_a_cancelled_job_after_a_reload_asks_for_the_upload_that_start_needs(can
     assert "Processing stopped before the end" in warning.value
     assert "upload it again and press **Start**" in warning.value
     assert "Press **Start**" not in warning.value
+
+
+@pytest.fixture
+def damaged_job(pipeline: Pipeline) -> Iterator[VideoJob]:
+    """The cut-off clip as the job's worker processes it: as far as it can be read."""
+    job = VideoJob("test-damaged", "cut-off", CUT_OFF.name, {})
+    video_jobs._run(job, CUT_OFF.read_bytes(), pipeline, 1, VIDEO_SETTINGS)
+    yield from kept(job)
+
+
+def test_a_damaged_video_is_said_so_plainly_and_its_summary_is_of_the_part_read(
+    damaged_job: VideoJob, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+):
+    saved_as: list[str | None] = []  # the downloads' file names, as the browser will save them
+    store = MemoryMediaFileStorage.load_and_get_id
+
+    def load_and_get_id(
+        self: MemoryMediaFileStorage,
+        data: bytes | str,
+        mimetype: str,
+        kind: MediaFileKind,
+        filename: str | None = None,
+    ) -> str:
+        saved_as.append(filename)
+        return store(self, data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", load_and_get_id)
+    at = reloaded_page(damaged_job)
+
+    # What happened, in words: no errno, no FFmpeg function; those go to the server's log.
+    (error,) = at.error
+    assert re.fullmatch(r"\*\*cut-off\.mp4\*\*: the video is damaged after 0\.9 s [^(\[]*\.", error.value)
+    assert "Errno" not in error.value and "avcodec" not in error.value
+    assert "avcodec_send_packet" in "\n".join(r.getMessage() for r in caplog.get_records("setup"))
+    # The summary and the downloads are of the first 0.9 s, not of the 3.0 s video.
+    texts = [element.value for element in (*at.markdown, *at.caption)]
+    assert any(text.startswith("#### Summary of the first 0.9 s of 3.0 s only") for text in texts), texts
+    assert any(text.endswith("at 12.0 fps: the first 0.9 s of 3.0 s only.") for text in texts), texts
+    assert not any("all through" in text for text in texts), texts
+    assert "the first 0.9 s of 3.0 s" in at.metric[1].proto.help  # Processing: "… s for the first …"
+    assert {"cut-off_first_0.9s_emojify.mp4", "cut-off_first_0.9s_emotions.csv"} <= set(saved_as)
