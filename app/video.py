@@ -577,9 +577,10 @@ def mp4_writer(
     """A function that appends an RGB frame to an H.264 MP4 at ``target`` (no-op for ``None``).
 
     Frames get consecutive timestamps at ``rate``. The file is written beside ``target`` under a
-    temporary name and renamed to it when the ``with`` block ends normally, flushed and playable;
-    an exception removes it instead. ``target`` never holds half a video, and an earlier file
-    there stays until a whole new one replaces it.
+    temporary name and renamed to it when the ``with`` block ends normally, flushed and playable
+    (with no frame written there is no video, and no file); an exception removes it instead.
+    ``target`` never holds half a video, and an earlier file there stays until a whole new one
+    replaces it.
     """
     if target is None:
         yield lambda rgb: None
@@ -592,12 +593,17 @@ def mp4_writer(
             stream.width, stream.height = size
             stream.pix_fmt = "yuv420p"
 
+            written = 0
+
             def write(rgb: np.ndarray) -> None:
+                nonlocal written
                 container.mux(stream.encode(video_frame(rgb)))
+                written += 1
 
             yield write
             container.mux(stream.encode(None))
-        partial.replace(target)
+        if written:  # no frame, no file (a Cancel before the first): the container wrote none
+            partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)
 

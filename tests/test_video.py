@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-from app import video
+from app import video, video_jobs
 from app.classifier import EmotionClassifier
 from app.detection import Box, FaceDetector
 from app.emotions import CLASS_NAMES, DEFAULT_MODEL_PATH
@@ -30,6 +30,7 @@ from app.live import SmoothedFace
 from app.overlay import BOTTOM_CLEARANCE, draw_label
 from app.pipeline import Pipeline
 from app.video import (
+    VIDEO_SETTINGS,
     FrameResult,
     VideoDamaged,
     VideoError,
@@ -41,6 +42,7 @@ from app.video import (
     steady_changes,
     video_frame,
 )
+from app.video_jobs import VideoJob
 
 from bad_inputs import FIXTURES
 
@@ -213,6 +215,19 @@ def test_cancel_keeps_a_shorter_video_that_plays(pipeline, tmp_path):
 
     assert result.cancelled and len(result.frames) == 10
     assert len(decoded_frames(out)) == 10
+
+
+def test_a_cancel_before_the_first_frame_ends_the_job_as_cancelled_not_failed(pipeline):
+    """A Cancel pressed while the page says "Starting…": no frame, so no video to keep. It ended
+    as "processing failed (FileNotFoundError: … .part -> …emojified.mp4)": the encoder had written
+    no file to rename."""
+    job = VideoJob("test-cancel-at-once", "digest", VIDEO.name, {})
+    job.cancel.set()
+    video_jobs._run(job, VIDEO.read_bytes(), pipeline, 4, VIDEO_SETTINGS)
+
+    assert job.problem is None and job.done.is_set()
+    assert job.processed is not None and job.processed.mp4 == b""
+    assert job.cancelled and not job.processed.result.frames
 
 
 def test_a_video_without_faces_says_so(pipeline, tmp_path):
