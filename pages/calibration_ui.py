@@ -9,6 +9,7 @@ checked on load.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 import streamlit as st
 
@@ -28,6 +29,29 @@ from app.pipeline import Pipeline
 #: The expression the Live page offers to show after the neutral face.
 EXAMPLE = "happy"
 PRIVACY = "Kept in this browser session only: a few numbers per expression, never a frame or photo."
+
+
+@dataclass(frozen=True)
+class Redo:
+    """What a page offers when its calibration does not fit: each page names only what it has."""
+
+    #: The face calibrated on did not look neutral to the model.
+    not_neutral: str
+    #: The calibration was made with another model.
+    other_model: str
+
+
+#: The Live page calibrates on the camera, and has a Reset button.
+LIVE_REDO = Redo(
+    not_neutral="if it was not your neutral face, Reset and calibrate again.",
+    other_model="Calibrate again for the best fit.",
+)
+#: The Photo page has no Reset and no calibrate action: a reference photo is how it calibrates (one
+#: also takes over from a loaded calibration file), and it is read with the model in use.
+PHOTO_REDO = Redo(
+    not_neutral="if it was not this person's neutral face, choose another reference photo above.",
+    other_model="For the best fit, choose a neutral photo of this person above: it is read with this model.",
+)
 
 
 def download_ui(calibration: Calibration, key: str) -> None:
@@ -60,21 +84,20 @@ def load_error(key: str) -> None:
         st.error(message)
 
 
-def model_note(calibration: Calibration, model: str) -> None:
+def model_note(calibration: Calibration, model: str, redo: Redo) -> None:
     if calibration.model and calibration.model != model:
         st.warning(
             f"This calibration was made with the model *{calibration.model}*; the verdicts now come from "
-            f"*{model}*, which may read your face differently. Calibrate again for the best fit."
+            f"*{model}*, which may read your face differently. {redo.other_model}"
         )
 
 
-def reference_note(calibration: Calibration) -> None:
+def reference_note(calibration: Calibration, redo: Redo) -> None:
     """Say so when the face calibrated on did not look neutral to the model: it becomes 'neutral'."""
     generic = calibration.generic_verdict()
     if generic != "neutral":
         st.caption(
-            f"Before calibrating, the model read that face as {EMOJI[generic]} {generic}: if it was not "
-            "your neutral face, Reset and calibrate again."
+            f"Before calibrating, the model read that face as {EMOJI[generic]} {generic}: {redo.not_neutral}"
         )
 
 
@@ -129,8 +152,8 @@ def calibrated(calibrator: LiveCalibrator, status: CalibrationStatus, playing: b
     shown = [name for name, _ in calibration.examples]
     extra = f", and your {' and '.join(shown)} face" if shown else ""
     st.success(f"Verdicts are calibrated for **{who}** (your neutral face{extra}); other faces stay generic.")
-    reference_note(calibration)
-    model_note(calibration, model)
+    reference_note(calibration, LIVE_REDO)
+    model_note(calibration, model, LIVE_REDO)
     smile, reset = st.columns(2)
     if EXAMPLE not in shown:
         smile.button(
@@ -180,7 +203,7 @@ def reference_photo_ui(pipeline: Pipeline, settings: DetectorSettings, model_key
                 st.rerun()
         else:
             return None
-        reference_note(calibration)
-        model_note(calibration, getattr(pipeline.classifier, "name", ""))
+        reference_note(calibration, PHOTO_REDO)
+        model_note(calibration, getattr(pipeline.classifier, "name", ""), PHOTO_REDO)
         download_ui(calibration, "photo_calibration_download")
         return calibration

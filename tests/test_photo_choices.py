@@ -1,19 +1,22 @@
 """What the Photo page says about the user's choices is true (Streamlit's AppTest, and Chromium
 with a fake camera where the real camera input matters).
 
-Which photo the results are for when both an upload and a snapshot are there, and whether the
-download holds a drawing.
+Which photo the results are for when both an upload and a snapshot are there, whether the
+download holds a drawing, and what a non-neutral reference face's note offers to do about it.
 Which emotion the shipped model picks is never assumed: only whether a face was found.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app.calibration import Calibration
+from app.emotions import CLASS_NAMES, NUM_CLASSES
 from app.images import encode_image, read_image
 
 import browser
@@ -108,3 +111,49 @@ def test_no_download_of_a_photo_with_nothing_drawn_on_it(photo_page: AppTest) ->
 
     at.toggle(key="show_boxes").set_value(True).run()
     assert [button.label for button in at.download_button] == ["Download the emojified photo"]
+
+
+def happy_reference(model: str = "") -> Calibration:
+    """A calibration, made with ``model``, whose 'neutral' reference the generic model read as happy."""
+    probabilities = [0.04] * NUM_CLASSES
+    probabilities[CLASS_NAMES.index("happy")] = 1 - 0.04 * (NUM_CLASSES - 1)
+    return Calibration(tuple(math.log(p) for p in probabilities), (0.5,) * NUM_CLASSES, looks=3, model=model)
+
+
+def test_a_calibration_that_does_not_fit_offers_a_reference_photo_on_the_photo_page(
+    photo_page: AppTest,
+) -> None:
+    """The Photo page has no Reset button and no calibrate action: its notes offer what it has."""
+    at = photo_page
+    at.file_uploader(key="photo_upload").set_value(SMILING).run()
+    made_elsewhere = happy_reference(model="another model")
+    calibration_file = ("mine.json", made_elsewhere.to_json().encode(), "application/json")
+    at.file_uploader(key="photo_calibration_file").set_value(calibration_file).run()
+    assert not at.exception and not at.error
+
+    note = next(caption.value for caption in at.caption if "the model read that face as" in caption.value)
+    assert "another reference photo" in note
+    assert "Reset" not in note and "calibrate again" not in note
+    [other_model] = [warning.value for warning in at.warning if "*another model*" in warning.value]
+    assert "choose a neutral photo of this person" in other_model
+    assert "calibrate again" not in other_model.lower()
+
+
+def test_the_live_page_keeps_its_reset_and_calibrate_again_advice() -> None:
+    def live_panel() -> None:
+        """The Live page's calibration panel with the same calibration loaded (AppTest runs this
+        function's source as a script)."""
+        from test_photo_choices import happy_reference
+
+        from app.calibration import LiveCalibrator
+        from pages.calibration_ui import live_calibration_ui
+
+        calibrator = LiveCalibrator()
+        calibrator.load(happy_reference(model="another model"))
+        live_calibration_ui(calibrator, playing=True, model="this model")
+
+    at = AppTest.from_function(live_panel).run()
+    assert not at.exception
+    assert any("if it was not your neutral face, Reset and calibrate again." in c.value for c in at.caption)
+    assert "Calibrate again for the best fit." in at.warning[0].value
+    assert [button.label for button in at.button if button.label == "Reset"] == ["Reset"]
