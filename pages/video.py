@@ -132,10 +132,16 @@ def show_summary(processed: Processed) -> None:
     if summary.dominant is None:
         st.warning(NO_FACE_TIPS)
         return
+    whose = (
+        f"face {summary.main}, on screen longest: {summary.tracks[0].seconds:.1f} s"
+        if len(summary.tracks) > 1
+        else "the face"
+    )
     left, right = st.columns([1, 2], vertical_alignment="center")
     with left:
         emoji_image(summary.dominant, width=72)
-    right.markdown(f"### Mostly {summary.dominant}\n{summary.share[summary.dominant]:.0%} of the time")
+    share = summary.share[summary.dominant]
+    right.markdown(f"### Mostly {summary.dominant}\n{share:.0%} of the time ({whose})")
     on_screen, speed = st.columns(2)
     on_screen.metric(
         "Face on screen",
@@ -147,7 +153,7 @@ def show_summary(processed: Processed) -> None:
         f"{result.fps:.0f} frames/s",
         help=f"{result.elapsed_s:.1f} s for {part or 'the whole video'}",
     )
-    st.markdown("**Share of time per emotion** (the largest face)")
+    st.markdown(f"**Share of time per emotion** ({whose})")
     st.altair_chart(share_chart(summary.share), width="stretch")
     if summary.changes:
         st.markdown("**Moments of change**")

@@ -230,6 +230,32 @@ def test_a_cancel_before_the_first_frame_ends_the_job_as_cancelled_not_failed(pi
     assert job.cancelled and not job.processed.result.frames
 
 
+def test_a_still_group_is_summarised_by_one_face_not_by_whichever_is_largest(pipeline, tmp_path):
+    """Three portraits of one height, side by side and still for 3 s: the largest face changes
+    from frame to frame between people of one size. The summary took each frame's largest and
+    mixed two people's emotions ("happy 92 %, neutral 8 %") and still said nobody changed; it
+    follows the face on screen longest now, whose own label holds all through."""
+    portraits = [
+        read_image(FIXTURES / "faces" / f"london_{name}.jpg")
+        for name in ("009_happy", "018_neutral", "011_happy")
+    ]
+    group = np.hstack([cv2.resize(p, (p.shape[1] * 360 // p.shape[0] // 2 * 2, 360)) for p in portraits])
+    group = np.ascontiguousarray(group[:, : group.shape[1] // 16 * 16])
+    path = tmp_path / "group.mp4"
+    with mp4_writer(path, (group.shape[1], group.shape[0]), Fraction(12)) as write:
+        for _ in range(36):
+            write(group)
+
+    result = process_video(path, pipeline)
+    summary = result.summary()
+
+    largest = {frame.main_face.track_id for frame in result.frames if frame.main_face}
+    assert len(largest) > 1  # the premise: the largest face is not always the same person
+    assert summary.share[summary.dominant] == 1.0 and not summary.changes
+    assert len(summary.tracks) == 3 and summary.main == summary.tracks[0].face
+    assert "of face 1, on screen longest (3.0 s)" in video.report(result)
+
+
 def test_a_video_without_faces_says_so(pipeline, tmp_path):
     coffee = read_image(FIXTURES / "coffee.png")[:360, :640]
     path = tmp_path / "coffee.mp4"
