@@ -92,13 +92,13 @@ def model_note(calibration: Calibration, model: str, redo: Redo) -> None:
         )
 
 
-def reference_note(calibration: Calibration, redo: Redo) -> None:
-    """Say so when the face calibrated on did not look neutral to the model: it becomes 'neutral'."""
+def reference_warning(calibration: Calibration, redo: Redo) -> str | None:
+    """Why to be wary when the face calibrated on did not look neutral to the model (that
+    expression now reads as neutral), or None when it did."""
     generic = calibration.generic_verdict()
-    if generic != "neutral":
-        st.caption(
-            f"Before calibrating, the model read that face as {EMOJI[generic]} {generic}: {redo.not_neutral}"
-        )
+    if generic == "neutral":
+        return None
+    return f"Before calibrating, the model read that face as {EMOJI[generic]} {generic}: {redo.not_neutral}"
 
 
 def start(calibrator: LiveCalibrator, expression: str) -> None:
@@ -151,8 +151,13 @@ def calibrated(calibrator: LiveCalibrator, status: CalibrationStatus, playing: b
         who = f"face #{status.track}" + ("" if status.in_view else " (not in view now)")
     shown = [name for name, _ in calibration.examples]
     extra = f", and your {' and '.join(shown)} face" if shown else ""
-    st.success(f"Verdicts are calibrated for **{who}** (your neutral face{extra}); other faces stay generic.")
-    reference_note(calibration, LIVE_REDO)
+    done = f"Verdicts are calibrated for **{who}** (your neutral face{extra}); other faces stay generic."
+    # Calibrated on a laugh, it is no success: that laugh now reads as neutral (a green box and a
+    # grey caption beneath it told it the other way round).
+    if (wary := reference_warning(calibration, LIVE_REDO)) is None:
+        st.success(done)
+    else:
+        st.warning(f"{done}  \n{wary}")
     model_note(calibration, model, LIVE_REDO)
     smile, reset = st.columns(2)
     if EXAMPLE not in shown:
@@ -203,7 +208,8 @@ def reference_photo_ui(pipeline: Pipeline, settings: DetectorSettings, model_key
                 st.rerun()
         else:
             return None
-        reference_note(calibration, PHOTO_REDO)
+        if (wary := reference_warning(calibration, PHOTO_REDO)) is not None:
+            st.warning(wary)
         model_note(calibration, getattr(pipeline.classifier, "name", ""), PHOTO_REDO)
         download_ui(calibration, "photo_calibration_download")
         return calibration

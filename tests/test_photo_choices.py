@@ -131,7 +131,7 @@ def test_a_calibration_that_does_not_fit_offers_a_reference_photo_on_the_photo_p
     at.file_uploader(key="photo_calibration_file").set_value(calibration_file).run()
     assert not at.exception and not at.error
 
-    note = next(caption.value for caption in at.caption if "the model read that face as" in caption.value)
+    note = next(warning.value for warning in at.warning if "the model read that face as" in warning.value)
     assert "another reference photo" in note
     assert "Reset" not in note and "calibrate again" not in note
     [other_model] = [warning.value for warning in at.warning if "*another model*" in warning.value]
@@ -154,6 +154,10 @@ def test_the_live_page_keeps_its_reset_and_calibrate_again_advice() -> None:
 
     at = AppTest.from_function(live_panel).run()
     assert not at.exception
-    assert any("if it was not your neutral face, Reset and calibrate again." in c.value for c in at.caption)
-    assert "Calibrate again for the best fit." in at.warning[0].value
+    # Calibrated on a face the model read as happy: a warning, no green success (the success box
+    # with a grey caption under it read as all well).
+    assert not at.success
+    calibrated = next(warning.value for warning in at.warning if "Verdicts are calibrated" in warning.value)
+    assert "if it was not your neutral face, Reset and calibrate again." in calibrated
+    assert any("Calibrate again for the best fit." in warning.value for warning in at.warning)
     assert [button.label for button in at.button if button.label == "Reset"] == ["Reset"]
