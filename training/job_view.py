@@ -106,8 +106,31 @@ def this_jobs_epochs(progress: Progress, run: Run | None) -> list[dict[str, floa
     return [row for row in run.history if row["epoch"] >= progress.first_epoch]
 
 
+#: How a job whose run was deleted since ended, in the words of :func:`deleted_banner`.
+DELETED_ENDINGS = {"finished": "finished", "stopped": "was stopped", "failed": "failed"}
+
+
+def run_deleted(progress: Progress, run: Run | None) -> bool:
+    """Whether the run ``progress``'s ended job trained has been deleted since: its folder is gone
+    though the job had one (a resume's run, or epochs it kept). A new run that a Stop or a failure
+    ended before its first epoch never kept a folder, and is not a deleted one."""
+    kept = progress.action == "resume" or progress.epochs_done > 0 or progress.state == "finished"
+    return run is None and kept
+
+
+def deleted_banner(progress: Progress) -> tuple[str, str]:
+    """``(kind, text)`` for an ended job whose run was deleted since: the job's own words (a finished
+    job's "The training failed", a Stop's "resume it") no longer hold once its files are gone."""
+    ending = DELETED_ENDINGS.get(progress.state, progress.state)
+    if progress.state == "finished" and progress.message:
+        ending += f" ({progress.message})"
+    return "info", f"The run {ending} and has been deleted since: its files are gone."
+
+
 def ended_banner(progress: Progress, run: Run | None) -> tuple[str, str]:
-    """``(kind, text)`` for a job that ended, kind ``success``, ``warning`` or ``error``."""
+    """``(kind, text)`` for a job that ended, kind ``success``, ``info``, ``warning`` or ``error``."""
+    if run_deleted(progress, run):
+        return deleted_banner(progress)
     own = this_jobs_epochs(progress, run)
     own_time = format_duration(sum(row["seconds"] for row in own)) if own else "–"
     with_loading = format_duration(progress.elapsed_s())
