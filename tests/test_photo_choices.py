@@ -161,3 +161,24 @@ def test_the_live_page_keeps_its_reset_and_calibrate_again_advice() -> None:
     assert "if it was not your neutral face, Reset and calibrate again." in calibrated
     assert any("Calibrate again for the best fit." in warning.value for warning in at.warning)
     assert [button.label for button in at.button if button.label == "Reset"] == ["Reset"]
+
+
+def test_a_calibrated_face_says_so_and_its_heatmap_quotes_the_model_it_explains(photo_page: AppTest) -> None:
+    """A calibration applies to the photo's largest face: its card says so, with the model's own
+    verdict, and the heatmap's caption quotes the model alone, which Grad-CAM explains (it quoted
+    the calibrated share beside a heatmap of the model's own)."""
+    at = photo_page
+    at.file_uploader(key="photo_upload").set_value(SMILING).run()
+    generic = next(markdown.value for markdown in at.markdown if markdown.value.startswith("**Face 1:"))
+    emotion, share = re.search(r"\*\*Face 1: (\w+)\*\*\s+(\d+)% confident", generic).groups()
+    calibration_file = ("mine.json", happy_reference().to_json().encode(), "application/json")
+    at.file_uploader(key="photo_calibration_file").set_value(calibration_file).run()
+    assert not at.exception and not at.error
+
+    assert f"Calibrated to the reference photo; the model alone: {emotion} {share}%" in captions(at)
+    [switch] = [toggle for toggle in at.toggle if toggle.key.startswith("gradcam_")]
+    switch.set_value(True).run()
+    assert not at.exception
+    heatmap = next(caption.value for caption in at.caption if "argued for" in caption.value)
+    assert f"argued for **{emotion}** ({share}%)" in heatmap
+    assert "explains the model alone" in captions(at)
