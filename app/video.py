@@ -144,17 +144,44 @@ class VideoInfo:
         return width, height
 
 
+def _frame_cost(info: VideoInfo) -> float:
+    """A processed frame's time at ``info``'s processing size, a reference frame's being 1."""
+    width, height = info.processing_size()
+    return 1 - PIXEL_SHARE + PIXEL_SHARE * width * height / (REFERENCE_SIZE[0] * REFERENCE_SIZE[1])
+
+
+#: The slowest speed to expect, as a share of the fastest: a machine busy with a training
+#: processed a third as many frames a second as when idle (:data:`EXPECTED_FPS`).
+BUSY_SHARE = 1 / 3
+#: Reference frames a second of this server's last video processed whole; None before the first.
+_measured_fps: float | None = None
+
+
+def record_speed(result: VideoResult, min_frames: int = 24) -> None:
+    """Keep ``result``'s speed, in reference frames a second, for the next estimates: the fixed
+    range was measured on one machine (35 frames/s at best), and a faster one took 7 s for a
+    video it said would take 14-40."""
+    global _measured_fps
+    if not result.cancelled and result.damaged_after_s is None and len(result.frames) >= min_frames:
+        _measured_fps = len(result.frames) * _frame_cost(result.info) / result.elapsed_s
+
+
+def expected_fps() -> tuple[float, float, bool]:
+    """Reference frames a second to expect at worst and at best, and whether they come from this
+    server's last video (else :data:`EXPECTED_FPS`)."""
+    if _measured_fps is None:
+        return (*EXPECTED_FPS, False)
+    return _measured_fps * BUSY_SHARE, _measured_fps, True
+
+
 def expected_seconds(info: VideoInfo, step: int = 1) -> tuple[int, int]:
     """The shortest and longest time processing should take, for the frames to process at the
     size they are processed at (:meth:`VideoInfo.processing_size`): a 320×240 clip goes several
     times faster than a 640×360 one, a 4K one is shrunk to 1280×720 first. The speed measured
     while processing (:attr:`Progress.remaining_s`) is the better guide once frames are done."""
-    width, height = info.processing_size()
-    pixels = width * height / (REFERENCE_SIZE[0] * REFERENCE_SIZE[1])
-    cost = 1 - PIXEL_SHARE + PIXEL_SHARE * pixels  # a reference frame's time is 1
-    frames = math.ceil(info.frames / step)
-    fastest, slowest = (math.ceil(frames * cost / fps) for fps in reversed(EXPECTED_FPS))
-    return fastest, slowest
+    work = math.ceil(info.frames / step) * _frame_cost(info)
+    slowest_fps, fastest_fps, _ = expected_fps()
+    return math.ceil(work / fastest_fps), math.ceil(work / slowest_fps)
 
 
 @contextlib.contextmanager
@@ -456,6 +483,7 @@ def process_video(
     elapsed = time.perf_counter() - started
     damaged_after_s = None if damage is None else damage.seconds
     result = VideoResult(info, step, rejoin_tracks(frames), elapsed, cancelled, errors, damaged_after_s)
+    record_speed(result)
     if damage is not None:
         raise VideoDamaged(str(damage), result) from damage
     return result

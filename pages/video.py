@@ -24,13 +24,13 @@ from app import video_jobs
 from app.live import LiveSettings
 from app.pipeline import Pipeline
 from app.video import (
-    EXPECTED_FPS,
     READABLE_FORMATS,
     REFERENCE_SIZE,
     VIDEO_EXTENSIONS,
     VIDEO_SETTINGS,
     VideoError,
     VideoResult,
+    expected_fps,
     expected_seconds,
     probe,
 )
@@ -260,11 +260,17 @@ def start_ui(
         return None
     to_process = math.ceil(info.frames / step)
     fastest, slowest = expected_seconds(info, step)
+    slow_fps, fast_fps, measured = expected_fps()
+    size = f"{REFERENCE_SIZE[0]}×{REFERENCE_SIZE[1]}"
+    speed = (
+        f"this server's last video went at {fast_fps:.0f} frames/s at {size}, a third of that when busy"
+        if measured
+        else f"{slow_fps:.0f}–{fast_fps:.0f} frames/s at {size} on 2 CPU cores, slower when it is busy"
+    )
     st.caption(
         f"{info.width}×{info.height}, {float(info.fps):.1f} fps, {info.duration_s:.1f} s: "
         f"{to_process:,} frames to process at frame step {step}, about {fastest}–{slowest} s "
-        f"({EXPECTED_FPS[0]}–{EXPECTED_FPS[1]} frames/s at {REFERENCE_SIZE[0]}×{REFERENCE_SIZE[1]} on "
-        "2 CPU cores, slower when the server is busy; the progress bar shows the real speed)."
+        f"({speed}; the progress bar shows the real speed)."
     )
     if to_process > MANY_FRAMES:
         st.info(

@@ -415,8 +415,9 @@ def test_a_failed_write_leaves_no_half_video_and_the_earlier_file_stays(tmp_path
     assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
 
 
-def test_the_time_to_expect_follows_the_frame_size():
+def test_the_time_to_expect_follows_the_frame_size(monkeypatch: pytest.MonkeyPatch):
     """A 320×240 clip was once expected to take as long as a 640×360 one (issue 24)."""
+    monkeypatch.setattr(video, "_measured_fps", None)  # before this server's first video
     reference = video.VideoInfo(640, 360, Fraction(30), 100.0, 3000)
     small = video.VideoInfo(320, 240, Fraction(30), 100.0, 3000)
     large = video.VideoInfo(3840, 2160, Fraction(30), 100.0, 3000)
@@ -426,6 +427,23 @@ def test_the_time_to_expect_follows_the_frame_size():
     small_fastest, small_slowest = video.expected_seconds(small)
     assert small_fastest < 0.7 * fastest and small_slowest < 0.7 * slowest
     assert video.expected_seconds(large) > (fastest, slowest)  # processed at 1280×720
+
+
+def test_the_time_to_expect_follows_this_servers_last_video(monkeypatch: pytest.MonkeyPatch, pipeline):
+    """The fixed range (12-35 frames/s) was one machine's: a faster one was told 14-40 s for a
+    video it processed in 7. After a whole video the estimate starts from the speed measured."""
+    monkeypatch.setattr(video, "_measured_fps", None)
+    done = process_video(VIDEO, pipeline, step=4)
+    measured = len(done.frames) / done.elapsed_s  # the clip is 640×360: reference frames
+    slowest_fps, fastest_fps, from_this_server = video.expected_fps()
+    assert from_this_server and fastest_fps == pytest.approx(measured)
+    assert slowest_fps == pytest.approx(measured / 3)
+    fastest, slowest = video.expected_seconds(done.info, step=4)
+    assert fastest <= math.ceil(done.elapsed_s * 1.5) and slowest >= done.elapsed_s
+
+    asked = iter(range(1000))
+    process_video(VIDEO, pipeline, step=4, should_stop=lambda: next(asked) >= 5)  # cancelled: not kept
+    assert video.expected_fps()[1] == pytest.approx(measured)
 
 
 def test_progress_says_what_is_left_at_the_speed_measured():
