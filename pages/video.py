@@ -130,7 +130,14 @@ def show_summary(processed: Processed) -> None:
     if part is not None:
         st.markdown(f"#### Summary of {part} only\nThe video, the CSV and the charts stop there too.")
     if summary.dominant is None:
-        st.warning(NO_FACE_TIPS)
+        if len(result.frames) < VIDEO_SETTINGS.min_hits:  # no face could count, however plain
+            st.warning(
+                f"**Too short to find a face in:** {len(result.frames)} frame(s) processed, and a face "
+                f"counts once it is found in {VIDEO_SETTINGS.min_hits} frames (one-off detections are "
+                "mostly not faces). For a still picture, use the **Photo** page."
+            )
+        else:
+            st.warning(NO_FACE_TIPS)
         return
     whose = (
         f"face {summary.main}, on screen longest: {summary.tracks[0].seconds:.1f} s"

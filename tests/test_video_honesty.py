@@ -13,7 +13,9 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterator
+from fractions import Fraction
 
+import numpy as np
 import pytest
 from streamlit.runtime.media_file_storage import MediaFileKind
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
@@ -23,8 +25,9 @@ from app import video_jobs
 from app.classifier import EmotionClassifier
 from app.detection import FaceDetector
 from app.emotions import DEFAULT_MODEL_PATH, REPO_ROOT
+from app.images import read_image
 from app.pipeline import Pipeline
-from app.video import VIDEO_SETTINGS, process_video
+from app.video import VIDEO_SETTINGS, mp4_writer, process_video
 from app.video_jobs import Processed, VideoJob
 
 from bad_inputs import FIXTURES
@@ -121,3 +124,25 @@ def test_a_damaged_video_is_said_so_plainly_and_its_summary_is_of_the_part_read(
     assert not any("all through" in text for text in texts), texts
     assert "the first 0.9 s of 3.0 s" in at.metric[1].proto.help  # Processing: "… s for the first …"
     assert {"cut-off_first_0.9s_emojify.mp4", "cut-off_first_0.9s_emotions.csv"} <= set(saved_as)
+
+
+@pytest.fixture
+def one_frame_job(pipeline: Pipeline, tmp_path) -> Iterator[VideoJob]:
+    """A video of one frame: a plain, well-lit portrait."""
+    portrait = read_image(FIXTURES / "faces" / "london_009_happy.jpg")
+    portrait = np.ascontiguousarray(portrait[: portrait.shape[0] // 2 * 2, : portrait.shape[1] // 2 * 2])
+    path = tmp_path / "one_frame.mp4"
+    with mp4_writer(path, (portrait.shape[1], portrait.shape[0]), Fraction(12)) as write:
+        write(portrait)
+    job = VideoJob("test-one-frame", "one-frame", path.name, {})
+    video_jobs._run(job, path.read_bytes(), pipeline, 1, VIDEO_SETTINGS)
+    yield from kept(job)
+
+
+def test_a_video_too_short_for_a_face_to_count_says_so_not_that_faces_were_too_small(one_frame_job: VideoJob):
+    """It said "No face found… Try a lower Smallest face… or a video where faces are well lit" of a
+    large, well-lit face: the tracker counts a face once it is found in several frames."""
+    at = reloaded_page(one_frame_job)
+    (warning,) = at.warning
+    assert "Too short to find a face in" in warning.value and "**Photo** page" in warning.value
+    assert "Smallest face" not in warning.value
