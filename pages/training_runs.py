@@ -32,6 +32,8 @@ from training.jobs import JobBusy, Progress, TrainingJob, manager
 #: Seconds between two looks at a running job.
 REFRESH_S = 1.0
 PICK_KEY = "runs_pick"
+#: The Delete… popover's open state, and what the last delete did (shown once).
+DELETE_MENU_KEY, DELETE_OUTCOME = "runs_delete_menu", "runs_delete_outcome"
 #: The (job id, active) the run picker last followed: it follows each change once, then the user.
 PICKED_FOR = "runs_picked_for"
 #: Scrolls the keyed container KEY into view once drawn (Streamlit has no call for it).
@@ -184,26 +186,56 @@ def use_ui(run: Run, best: Path, active: Path, training: bool) -> None:
         st.rerun()
 
 
-def delete_ui(run: Run, active: Path, busy: bool) -> None:
-    """Delete the run after a confirmation that says what goes (and the active model with it)."""
+def delete_ui(run: Run, active: Path, busy: bool, names: Sequence[str]) -> None:
+    """Delete the run after a confirmation that says what goes (and the active model with it).
+
+    The popover's open state is tracked (``on_change="rerun"``) so the delete can close it: left
+    open, it read "Delete run **a**…" after **e** went, one click from deleting a run never picked.
+    """
     if busy:
         st.caption("A run can be deleted once it no longer trains.")
         return
-    with st.popover("Delete…", icon=":material/delete:"):
+    with st.popover("Delete…", icon=":material/delete:", key=DELETE_MENU_KEY, on_change="rerun"):
         is_active = run.best_model is not None and run.best_model.resolve() == active.resolve()
         files = f"its files ({epoch_count(run.epochs_run)})"
         text = f"Delete run **{run.name}** and {files}? This can't be undone."
         if is_active:
             text += " Its model is the active one: the Photo and Live pages go back to the shipped model."
         st.markdown(text)
-        if st.button(f"Delete {run.name}", key=f"delete_{run.name}", type="primary"):
-            try:
-                delete_run(run.path, run.path.parent)
-            except (RunBusy, ValueError, OSError) as err:
-                st.error(f"Can't delete it: {err}")
-            else:
-                st.session_state.pop(PICK_KEY, None)
-                st.rerun()
+        st.button(
+            f"Delete {run.name}",
+            key=f"delete_{run.name}",
+            type="primary",
+            on_click=delete_picked,
+            args=(run, names),
+        )
+
+
+def delete_picked(run: Run, names: Sequence[str]) -> None:
+    """The Delete button's callback, run before the script so it may set the widgets' state: the
+    picker moves to the run now in the deleted one's place (a popped pick left the box reading the
+    deleted name over another run's details), the popover closes, and the outcome (a refusal
+    too) waits for :func:`delete_outcome_ui`."""
+    st.session_state[DELETE_MENU_KEY] = False
+    try:
+        delete_run(run.path, run.path.parent)
+    except (RunBusy, ValueError, OSError) as err:
+        st.session_state[DELETE_OUTCOME] = ("error", f"Can't delete run **{run.name}**: {err}")
+        return
+    st.session_state[DELETE_OUTCOME] = ("success", f"Run **{run.name}** deleted.")
+    left = [name for name in names if name != run.name]
+    if left:
+        st.session_state[PICK_KEY] = left[min(list(names).index(run.name), len(left) - 1)]
+    else:
+        st.session_state.pop(PICK_KEY, None)
+
+
+def delete_outcome_ui() -> None:
+    """What the last Delete did, said once, above the table of runs."""
+    outcome = st.session_state.pop(DELETE_OUTCOME, None)
+    if outcome is not None:
+        kind, text = outcome
+        getattr(st, kind)(text)
 
 
 def downloads_ui(run: Run, best: Path) -> None:
@@ -247,6 +279,7 @@ def runs_ui(runs_dir: Path, job: TrainingJob | None) -> None:
         runs = [run for run in runs if run.path.resolve() != progress.run_dir.resolve() or run.history]
     rows = table_rows(runs, job)
     names = [row["run"] for row in rows]  # the job's new run too, before its folder
+    delete_outcome_ui()
     if not names:
         st.info(f"No runs in `{runs_dir}` yet.")
         return
@@ -269,7 +302,7 @@ def runs_ui(runs_dir: Path, job: TrainingJob | None) -> None:
     with resume_col:
         resume_ui(run, progress)
     with more_col:
-        delete_ui(run, active, busy=training_it or run.state == "running")
+        delete_ui(run, active, busy=training_it or run.state == "running", names=names)
     best = run.best_model
     if best is not None:
         with use_col:
