@@ -33,8 +33,8 @@ from app.runs import (
     write_status,
 )
 from training.config import PRESETS, TrainConfig
-from training.job_view import ENDED, LETTING_GO, WORKING, page_phase
-from training.jobs import JobManager, TrainingJob, in_this_process, manager
+from training.job_view import ENDED, LETTING_GO, WORKING, ended_banner, page_phase, run_status
+from training.jobs import JobManager, Progress, TrainingJob, in_this_process, manager
 from training.train import TrainingStopped
 
 MAIN = str(REPO_ROOT / "app" / "streamlit_app.py")
@@ -738,3 +738,20 @@ def test_browser_resume_comes_after_a_stop_though_a_late_page_run_cleans_up_its_
     expect(page.get_by_role("button", name="Resume")).to_be_visible(timeout=180_000)
     expect(page.get_by_text(re.compile(r"^Status: stopped; TensorFlow finishes"))).to_have_count(0)
     expect(page.locator("body")).not_to_contain_text("Traceback")
+
+
+def test_a_run_that_early_stopping_ended_says_so_in_its_banner_and_status(runs_dir: Path) -> None:
+    """A 25-epoch run ended at 11 by early stopping read "Finished: 11 epochs…" and "Status:
+    finished: 11 epochs" with no word why (only the Time left tooltip mentioned early stopping)."""
+    run_dir = runs_dir / "early"
+    write_run(run_dir, 2, "finished", "2 epochs")
+    config = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps({**config, "early_stopping_patience": 1}))
+    run = read_run(run_dir)
+    assert run is not None and run.epochs_run < run.epochs_planned
+    progress = Progress("early", run_dir, "train", state="finished", epochs=EPOCHS, epochs_done=2, ended=1.0)
+
+    _, text = ended_banner(progress, run)
+    expected = f"Early stopping ended it 2 of {EPOCHS} epochs in: validation accuracy had not improved"
+    assert expected in text
+    assert expected in run_status(run, None)

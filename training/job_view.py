@@ -127,6 +127,19 @@ def deleted_banner(progress: Progress) -> tuple[str, str]:
     return "info", f"The run {ending} and has been deleted since: its files are gone."
 
 
+def early_stop_note(run: Run) -> str:
+    """Why a finished run has fewer epochs than it was given, or "": early stopping ended it, which
+    neither the banner nor the status said (a 25-epoch run finished at 11 with no word why)."""
+    patience = int(run.config.get("early_stopping_patience") or 0)
+    # It can end a run only after `patience` epochs without a better score.
+    if run.state != "finished" or not patience or not patience < run.epochs_run < run.epochs_planned:
+        return ""
+    return (
+        f"Early stopping ended it {run.epochs_run} of {run.epochs_planned} epochs in: validation "
+        f"accuracy had not improved for {epoch_count(patience)}."
+    )
+
+
 def ended_banner(progress: Progress, run: Run | None) -> tuple[str, str]:
     """``(kind, text)`` for a job that ended, kind ``success``, ``info``, ``warning`` or ``error``."""
     if run_deleted(progress, run):
@@ -141,12 +154,13 @@ def ended_banner(progress: Progress, run: Run | None) -> tuple[str, str]:
             return "success", (
                 f"Finished: the run now has {epoch_count(run.epochs_run)} "
                 f"({format_duration(run.duration_s)} of training in all). This job trained epochs "
-                f"{first}–{last} in {own_time} ({with_loading} with loading the data)."
-            )
+                f"{first}–{last} in {own_time} ({with_loading} with loading the data). "
+                f"{early_stop_note(run)}"
+            ).strip()
         return "success", (
             f"Finished: {epoch_count(run.epochs_run)} in {own_time} of training "
-            f"({with_loading} with loading the data and preparing the model)."
-        )
+            f"({with_loading} with loading the data and preparing the model). {early_stop_note(run)}"
+        ).strip()
     if progress.state == "stopped":
         if own and resumable:
             last = int(own[-1]["epoch"])
@@ -205,7 +219,8 @@ def run_status(run: Run, progress: Progress | None) -> str:
     if run.state == "running":
         return "Status: being trained by another process."
     text = f"Status: {run.state}"
-    return f"{text}: {run.message}" if run.message else text
+    text = f"{text}: {run.message}" if run.message else text
+    return f"{text}. {note}" if (note := early_stop_note(run)) else text
 
 
 def table_state(progress: Progress) -> str:
