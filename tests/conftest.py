@@ -185,3 +185,15 @@ def turn_rest_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TurnS
         pytest.skip(reason)
     with turn_relay.coturn(tmp_path_factory.mktemp("coturn"), secret="shared-rest-secret") as server:
         yield server
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh runs folder for the Training page and app.runs, and a FER2013 folder that is not
+    there: a page test never finds the real dataset by chance."""
+    from app.runs import RUNS_DIR_ENV
+
+    path = tmp_path / "runs"
+    monkeypatch.setenv(RUNS_DIR_ENV, str(path))
+    monkeypatch.setenv("FER2013_DIR", str(tmp_path / "fer2013"))
+    return path

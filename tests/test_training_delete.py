@@ -31,14 +31,6 @@ if TYPE_CHECKING:
     from streamlit.testing.v1 import AppTest
 
 
-@pytest.fixture
-def runs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "runs"
-    monkeypatch.setenv(RUNS_DIR_ENV, str(path))
-    monkeypatch.setenv("FER2013_DIR", str(tmp_path / "fer2013"))
-    return path
-
-
 def finishing(run_dir: Path) -> Callable[[Any, threading.Event, Any], Path]:
     """A job's work that writes ``run_dir`` as a finished run at once, as training.train leaves it."""
 

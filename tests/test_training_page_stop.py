@@ -87,14 +87,6 @@ class StandIn:
 
 
 @pytest.fixture
-def runs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "runs"
-    monkeypatch.setenv(RUNS_DIR_ENV, str(path))
-    monkeypatch.setenv("FER2013_DIR", str(tmp_path / "fer2013"))
-    return path
-
-
-@pytest.fixture
 def stand_in(runs_dir: Path) -> Iterator[StandIn]:
     """A running stand-in job; stopped and released at the end whatever the test did."""
     before = manager().current()
