@@ -133,8 +133,13 @@ def _limits(head: bytes) -> str:
     fmt = _sniffed_format(head)
     if fmt in (None, "JPEG"):
         return f"the limit is {MAX_PIXELS / 1e6:.0f} megapixels"
-    colour = MAX_DECODED_BYTES / 4 / _DECODE_COPIES.get(fmt.upper(), 1) / 1e6
+    colour = _decoded_limit_mp(4 * _DECODE_COPIES.get(fmt.upper(), 1))
     return f"the limit is {colour:.0f} megapixels for a {fmt} in colour (JPEG: {MAX_PIXELS / 1e6:.0f})"
+
+
+def _decoded_limit_mp(pixel_bytes: int) -> float:
+    """Megapixels an image decoded whole at ``pixel_bytes`` a pixel may have (:data:`MAX_DECODED_BYTES`)."""
+    return MAX_DECODED_BYTES / pixel_bytes / 1e6
 
 
 def _unidentified(head: bytes) -> ImageError:
@@ -193,7 +198,7 @@ def _check_decoded_size(image: Image.Image, width: int, height: int) -> None:
     """
     pixel_bytes = _PIXEL_BYTES.get(image.mode, 4) * _DECODE_COPIES.get(image.format or "", 1)
     if image.size[0] * image.size[1] * pixel_bytes > MAX_DECODED_BYTES:
-        limit = MAX_DECODED_BYTES / pixel_bytes / 1e6
+        limit = _decoded_limit_mp(pixel_bytes)
         raise ImageError(
             f"the image is {width}×{height} ({width * height / 1e6:.0f} megapixels); a {image.format} "
             f"like this one is decoded whole, and its limit is {limit:.0f} megapixels "

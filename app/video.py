@@ -232,16 +232,13 @@ def video_frames(
 
 @dataclass(frozen=True)
 class FrameResult:
-    """One processed frame: its index in the video, its time and the tracked faces shown on it."""
+    """One processed frame: its index in the video, its time and the tracked faces shown on it,
+    largest first."""
 
     index: int
     time_s: float
     faces: tuple[SmoothedFace, ...]
     error: str | None = None
-
-    @property
-    def main_face(self) -> SmoothedFace | None:
-        return self.faces[0] if self.faces else None
 
 
 @dataclass(frozen=True)

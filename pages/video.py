@@ -28,6 +28,7 @@ from app.video import (
     REFERENCE_SIZE,
     VIDEO_EXTENSIONS,
     VIDEO_SETTINGS,
+    Summary,
     VideoError,
     VideoResult,
     expected_fps,
@@ -123,9 +124,7 @@ def part_covered(result: VideoResult) -> str | None:
     return f"the first {covered_s:.1f} s{whole}"
 
 
-def show_summary(processed: Processed) -> None:
-    result = processed.result
-    summary = result.summary()
+def show_summary(result: VideoResult, summary: Summary) -> None:
     part = part_covered(result)
     if part is not None:
         st.markdown(f"#### Summary of {part} only\nThe video, the CSV and the charts stop there too.")
@@ -171,9 +170,8 @@ def show_summary(processed: Processed) -> None:
         )
 
 
-def show_timelines(processed: Processed) -> None:
-    result = processed.result
-    tracks = [t for t in result.summary().tracks if t.seconds >= MIN_TIMELINE_S]
+def show_timelines(result: VideoResult, summary: Summary) -> None:
+    tracks = [t for t in summary.tracks if t.seconds >= MIN_TIMELINE_S]
     if not tracks:
         return
     rows = pd.DataFrame(result.rows())
@@ -192,6 +190,7 @@ def show_timelines(processed: Processed) -> None:
 
 def show_result(name: str, processed: Processed) -> None:
     result = processed.result
+    summary = result.summary()  # once: the summary and the timelines both read it
     stem = Path(name).stem or "video"
     if (covered_s := result.covered_s) is not None:  # a part must not be saved as the whole video's
         stem += f"_first_{covered_s:.1f}s"
@@ -224,8 +223,8 @@ def show_result(name: str, processed: Processed) -> None:
             + (f": {part} only." if part else ".")
         )
     with summary_col:
-        show_summary(processed)
-    show_timelines(processed)
+        show_summary(result, summary)
+    show_timelines(result, summary)
 
 
 def upload_digest(upload: UploadedFile) -> str:

@@ -70,7 +70,7 @@ def processed(pipeline: Pipeline, tmp_path_factory: pytest.TempPathFactory) -> t
 
 def mean_probabilities(result: VideoResult, start: float, end: float) -> dict[str, float]:
     """The main face's smoothed probabilities, averaged over the frames between two times."""
-    rows = [f.main_face.probabilities for f in result.frames if f.main_face and start <= f.time_s < end]
+    rows = [f.faces[0].probabilities for f in result.frames if f.faces and start <= f.time_s < end]
     assert len(rows) > 10, f"no face shown between {start} and {end} s"
     return dict(zip(CLASS_NAMES, np.mean(rows, axis=0), strict=True))
 
@@ -85,9 +85,7 @@ def test_timeline_is_upset_early_and_happy_while_she_laughs(processed):
 
     assert sum(early[name] for name in UPSET) > sum(laughing[name] for name in UPSET) + 0.2
     assert max(laughing, key=laughing.get) == "happy"
-    shown = [
-        f.main_face.emotion for f in result.frames if f.main_face and LAUGHING[0] <= f.time_s < LAUGHING[1]
-    ]
+    shown = [f.faces[0].emotion for f in result.frames if f.faces and LAUGHING[0] <= f.time_s < LAUGHING[1]]
     assert shown.count("happy") >= 0.8 * len(shown)
 
     summary = result.summary()
@@ -116,10 +114,10 @@ def test_the_emojified_video_opens_with_the_emoji_on_her_face(processed):
     """The tracker confirms a face only after a few frames; those frames get the emoji too."""
     result, out, _ = processed
     first = result.frames[0]
-    assert first.index == 0 and first.main_face is not None
+    assert first.index == 0 and first.faces
 
     original, emojified = decoded_frames(VIDEO)[0], decoded_frames(out)[0]
-    x, y, w, h = first.main_face.box.as_list()
+    x, y, w, h = first.faces[0].box.as_list()
     changed = np.abs(emojified[y : y + h, x : x + w].astype(int) - original[y : y + h, x : x + w]).max(axis=2)
     assert (changed > 60).mean() > 0.3  # an emoji covers her face, not just compression noise
 
@@ -249,7 +247,7 @@ def test_a_still_group_is_summarised_by_one_face_not_by_whichever_is_largest(pip
     result = process_video(path, pipeline)
     summary = result.summary()
 
-    largest = {frame.main_face.track_id for frame in result.frames if frame.main_face}
+    largest = {frame.faces[0].track_id for frame in result.frames if frame.faces}  # largest first
     assert len(largest) > 1  # the premise: the largest face is not always the same person
     assert summary.share[summary.dominant] == 1.0 and not summary.changes
     assert len(summary.tracks) == 3 and summary.main == summary.tracks[0].face
